@@ -1,0 +1,122 @@
+#include "collector.h"
+
+#include <pthread.h>
+
+#include <chrono>
+
+#include "code_identity.h"
+
+namespace spprof {
+
+namespace {
+constexpr auto kDrainPeriod = std::chrono::milliseconds(10);
+}
+
+size_t ProfileData::bytes_held() const {
+    size_t n = samples.capacity() * sizeof(SampleEntry) + frames.capacity() * sizeof(FrameEntry) +
+               (stack_frames.capacity() + stack_offsets.capacity()) * sizeof(uint32_t) +
+               threads.capacity() * sizeof(ThreadEntry);
+    for (const auto& s : symbols) n += sizeof(Symbol) + s.name.capacity() + s.filename.capacity();
+    return n;
+}
+
+Collector::Collector(const spprof_layout& layout, SampleQueue& queue, int max_depth, uint64_t memory_limit)
+    : L(layout), queue_(queue), memory_limit_(memory_limit), data_(new ProfileData()),
+      cells_(static_cast<size_t>(max_depth) + 1) {
+    symbols_.reset(new SymbolTable(layout, reader_, *data_));
+    stack_.reserve(static_cast<size_t>(max_depth) + 1);
+}
+
+Collector::~Collector() {
+    if (thread_.joinable()) finish();
+}
+
+bool Collector::start(const std::string& forced_reader, std::string& error) {
+    if (!reader_.open(forced_reader, error)) return false;
+    try {
+        thread_ = std::thread([this] { run(); });
+    } catch (const std::exception& e) {
+        error = std::string("cannot start the collector thread: ") + e.what();
+        return false;
+    }
+    return true;
+}
+
+void Collector::run() {
+    pthread_setname_np(pthread_self(), "spprof-collect");
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+        lock.unlock();
+        drain();
+        lock.lock();
+        cv_.wait_for(lock, kDrainPeriod, [this] { return stop_; });
+    }
+}
+
+std::unique_ptr<ProfileData> Collector::finish() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    drain();
+    return std::move(data_);
+}
+
+void Collector::drain() {
+    while (queue_.pop(&cells_[0], 1) == 1) {
+        const SampleHeader h = cells_[0].header;
+        size_t depth = h.depth;
+        if (depth + 1 > cells_.size()) depth = cells_.size() - 1;  // never: the sampler obeys max_depth
+        if (queue_.pop(&cells_[1], depth) != depth) break;        // never: pushed as one
+        ingest(h, &cells_[1].frame);
+    }
+    bytes_held_.store(data_->bytes_held() + symbols_->bytes_held() + stacks_by_hash_.size() * 64,
+                      std::memory_order_relaxed);
+    unverified_.store(symbols_->unverified(), std::memory_order_relaxed);
+}
+
+uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {
+    uint64_t key = mix64(ident, tid);
+    auto it = threads_by_key_.find(key);
+    if (it != threads_by_key_.end()) return it->second;
+    uint32_t idx = static_cast<uint32_t>(data_->threads.size());
+    data_->threads.push_back({ident, tid, ""});
+    threads_by_key_.emplace(key, idx);
+    return idx;
+}
+
+uint32_t Collector::intern_stack() {
+    uint64_t h = 0x5354;
+    for (uint32_t f : stack_) h = mix64(h, f);
+    auto& bucket = stacks_by_hash_[h];
+    for (uint32_t id : bucket) {
+        uint32_t a = data_->stack_offsets[id], b = data_->stack_offsets[id + 1];
+        if (b - a == stack_.size() && std::equal(stack_.begin(), stack_.end(), data_->stack_frames.begin() + a)) return id;
+    }
+    uint32_t id = static_cast<uint32_t>(data_->stack_count());
+    data_->stack_frames.insert(data_->stack_frames.end(), stack_.begin(), stack_.end());
+    data_->stack_offsets.push_back(static_cast<uint32_t>(data_->stack_frames.size()));
+    bucket.push_back(id);
+    return id;
+}
+
+void Collector::ingest(const SampleHeader& h, const FrameRecord* frames) {
+    if (bytes_held_.load(std::memory_order_relaxed) > memory_limit_) {
+        dropped_memory_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    stack_.clear();
+    if (h.flags & kSampleTruncated) stack_.push_back(symbols_->truncated_frame());
+    for (size_t i = h.depth; i-- > 0;) stack_.push_back(symbols_->frame_for(frames[i].code, frames[i].fingerprint, frames[i].instr_bytes));
+    SampleEntry s;
+    s.t_ns = h.t_ns;
+    s.weight_ns = h.weight_ns;
+    s.thread = thread_index(h.thread_ident, h.native_tid);
+    s.stack = intern_stack();
+    data_->samples.push_back(s);
+    samples_.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace spprof

@@ -1,0 +1,67 @@
+// The collector: the only consumer of the sample queue. It drains samples on its own thread,
+// interns stacks and resolves frames, so the sampler never waits and the GIL is never needed.
+//
+// Safety contract: runs on its own native thread without the GIL; reads interpreter memory only
+// through its own SafeReader. Its tables are handed over by finish(), after the thread ended.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "layout.h"
+#include "profile_data.h"
+#include "safe_read.h"
+#include "sample_queue.h"
+#include "symbols.h"
+
+namespace spprof {
+
+class Collector {
+public:
+    Collector(const spprof_layout& layout, SampleQueue& queue, int max_depth, uint64_t memory_limit);
+    ~Collector();
+    bool start(const std::string& forced_reader, std::string& error);
+    // Stops the thread after a last drain and hands over the tables.
+    std::unique_ptr<ProfileData> finish();
+
+    uint64_t samples() const { return samples_.load(std::memory_order_relaxed); }
+    uint64_t dropped_memory() const { return dropped_memory_.load(std::memory_order_relaxed); }
+    uint64_t bytes_held() const { return bytes_held_.load(std::memory_order_relaxed); }
+    uint64_t unverified() const { return unverified_.load(std::memory_order_relaxed); }
+
+    // Drains everything queued now; on the collector thread, or by the benchmark with no thread.
+    void drain();
+
+private:
+    void run();
+    void ingest(const SampleHeader& h, const FrameRecord* frames);
+    uint32_t intern_stack();
+    uint32_t thread_index(uint64_t ident, uint32_t tid);
+
+    const spprof_layout& L;
+    SampleQueue& queue_;
+    uint64_t memory_limit_;
+    SafeReader reader_;
+    std::unique_ptr<ProfileData> data_;
+    std::unique_ptr<SymbolTable> symbols_;
+    std::vector<SampleCell> cells_;
+    std::vector<uint32_t> stack_;
+    std::unordered_map<uint64_t, std::vector<uint32_t>> stacks_by_hash_;
+    std::unordered_map<uint64_t, uint32_t> threads_by_key_;
+
+    std::thread thread_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+
+    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0};
+};
+
+}  // namespace spprof

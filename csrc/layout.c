@@ -1,0 +1,234 @@
+/* The one place that knows each CPython version's layout (3.9-3.14).
+ *
+ * Safety contract: compiled as C with Py_BUILD_CORE so offsets come from the interpreter's own
+ * internal headers; runs only inside spprof_layout_init(), with the GIL held. */
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include <frameobject.h>
+#include <string.h>
+#include <stdio.h>
+
+#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030F0000
+#error "spprof supports CPython 3.9 to 3.14"
+#endif
+
+#include "internal/pycore_runtime.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_gil.h"
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_frame.h"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_interpframe.h"
+#include "internal/pycore_stackref.h"
+#endif
+
+#include "layout.h"
+
+#define OFF(type, field) ((uint32_t)offsetof(type, field))
+
+/* Bit position and mask of a bitfield of PyASCIIObject.state, learnt by setting it. */
+#define STATE_BITS(field, value, out_mask)                              \
+    do {                                                                \
+        PyASCIIObject probe;                                            \
+        uint32_t raw = 0;                                               \
+        memset(&probe, 0, sizeof probe);                                \
+        probe.state.field = (value);                                    \
+        memcpy(&raw, (char *)&probe + offsetof(PyASCIIObject, state), sizeof raw); \
+        (out_mask) = raw;                                               \
+    } while (0)
+
+static void fill_strings(struct spprof_layout *l)
+{
+    uint32_t kind_mask;
+    l->str_length = OFF(PyASCIIObject, length);
+    l->str_state = OFF(PyASCIIObject, state);
+    l->str_ascii_data = (uint32_t)sizeof(PyASCIIObject);
+    l->str_compact_data = (uint32_t)sizeof(PyCompactUnicodeObject);
+    STATE_BITS(kind, 7, kind_mask);
+    l->str_kind_mask = kind_mask;
+    l->str_kind_shift = 0;
+    while (kind_mask && !(kind_mask & 1u)) {
+        kind_mask >>= 1;
+        l->str_kind_shift++;
+    }
+    STATE_BITS(compact, 1, l->str_compact_bit);
+    STATE_BITS(ascii, 1, l->str_ascii_bit);
+    l->bytes_sval = OFF(PyBytesObject, ob_sval);
+}
+
+static void fill_code(struct spprof_layout *l)
+{
+    l->ob_type = OFF(PyObject, ob_type);
+    l->ob_size = OFF(PyVarObject, ob_size);
+    l->co_firstlineno = OFF(PyCodeObject, co_firstlineno);
+    l->co_name = OFF(PyCodeObject, co_name);
+    l->co_filename = OFF(PyCodeObject, co_filename);
+#if PY_VERSION_HEX >= 0x030B0000
+    l->co_qualname = OFF(PyCodeObject, co_qualname);
+    l->co_linetable = OFF(PyCodeObject, co_linetable);
+    l->co_code_adaptive = OFF(PyCodeObject, co_code_adaptive);
+    l->co_size = l->co_code_adaptive;
+    l->linetable_format = SPPROF_LOCATIONS;
+#elif PY_VERSION_HEX >= 0x030A0000
+    l->co_linetable = OFF(PyCodeObject, co_linetable);
+    l->co_code = OFF(PyCodeObject, co_code);
+    l->co_size = (uint32_t)sizeof(PyCodeObject);
+    l->linetable_format = SPPROF_LINETABLE;
+#else
+    l->co_linetable = OFF(PyCodeObject, co_lnotab);
+    l->co_code = OFF(PyCodeObject, co_code);
+    l->co_size = (uint32_t)sizeof(PyCodeObject);
+    l->linetable_format = SPPROF_LNOTAB;
+#endif
+}
+
+static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
+{
+    l->interp = (uint64_t)(uintptr_t)interp;
+    l->ts_size = (uint32_t)sizeof(PyThreadState);
+    l->ts_next = OFF(PyThreadState, next);
+    l->ts_interp = OFF(PyThreadState, interp);
+    l->ts_thread_id = OFF(PyThreadState, thread_id);
+#if PY_VERSION_HEX >= 0x030B0000
+    l->interp_threads_head = OFF(PyInterpreterState, threads.head);
+#else
+    l->interp_threads_head = OFF(PyInterpreterState, tstate_head);
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    l->gil = (uint64_t)(uintptr_t)interp->ceval.gil;
+#else
+    l->gil = (uint64_t)(uintptr_t)&_PyRuntime.ceval.gil;
+#endif
+    l->gil_size = (uint32_t)sizeof(struct _gil_runtime_state);
+    l->gil_last_holder = OFF(struct _gil_runtime_state, last_holder);
+    l->gil_locked = OFF(struct _gil_runtime_state, locked);
+    l->gil_switch_number = OFF(struct _gil_runtime_state, switch_number);
+#if PY_VERSION_HEX >= 0x030B0000
+    l->has_native_thread_id = 1;
+    l->ts_native_thread_id = OFF(PyThreadState, native_thread_id);
+    l->ts_datastack_chunk = OFF(PyThreadState, datastack_chunk);
+    l->ts_datastack_top = OFF(PyThreadState, datastack_top);
+    l->chunk_header = OFF(_PyStackChunk, data);
+#endif
+}
+
+static void fill_frames(struct spprof_layout *l)
+{
+    l->owner_generator = l->owner_cstack = l->owner_interpreter = -1;
+#if PY_VERSION_HEX >= 0x030B0000
+    l->if_size = (uint32_t)sizeof(_PyInterpreterFrame);
+    l->if_previous = OFF(_PyInterpreterFrame, previous);
+    l->if_owner = OFF(_PyInterpreterFrame, owner);
+    l->owner_generator = FRAME_OWNED_BY_GENERATOR;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    l->frame_model = SPPROF_FRAMES_CURRENT;
+    l->ts_frame = OFF(PyThreadState, current_frame);
+    l->if_code = OFF(_PyInterpreterFrame, f_executable);
+    l->if_instr = OFF(_PyInterpreterFrame, instr_ptr);
+    l->owner_cstack = FRAME_OWNED_BY_CSTACK;
+#elif PY_VERSION_HEX >= 0x030B0000
+    l->frame_model = SPPROF_FRAMES_CFRAME;
+    l->ts_frame = OFF(PyThreadState, cframe);
+    l->cframe_size = (uint32_t)sizeof(_PyCFrame);
+    l->cframe_current_frame = OFF(_PyCFrame, current_frame);
+    l->if_code = OFF(_PyInterpreterFrame, f_code);
+    l->if_instr = OFF(_PyInterpreterFrame, prev_instr);
+#if PY_VERSION_HEX >= 0x030C0000
+    l->owner_cstack = FRAME_OWNED_BY_CSTACK;
+#endif
+#else
+    l->frame_model = SPPROF_FRAMES_OBJECTS;
+    l->ts_frame = OFF(PyThreadState, frame);
+    l->fo_size = (uint32_t)sizeof(PyFrameObject);
+    l->fo_back = OFF(PyFrameObject, f_back);
+    l->fo_code = OFF(PyFrameObject, f_code);
+    l->fo_lasti = OFF(PyFrameObject, f_lasti);
+#if PY_VERSION_HEX >= 0x030A0000
+    l->fo_state = OFF(PyFrameObject, f_state);
+    l->fo_running = FRAME_EXECUTING;
+    l->fo_lasti_in_units = 1;
+#else
+    l->fo_state = OFF(PyFrameObject, f_executing);
+    l->fo_running = 1;
+    l->fo_lasti_in_units = 0;
+#endif
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    l->owner_interpreter = FRAME_OWNED_BY_INTERPRETER;
+    l->if_code_tag_mask = Py_TAG_BITS;
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* The interpreter publishes its own offsets for out-of-process tools; a build made against other
+ * headers than the running interpreter's would read garbage, so refuse it. */
+static int check_debug_offsets(const struct spprof_layout *l, char *err, size_t errlen)
+{
+    const _Py_DebugOffsets *d = &_PyRuntime.debug_offsets;
+    struct { const char *what; uint64_t runtime; uint64_t built; } checks[] = {
+        {"interpreter_state.threads_head", d->interpreter_state.threads_head, l->interp_threads_head},
+        {"thread_state.next", d->thread_state.next, l->ts_next},
+        {"thread_state.interp", d->thread_state.interp, l->ts_interp},
+        {"thread_state.current_frame", d->thread_state.current_frame, l->ts_frame},
+        {"thread_state.thread_id", d->thread_state.thread_id, l->ts_thread_id},
+        {"thread_state.native_thread_id", d->thread_state.native_thread_id, l->ts_native_thread_id},
+        {"thread_state.datastack_chunk", d->thread_state.datastack_chunk, l->ts_datastack_chunk},
+        {"interpreter_frame.previous", d->interpreter_frame.previous, l->if_previous},
+        {"interpreter_frame.executable", d->interpreter_frame.executable, l->if_code},
+        {"interpreter_frame.instr_ptr", d->interpreter_frame.instr_ptr, l->if_instr},
+        {"interpreter_frame.owner", d->interpreter_frame.owner, l->if_owner},
+        {"code_object.filename", d->code_object.filename, l->co_filename},
+        {"code_object.name", d->code_object.name, l->co_name},
+        {"code_object.qualname", d->code_object.qualname, l->co_qualname},
+        {"code_object.linetable", d->code_object.linetable, l->co_linetable},
+        {"code_object.firstlineno", d->code_object.firstlineno, l->co_firstlineno},
+        {"code_object.co_code_adaptive", d->code_object.co_code_adaptive, l->co_code_adaptive},
+    };
+    size_t i;
+    if (memcmp(d->cookie, "xdebugpy", 8) != 0) {
+        snprintf(err, errlen, "spprof: _PyRuntime.debug_offsets has no cookie; "
+                 "this interpreter's layout is unknown");
+        return -1;
+    }
+    if ((d->version >> 16) != (PY_VERSION_HEX >> 16)) {
+        snprintf(err, errlen, "spprof: built for CPython %d.%d but running %d.%d; reinstall spprof",
+                 PY_MAJOR_VERSION, PY_MINOR_VERSION, (int)(d->version >> 24),
+                 (int)((d->version >> 16) & 0xff));
+        return -1;
+    }
+    for (i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        if (checks[i].runtime != checks[i].built) {
+            snprintf(err, errlen, "spprof: interpreter layout mismatch at %s (built %llu, running %llu); "
+                     "reinstall spprof for this interpreter", checks[i].what,
+                     (unsigned long long)checks[i].built, (unsigned long long)checks[i].runtime);
+            return -1;
+        }
+    }
+    return 0;
+}
+#endif
+
+int spprof_layout_init(struct spprof_layout *l, char *err, size_t errlen)
+{
+    PyInterpreterState *interp = PyInterpreterState_Main();
+    memset(l, 0, sizeof *l);
+    l->py_major = PY_MAJOR_VERSION;
+    l->py_minor = PY_MINOR_VERSION;
+    fill_code(l);
+    fill_strings(l);
+    fill_threads(l, interp);
+    fill_frames(l);
+    l->code_type = (uint64_t)(uintptr_t)&PyCode_Type;
+    l->frame_type = (uint64_t)(uintptr_t)&PyFrame_Type;
+    l->unicode_type = (uint64_t)(uintptr_t)&PyUnicode_Type;
+    l->bytes_type = (uint64_t)(uintptr_t)&PyBytes_Type;
+#if PY_VERSION_HEX >= 0x030D0000
+    return check_debug_offsets(l, err, errlen);
+#else
+    (void)err;
+    (void)errlen;
+    return 0;
+#endif
+}

@@ -1,0 +1,82 @@
+/* The interpreter's memory layout, as numbers.
+ *
+ * Safety contract: spprof_layout_init() runs once per start() with the GIL held and may call the
+ * C API. Everything it fills is plain data that the GIL-free sampler reads; no other file knows a
+ * CPython struct. This header is C so the C translation unit that includes CPython's internal
+ * headers (which do not all compile as C++) can define it. */
+#ifndef SPPROF_LAYOUT_H
+#define SPPROF_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How a thread's frames are chained. */
+enum spprof_frame_model {
+    SPPROF_FRAMES_OBJECTS = 0,      /* 3.9/3.10: PyFrameObject via tstate->frame and f_back */
+    SPPROF_FRAMES_CFRAME = 1,       /* 3.11/3.12: _PyInterpreterFrame via tstate->cframe->current_frame */
+    SPPROF_FRAMES_CURRENT = 2       /* 3.13+: _PyInterpreterFrame via tstate->current_frame */
+};
+
+/* How a code object maps instruction offsets to lines. */
+enum spprof_linetable_format {
+    SPPROF_LNOTAB = 0,      /* 3.9 co_lnotab, byte offsets */
+    SPPROF_LINETABLE = 1,   /* 3.10 co_linetable (PEP 626), byte offsets */
+    SPPROF_LOCATIONS = 2    /* 3.11+ co_linetable location table, code units */
+};
+
+struct spprof_layout {
+    int py_major, py_minor;
+    int frame_model;
+    int linetable_format;
+    int has_native_thread_id;
+
+    /* addresses, valid for the life of the process */
+    uint64_t interp;            /* the main interpreter */
+    uint64_t gil;               /* its struct _gil_runtime_state */
+    uint64_t code_type, frame_type, unicode_type, bytes_type;
+
+    uint32_t interp_threads_head;
+
+    uint32_t gil_size, gil_last_holder, gil_locked, gil_switch_number;
+
+    uint32_t ts_size, ts_next, ts_interp, ts_thread_id, ts_native_thread_id;
+    uint32_t ts_frame;          /* frame (objects), cframe (cframe) or current_frame (current) */
+    uint32_t ts_datastack_chunk, ts_datastack_top;
+    uint32_t cframe_size, cframe_current_frame;
+    uint32_t chunk_header;      /* offset of a stack chunk's data */
+
+    /* PyFrameObject (SPPROF_FRAMES_OBJECTS) */
+    uint32_t fo_size, fo_back, fo_code, fo_lasti, fo_state;
+    int fo_lasti_in_units;      /* 3.10 counts code units, 3.9 bytes */
+    int fo_running;             /* value of the state field while the frame executes */
+
+    /* _PyInterpreterFrame (3.11+) */
+    uint32_t if_size, if_code, if_previous, if_instr, if_owner;
+    uint64_t if_code_tag_mask;  /* 3.14 tags f_executable as a _PyStackRef */
+    int owner_generator, owner_cstack, owner_interpreter;   /* -1 where the version has none */
+
+    /* PyCodeObject */
+    uint32_t co_size, co_firstlineno, co_name, co_qualname, co_filename, co_linetable;
+    uint32_t co_code;           /* 3.9/3.10: the bytes object holding the bytecode */
+    uint32_t co_code_adaptive;  /* 3.11+: offset of the inline bytecode */
+    uint32_t ob_size;           /* PyVarObject.ob_size */
+    uint32_t ob_type;
+
+    /* str and bytes */
+    uint32_t str_length, str_state, str_ascii_data, str_compact_data;
+    uint32_t str_kind_mask, str_kind_shift, str_compact_bit, str_ascii_bit;
+    uint32_t bytes_sval;
+};
+
+/* Fills *out for the running interpreter. Returns 0, or -1 with a message in err when the
+ * interpreter does not match the layout spprof was built for. Call with the GIL held. */
+int spprof_layout_init(struct spprof_layout *out, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

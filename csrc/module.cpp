@@ -1,0 +1,213 @@
+// spprof._native: the pybind11 face of the engine.
+//
+// Safety contract: every function here runs with the GIL held (pybind11's default) unless it
+// says otherwise; the GIL serialises start() and stop(), so one engine exists at a time.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <time.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "collector.h"
+#include "layout.h"
+#include "profile_data.h"
+#include "sampler.h"
+#include "speedscope.h"
+#include "threads.h"
+
+namespace py = pybind11;
+using namespace spprof;
+
+namespace {
+
+constexpr size_t kQueueCells = 1 << 17;  // 4 MiB: a few hundred ms of samples at 1 ms
+
+int64_t unix_ns() {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return static_cast<int64_t>(t.tv_sec) * 1000000000ll + t.tv_nsec;
+}
+
+NativeIds& native_ids() {
+    static NativeIds* ids = new NativeIds();  // never freed: the sampler of a late stop may read it
+    return *ids;
+}
+
+struct Engine {
+    spprof_layout layout{};
+    SamplerOptions options;
+    std::unique_ptr<SampleQueue> queue;
+    std::unique_ptr<Collector> collector;
+    std::unique_ptr<Sampler> sampler;
+    uint64_t start_ns = 0;
+    int64_t start_unix_ns = 0;
+    uint64_t process_cpu_start_ns = 0;
+};
+
+std::unique_ptr<Engine> g_engine;
+
+uint64_t process_cpu_ns() {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+[[noreturn]] void raise_os_error(const std::string& msg) {
+    PyErr_SetString(PyExc_OSError, msg.c_str());
+    throw py::error_already_set();
+}
+
+void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes) {
+    if (g_engine) throw std::runtime_error("Profiler already running");
+    auto e = std::make_unique<Engine>();
+    char err[512] = {0};
+    if (spprof_layout_init(&e->layout, err, sizeof err) != 0) raise_os_error(err);
+    e->options.interval_ns = static_cast<uint64_t>(interval_ms * 1e6);
+    e->options.wall = mode == "wall";
+    e->options.max_depth = max_depth;
+    const char* forced = std::getenv("SPPROF_READER");
+    std::string reader = forced ? forced : "";
+    std::string error;
+    e->queue = std::make_unique<SampleQueue>(kQueueCells);
+    e->collector = std::make_unique<Collector>(e->layout, *e->queue, max_depth, memory_limit_bytes);
+    e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, native_ids());
+    if (!e->collector->start(reader, error)) raise_os_error("spprof: " + error);
+    e->start_ns = monotonic_ns();
+    e->start_unix_ns = unix_ns();
+    e->process_cpu_start_ns = process_cpu_ns();
+    if (!e->sampler->start(reader, error)) {
+        e->collector->finish();
+        raise_os_error("spprof: " + error);
+    }
+    g_engine = std::move(e);
+}
+
+py::object stats() {
+    if (!g_engine) return py::none();
+    const Engine& e = *g_engine;
+    const SamplerCounters& c = e.sampler->counters();
+    py::dict d;
+    d["collected_samples"] = c.collected.load();
+    d["dropped_samples"] = c.dropped_full.load() + e.collector->dropped_memory();
+    d["dropped_queue_full"] = c.dropped_full.load();
+    d["dropped_memory_limit"] = e.collector->dropped_memory();
+    d["torn_walks"] = c.torn.load() + c.torn_lists.load();
+    d["missed_ticks"] = c.missed_ticks.load();
+    d["ticks"] = c.ticks.load();
+    d["threads_seen"] = c.threads_max.load();
+    d["unidentified_threads"] = c.unidentified.load();
+    d["unverified_frames"] = e.collector->unverified();
+    d["bytes_held"] = e.collector->bytes_held() + kQueueCells * sizeof(SampleCell);
+    d["sampler_cpu_ns"] = c.cpu_ns.load();
+    d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
+    d["duration_ns"] = monotonic_ns() - e.start_ns;
+    d["reads"] = c.reads.load();
+    d["reader"] = std::string(e.sampler->reader_name());
+    return d;
+}
+
+std::unique_ptr<ProfileData> stop() {
+    if (!g_engine) throw std::runtime_error("Profiler not running");
+    py::dict last = stats();
+    std::unique_ptr<Engine> e = std::move(g_engine);
+    uint64_t end_ns;
+    {
+        py::gil_scoped_release nogil;  // the native threads never take the GIL; others may run
+        e->sampler->stop();
+        end_ns = monotonic_ns();
+    }
+    std::unique_ptr<ProfileData> d = e->collector->finish();
+    d->interval_ns = e->options.interval_ns;
+    d->wall = e->options.wall;
+    d->start_ns = e->start_ns;
+    d->end_ns = end_ns;
+    d->start_unix_ns = e->start_unix_ns;
+    d->end_unix_ns = unix_ns();
+    for (auto item : last) {
+        if (py::isinstance<py::int_>(item.second))
+            d->counters.emplace_back(py::str(item.first), item.second.cast<uint64_t>());
+    }
+    return d;
+}
+
+py::tuple sample_columns(const ProfileData& d) {
+    size_t n = d.samples.size();
+    std::string t(n * 8, '\0'), w(n * 8, '\0'), th(n * 4, '\0'), st(n * 4, '\0');
+    for (size_t i = 0; i < n; ++i) {
+        const SampleEntry& s = d.samples[i];
+        std::memcpy(&t[i * 8], &s.t_ns, 8);
+        std::memcpy(&w[i * 8], &s.weight_ns, 8);
+        std::memcpy(&th[i * 4], &s.thread, 4);
+        std::memcpy(&st[i * 4], &s.stack, 4);
+    }
+    return py::make_tuple(py::bytes(t), py::bytes(w), py::bytes(th), py::bytes(st));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "spprof's native sampling engine";
+
+    py::class_<ProfileData>(m, "ProfileData")
+        .def_readonly("interval_ns", &ProfileData::interval_ns)
+        .def_readonly("wall", &ProfileData::wall)
+        .def_readonly("start_ns", &ProfileData::start_ns)
+        .def_readonly("end_ns", &ProfileData::end_ns)
+        .def_readonly("start_unix_ns", &ProfileData::start_unix_ns)
+        .def_readonly("end_unix_ns", &ProfileData::end_unix_ns)
+        .def("__len__", [](const ProfileData& d) { return d.samples.size(); })
+        .def("symbols", [](const ProfileData& d) {
+            py::list out;
+            for (const Symbol& s : d.symbols) out.append(py::make_tuple(s.name, s.filename, s.firstlineno));
+            return out;
+        })
+        .def("frames", [](const ProfileData& d) {
+            py::list out;
+            for (const FrameEntry& f : d.frames) out.append(py::make_tuple(f.symbol, f.line));
+            return out;
+        })
+        .def("stacks", [](const ProfileData& d) {
+            py::list out;
+            for (size_t i = 0; i < d.stack_count(); ++i) {
+                py::tuple t(d.stack_offsets[i + 1] - d.stack_offsets[i]);
+                for (uint32_t k = d.stack_offsets[i], j = 0; k < d.stack_offsets[i + 1]; ++k, ++j) t[j] = d.stack_frames[k];
+                out.append(t);
+            }
+            return out;
+        })
+        .def("threads", [](const ProfileData& d) {
+            py::list out;
+            for (const ThreadEntry& t : d.threads) out.append(py::make_tuple(t.ident, t.native_tid, t.name));
+            return out;
+        })
+        .def("set_thread_name", [](ProfileData& d, size_t i, const std::string& name) {
+            if (i >= d.threads.size()) throw py::index_error("thread index out of range");
+            d.threads[i].name = name;
+        })
+        .def("counters", [](const ProfileData& d) {
+            py::dict out;
+            for (const auto& kv : d.counters) out[py::str(kv.first)] = kv.second;
+            return out;
+        })
+        .def("sample_columns", &sample_columns)
+        .def("write_speedscope", [](const ProfileData& d, const std::string& path, const std::string& name,
+                                    const std::string& exporter) {
+            std::string error;
+            bool ok;
+            {
+                py::gil_scoped_release nogil;
+                ok = write_speedscope(d, path, name, exporter, error);
+            }
+            if (!ok) raise_os_error("cannot write " + path + ": " + error);
+        });
+
+    m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"));
+    m.def("stop", &stop);
+    m.def("is_active", [] { return static_cast<bool>(g_engine); });
+    m.def("stats", &stats);
+    m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });
+}

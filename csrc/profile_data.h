@@ -1,0 +1,59 @@
+// The compact tables of a profile: every symbol, frame and stack stored once, samples referring
+// to stacks by id. Built by the collector, read by the exporters and the Python data model.
+//
+// Safety contract: plain data, owned by one thread at a time (the collector while sampling,
+// the Python side after stop()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace spprof {
+
+struct Symbol {
+    std::string name;       // qualified name on 3.11+, the code's name before
+    std::string filename;
+    int firstlineno = 0;
+};
+
+struct FrameEntry {
+    uint32_t symbol;
+    int32_t line;
+};
+
+struct ThreadEntry {
+    uint64_t ident;
+    uint32_t native_tid;
+    std::string name;
+};
+
+struct SampleEntry {
+    uint64_t t_ns;          // monotonic
+    uint64_t weight_ns;
+    uint32_t thread;        // index into threads
+    uint32_t stack;         // index into stack_offsets
+};
+
+struct ProfileData {
+    std::vector<Symbol> symbols;
+    std::vector<FrameEntry> frames;
+    std::vector<uint32_t> stack_frames;     // all stacks, root first, back to back
+    std::vector<uint32_t> stack_offsets;    // stack i is [offsets[i], offsets[i+1])
+    std::vector<ThreadEntry> threads;
+    std::vector<SampleEntry> samples;
+
+    uint64_t interval_ns = 0;
+    bool wall = false;
+    uint64_t start_ns = 0, end_ns = 0;      // monotonic
+    int64_t start_unix_ns = 0, end_unix_ns = 0;
+
+    // Counters from the sampler and the collector, by name.
+    std::vector<std::pair<std::string, uint64_t>> counters;
+
+    ProfileData() { stack_offsets.push_back(0); }
+    size_t stack_count() const { return stack_offsets.size() - 1; }
+    size_t bytes_held() const;
+};
+
+}  // namespace spprof

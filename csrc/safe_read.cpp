@@ -1,0 +1,137 @@
+#include "safe_read.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace spprof {
+
+namespace {
+constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
+constexpr size_t kPipeChunk = 4096;  // one page: a pipe takes it atomically
+}
+
+SafeReader::~SafeReader() { close(); }
+
+void SafeReader::close() {
+    if (mem_fd_ >= 0) ::close(mem_fd_);
+    if (pipe_[0] >= 0) ::close(pipe_[0]);
+    if (pipe_[1] >= 0) ::close(pipe_[1]);
+    mem_fd_ = pipe_[0] = pipe_[1] = -1;
+}
+
+const char* SafeReader::method_name() const {
+    switch (method_) {
+        case ReadMethod::VmReadv: return "process_vm_readv";
+        case ReadMethod::ProcMem: return "/proc/self/mem";
+        case ReadMethod::Pipe: return "pipe";
+    }
+    return "?";
+}
+
+bool SafeReader::probe(ReadMethod m) {
+    method_ = m;
+    if (m == ReadMethod::ProcMem && mem_fd_ < 0) {
+        mem_fd_ = ::open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+        if (mem_fd_ < 0) return false;
+    }
+    if (m == ReadMethod::Pipe && pipe_[0] < 0) {
+        if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+    }
+    // A known value must come back, and an unmapped address must fail cleanly.
+    volatile uint64_t known = 0x5370707266696c65ull;
+    uint64_t got = 0;
+    if (!read(reinterpret_cast<uint64_t>(&known), &got, sizeof got) || got != known) return false;
+    return !read(8, &got, sizeof got);
+}
+
+bool SafeReader::open(const std::string& forced, std::string& error) {
+    close();
+    pid_ = static_cast<int>(::getpid());
+    struct Candidate { const char* name; ReadMethod m; };
+    const Candidate all[] = {{"vm_readv", ReadMethod::VmReadv},
+                             {"proc_mem", ReadMethod::ProcMem},
+                             {"pipe", ReadMethod::Pipe}};
+    bool known_name = forced.empty();
+    for (const auto& c : all) {
+        if (!forced.empty() && forced != c.name) continue;
+        known_name = true;
+        if (probe(c.m)) return true;
+    }
+    error = known_name ? "no fault-proof memory reader works here (process_vm_readv, /proc/self/mem and a pipe were refused)"
+                       : "SPPROF_READER must be vm_readv, proc_mem or pipe, not '" + forced + "'";
+    close();
+    return false;
+}
+
+bool SafeReader::read_proc_mem(uint64_t addr, void* dst, size_t len) {
+    auto* out = static_cast<char*>(dst);
+    while (len > 0) {
+        ++syscalls_;
+        ssize_t n = ::pread(mem_fd_, out, len, static_cast<off_t>(addr));
+        if (n <= 0) return false;
+        out += n; addr += static_cast<uint64_t>(n); len -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+bool SafeReader::read_pipe(uint64_t addr, void* dst, size_t len) {
+    auto* out = static_cast<char*>(dst);
+    while (len > 0) {
+        size_t want = len < kPipeChunk ? len : kPipeChunk;
+        ++syscalls_;
+        ssize_t w = ::write(pipe_[1], reinterpret_cast<const void*>(addr), want);
+        if (w <= 0) return false;  // EFAULT: the range is not readable
+        size_t got = 0;
+        while (got < static_cast<size_t>(w)) {
+            ++syscalls_;
+            ssize_t r = ::read(pipe_[0], out + got, static_cast<size_t>(w) - got);
+            if (r <= 0) return false;
+            got += static_cast<size_t>(r);
+        }
+        out += w; addr += static_cast<uint64_t>(w); len -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
+    if (len == 0) return true;
+    if (addr == 0 || addr + len < addr) return false;
+    if (method_ == ReadMethod::VmReadv) {
+        struct iovec l{dst, len};
+        struct iovec r{reinterpret_cast<void*>(addr), len};
+        ++syscalls_;
+        return ::syscall(SYS_process_vm_readv, pid_, &l, 1UL, &r, 1UL, 0UL) == static_cast<ssize_t>(len);
+    }
+    if (method_ == ReadMethod::ProcMem) return read_proc_mem(addr, dst, len);
+    return read_pipe(addr, dst, len);
+}
+
+bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, size_t n) {
+    if (method_ != ReadMethod::VmReadv) {
+        for (size_t i = 0; i < n; ++i) {
+            if (local[i].iov_len != remote[i].iov_len) return false;
+            if (!read(reinterpret_cast<uint64_t>(remote[i].iov_base), local[i].iov_base, local[i].iov_len)) return false;
+        }
+        return true;
+    }
+    while (n > 0) {
+        size_t batch = n < kMaxIov ? n : kMaxIov;
+        size_t want = 0;
+        for (size_t i = 0; i < batch; ++i) {
+            if (remote[i].iov_base == nullptr) return false;
+            want += remote[i].iov_len;
+        }
+        ++syscalls_;
+        ssize_t got = ::syscall(SYS_process_vm_readv, pid_, local, batch, remote, batch, 0UL);
+        if (got != static_cast<ssize_t>(want)) return false;
+        local += batch; remote += batch; n -= batch;
+    }
+    return true;
+}
+
+}  // namespace spprof

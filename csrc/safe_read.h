@@ -1,0 +1,51 @@
+// Copies of this process's memory that cannot fault.
+//
+// Safety contract: every read goes through the kernel (process_vm_readv on our own pid, or
+// pread on /proc/self/mem, or a write into a pipe), which reports a bad address as an error
+// instead of a signal. No signal handler is installed. A reader is used by one thread at a time;
+// each thread that reads owns its own SafeReader.
+#pragma once
+
+#include <sys/uio.h>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace spprof {
+
+enum class ReadMethod { VmReadv, ProcMem, Pipe };
+
+class SafeReader {
+public:
+    SafeReader() = default;
+    ~SafeReader();
+    SafeReader(const SafeReader&) = delete;
+    SafeReader& operator=(const SafeReader&) = delete;
+
+    // Picks the first method that works here, or `forced` ("vm_readv", "proc_mem", "pipe").
+    // Returns false with a reason in `error` when none does.
+    bool open(const std::string& forced, std::string& error);
+    void close();
+
+    // All-or-nothing: true only when every byte was copied.
+    bool read(uint64_t addr, void* dst, size_t len);
+    // Many ranges in as few system calls as the method allows; all-or-nothing.
+    bool readv(const struct iovec* local, const struct iovec* remote, size_t n);
+
+    ReadMethod method() const { return method_; }
+    const char* method_name() const;
+    uint64_t syscalls() const { return syscalls_; }
+
+private:
+    bool probe(ReadMethod m);
+    bool read_proc_mem(uint64_t addr, void* dst, size_t len);
+    bool read_pipe(uint64_t addr, void* dst, size_t len);
+
+    ReadMethod method_ = ReadMethod::VmReadv;
+    int pid_ = 0;
+    int mem_fd_ = -1;
+    int pipe_[2] = {-1, -1};
+    uint64_t syscalls_ = 0;
+};
+
+}  // namespace spprof

@@ -1,0 +1,154 @@
+#include "sampler.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+
+namespace spprof {
+
+namespace {
+constexpr size_t kMaxThreads = 4096;
+
+uint64_t own_cpu_ns() {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+// xorshift64*: the jitter needs no quality beyond not being periodic.
+struct Jitter {
+    uint64_t s;
+    int64_t next(int64_t span) {
+        s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+        uint64_t r = s * 2685821657736338717ull;
+        return span > 0 ? static_cast<int64_t>(r % static_cast<uint64_t>(2 * span + 1)) - span : 0;
+    }
+};
+}  // namespace
+
+uint64_t monotonic_ns() {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, const NativeIds& ids)
+    : L(layout), opts_(opts), queue_(queue), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads),
+      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1) {}
+
+Sampler::~Sampler() { stop(); }
+
+bool Sampler::start(const std::string& forced_reader, std::string& error) {
+    if (!reader_.open(forced_reader, error)) return false;
+    if (!opts_.wall) {
+        // Baseline: CPU time used before start() is not part of the profile.
+        for (int attempt = 0; attempt < 5; ++attempt) {
+            if (!threads_.enumerate()) continue;
+            uint64_t d;
+            for (size_t i = 0; i < threads_.size(); ++i) clocks_.observe(threads_[i].tstate, threads_[i].tid, false, d);
+            clocks_.end_tick();
+            break;
+        }
+    }
+    stopping_ = false;
+    try {
+        thread_ = std::thread([this] { run(); });
+    } catch (const std::exception& e) {
+        error = std::string("cannot start the sampler thread: ") + e.what();
+        return false;
+    }
+    return true;
+}
+
+void Sampler::stop() {
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+    io_.stop();  // also holds when run() has not started yet: it then returns at once
+    thread_.join();
+}
+
+void Sampler::run() {
+    pthread_setname_np(pthread_self(), "spprof-sampler");
+    boost::asio::steady_timer timer(io_);
+
+    using clock = std::chrono::steady_clock;
+    const auto interval = std::chrono::nanoseconds(opts_.interval_ns);
+    const auto origin = clock::now();
+    const int64_t span = static_cast<int64_t>(opts_.interval_ns / 20);  // +-5%
+    Jitter jitter{0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(origin.time_since_epoch().count())};
+    uint64_t k = 1;
+
+    std::function<void(const boost::system::error_code&)> on_tick;
+    auto schedule = [&] {
+        timer.expires_at(origin + interval * static_cast<int64_t>(k) + std::chrono::nanoseconds(jitter.next(span)));
+        timer.async_wait(on_tick);
+    };
+    on_tick = [&](const boost::system::error_code& ec) {
+        if (ec || stopping_) return;
+        tick(monotonic_ns(), true);
+        counters_.ticks.fetch_add(1, std::memory_order_relaxed);
+        counters_.cpu_ns.store(own_cpu_ns(), std::memory_order_relaxed);
+        counters_.reads.store(reader_.syscalls(), std::memory_order_relaxed);
+        // A late wake-up skips the ticks it overran and counts them; it never fires them back to back.
+        const uint64_t due = static_cast<uint64_t>((clock::now() - origin) / interval);
+        if (due > k) {
+            counters_.missed_ticks.fetch_add(due - k, std::memory_order_relaxed);
+            k = due;
+        }
+        ++k;
+        schedule();
+    };
+    schedule();
+    io_.run();
+}
+
+bool Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated) {
+    SampleHeader& h = cells_[0].header;
+    h.t_ns = t_ns;
+    h.thread_ident = t.ident;
+    h.weight_ns = weight;
+    h.native_tid = t.tid;
+    h.depth = static_cast<uint16_t>(depth);
+    h.flags = truncated ? kSampleTruncated : 0;
+    const size_t n = static_cast<size_t>(depth) + 1;
+    if (queue_.write_available() < n) return false;
+    return queue_.push(cells_.data(), n) == n;
+}
+
+void Sampler::tick(uint64_t t_ns, bool count_new) {
+    if (!threads_.enumerate()) {
+        counters_.torn_lists.fetch_add(1, std::memory_order_relaxed);
+        clocks_.keep_previous();
+        return;
+    }
+    const size_t n = threads_.size();
+    if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
+    FrameRecord* frames = &cells_[1].frame;
+    for (size_t i = 0; i < n; ++i) {
+        const ThreadSeen& t = threads_[i];
+        uint64_t weight = opts_.interval_ns;
+        if (!opts_.wall) {
+            if (t.tid == 0) {
+                counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            if (!clocks_.observe(t.tstate, t.tid, count_new, weight) || weight == 0) continue;
+        }
+        int depth = 0;
+        bool truncated = false;
+        Capture c = capture_.capture(t.copy, frames, depth, truncated);
+        if (c == Capture::Empty) continue;
+        if (c == Capture::Torn) {
+            counters_.torn.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        if (push(t, t_ns, weight, depth, truncated)) counters_.collected.fetch_add(1, std::memory_order_relaxed);
+        else counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!opts_.wall) clocks_.end_tick();
+}
+
+}  // namespace spprof

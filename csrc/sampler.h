@@ -1,0 +1,78 @@
+// The sampler thread: a Boost.Asio steady_timer on absolute deadlines drives one tick per
+// interval; each tick picks threads, captures their stacks and pushes the samples.
+//
+// Safety contract: the thread never takes the GIL, never calls the C API, never allocates after
+// start() and never blocks on anything the application can hold. It pushes to the queue without
+// waiting: a full queue drops the sample and counts it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "frame_capture.h"
+#include "layout.h"
+#include "safe_read.h"
+#include "sample_queue.h"
+#include "threads.h"
+
+namespace spprof {
+
+struct SamplerOptions {
+    uint64_t interval_ns = 10'000'000;
+    bool wall = false;
+    int max_depth = 128;
+};
+
+struct SamplerCounters {
+    std::atomic<uint64_t> ticks{0};
+    std::atomic<uint64_t> missed_ticks{0};
+    std::atomic<uint64_t> collected{0};
+    std::atomic<uint64_t> dropped_full{0};
+    std::atomic<uint64_t> torn{0};
+    std::atomic<uint64_t> torn_lists{0};
+    std::atomic<uint64_t> unidentified{0};
+    std::atomic<uint64_t> threads_max{0};
+    std::atomic<uint64_t> cpu_ns{0};      // the sampler thread's own CPU time
+    std::atomic<uint64_t> reads{0};       // system calls spent reading memory
+};
+
+class Sampler {
+public:
+    Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, const NativeIds& ids);
+    ~Sampler();
+    // Opens the reader and takes the CPU baseline on the calling thread, then starts the timer
+    // thread. False with a reason when it cannot sample here.
+    bool start(const std::string& forced_reader, std::string& error);
+    void stop();  // returns once the thread has ended; no tick runs after it
+    const SamplerCounters& counters() const { return counters_; }
+    const char* reader_name() const { return reader_.method_name(); }
+
+    // One tick's work, also used by the micro-benchmark. `t_ns` is the tick's monotonic time.
+    void tick(uint64_t t_ns, bool count_new);
+
+private:
+    void run();
+    bool push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated);
+
+    const spprof_layout& L;
+    SamplerOptions opts_;
+    SampleQueue& queue_;
+    SafeReader reader_;
+    ThreadList threads_;
+    CpuClocks clocks_;
+    FrameCapture capture_;
+    std::vector<SampleCell> cells_;
+    SamplerCounters counters_;
+    std::thread thread_;
+    std::atomic<bool> stopping_{false};
+    boost::asio::io_context io_;  // stop() from another thread ends its run() at once
+};
+
+uint64_t monotonic_ns();
+
+}  // namespace spprof

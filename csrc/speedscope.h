@@ -1,0 +1,17 @@
+// Speedscope JSON, written straight from the compact tables.
+//
+// Safety contract: called with the GIL released on a ProfileData no other thread changes.
+#pragma once
+
+#include <string>
+
+#include "profile_data.h"
+
+namespace spprof {
+
+// Writes the file-format of https://www.speedscope.app/file-format-schema.json to `path`.
+// Returns false with a reason in `error` (errno text) when the file cannot be written.
+bool write_speedscope(const ProfileData& data, const std::string& path, const std::string& name,
+                      const std::string& exporter, std::string& error);
+
+}  // namespace spprof

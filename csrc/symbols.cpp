@@ -1,0 +1,79 @@
+#include "symbols.h"
+
+#include "code_identity.h"
+#include "linetable.h"
+#include "pyobjects.h"
+
+namespace spprof {
+
+size_t SymbolTable::SiteHash::operator()(const Site& s) const {
+    return static_cast<size_t>(mix64(mix64(s.code, s.fingerprint), static_cast<uint64_t>(s.instr)));
+}
+
+SymbolTable::SymbolTable(const spprof_layout& layout, SafeReader& reader, ProfileData& out)
+    : L(layout), reader_(reader), out_(out), code_copy_(layout.co_size) {
+    out_.symbols.push_back({"<unverified>", "", 0});
+    out_.symbols.push_back({"<truncated>", "", 0});
+    unverified_frame_ = intern_frame(kUnverified, 0);
+    truncated_frame_ = intern_frame(kTruncated, 0);
+}
+
+const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t fingerprint) {
+    Site key{code, fingerprint, 0};
+    auto it = codes_.find(key);
+    if (it != codes_.end()) return it->second;
+    Resolved r{kUnverified, {}};
+    const uint8_t* cb = code_copy_.data();
+    if (reader_.read(code, code_copy_.data(), L.co_size) && is_code_object(L, cb) &&
+        code_fingerprint(L, cb) == fingerprint) {
+        Symbol s;
+        uint64_t name = load_u64(cb + (L.co_qualname ? L.co_qualname : L.co_name));
+        bool ok = read_str(L, reader_, name, s.name) && read_str(L, reader_, load_u64(cb + L.co_filename), s.filename) &&
+                  read_bytes(L, reader_, load_u64(cb + L.co_linetable), r.linetable);
+        // The strings were read after the fingerprint: read it again to know they belong to it.
+        ok = ok && reader_.read(code, code_copy_.data(), L.co_size) && code_fingerprint(L, cb) == fingerprint;
+        if (ok) {
+            s.firstlineno = load_i32(cb + L.co_firstlineno);
+            r.symbol = static_cast<uint32_t>(out_.symbols.size());
+            out_.symbols.push_back(std::move(s));
+        } else {
+            r.linetable.clear();
+        }
+    }
+    return codes_.emplace(key, std::move(r)).first->second;
+}
+
+uint32_t SymbolTable::intern_frame(uint32_t symbol, int32_t line) {
+    uint64_t key = (static_cast<uint64_t>(symbol) << 32) | static_cast<uint32_t>(line);
+    auto it = frames_by_line_.find(key);
+    if (it != frames_by_line_.end()) return it->second;
+    uint32_t id = static_cast<uint32_t>(out_.frames.size());
+    out_.frames.push_back({symbol, line});
+    frames_by_line_.emplace(key, id);
+    return id;
+}
+
+uint32_t SymbolTable::frame_for(uint64_t code, uint64_t fingerprint, int64_t instr_bytes) {
+    Site key{code, fingerprint, instr_bytes};
+    auto it = frames_by_instr_.find(key);
+    if (it != frames_by_instr_.end()) return it->second;
+    const Resolved& r = resolve(code, fingerprint);
+    uint32_t id;
+    if (r.symbol == kUnverified) {
+        ++unverified_;
+        return unverified_frame_;
+    }
+    const Symbol& s = out_.symbols[r.symbol];
+    int line = line_for_offset(L.linetable_format, r.linetable.data(), r.linetable.size(), s.firstlineno, instr_bytes);
+    id = intern_frame(r.symbol, line < 0 ? s.firstlineno : line);
+    frames_by_instr_.emplace(key, id);
+    return id;
+}
+
+size_t SymbolTable::bytes_held() const {
+    size_t n = codes_.size() * 96 + frames_by_line_.size() * 32 + frames_by_instr_.size() * 48;
+    for (const auto& kv : codes_) n += kv.second.linetable.capacity();
+    return n;
+}
+
+}  // namespace spprof

@@ -1,0 +1,55 @@
+// Resolution of sampled code objects to names, files and lines.
+//
+// Safety contract: runs on the collector thread without the GIL. A code object is re-read
+// through SafeReader and named only when its fingerprint matches the one the sampler took;
+// otherwise its frames are reported as "<unverified>" and counted.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "layout.h"
+#include "profile_data.h"
+#include "safe_read.h"
+
+namespace spprof {
+
+class SymbolTable {
+public:
+    static constexpr uint32_t kUnverified = 0;
+    static constexpr uint32_t kTruncated = 1;
+
+    SymbolTable(const spprof_layout& layout, SafeReader& reader, ProfileData& out);
+    // The frame id for a code object (with the sampler's fingerprint) at an instruction offset.
+    uint32_t frame_for(uint64_t code, uint64_t fingerprint, int64_t instr_bytes);
+    uint32_t truncated_frame() const { return truncated_frame_; }
+    uint64_t unverified() const { return unverified_; }
+    size_t bytes_held() const;
+
+private:
+    struct Resolved {
+        uint32_t symbol;
+        std::vector<uint8_t> linetable;
+    };
+    struct Site {
+        uint64_t code, fingerprint;
+        int64_t instr;
+        bool operator==(const Site& o) const { return code == o.code && fingerprint == o.fingerprint && instr == o.instr; }
+    };
+    struct SiteHash { size_t operator()(const Site& s) const; };
+    const Resolved& resolve(uint64_t code, uint64_t fingerprint);
+    uint32_t intern_frame(uint32_t symbol, int32_t line);
+
+    const spprof_layout& L;
+    SafeReader& reader_;
+    ProfileData& out_;
+    std::vector<uint8_t> code_copy_;
+    std::unordered_map<Site, Resolved, SiteHash> codes_;  // instr unused: 0
+    std::unordered_map<uint64_t, uint32_t> frames_by_line_;                  // (symbol, line)
+    std::unordered_map<Site, uint32_t, SiteHash> frames_by_instr_;
+    uint32_t unverified_frame_, truncated_frame_;
+    uint64_t unverified_ = 0;
+};
+
+}  // namespace spprof

@@ -1,0 +1,102 @@
+#include "threads.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+#include "code_identity.h"
+
+namespace spprof {
+
+namespace {
+size_t slot_of(uint64_t ident) { return static_cast<size_t>(mix64(0, ident) % NativeIds::kSlots); }
+constexpr uint64_t kMaxAddr = 0x0000800000000000ull;
+}
+
+void NativeIds::put(uint64_t ident, uint32_t tid) {
+    if (ident == 0) return;
+    size_t s = slot_of(ident);
+    for (size_t i = 0; i < kSlots; ++i, s = (s + 1) % kSlots) {
+        uint64_t cur = slots_[s].ident.load(std::memory_order_acquire);
+        if (cur == ident || cur == 0) {
+            slots_[s].tid.store(tid, std::memory_order_relaxed);
+            slots_[s].ident.store(ident, std::memory_order_release);
+            return;
+        }
+    }
+}
+
+uint32_t NativeIds::get(uint64_t ident) const {
+    size_t s = slot_of(ident);
+    for (size_t i = 0; i < kSlots; ++i, s = (s + 1) % kSlots) {
+        uint64_t cur = slots_[s].ident.load(std::memory_order_acquire);
+        if (cur == ident) return slots_[s].tid.load(std::memory_order_relaxed);
+        if (cur == 0) return 0;
+    }
+    return 0;
+}
+
+ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t max_threads)
+    : L(layout), reader_(reader), ids_(ids), max_(max_threads) {
+    copies_.resize(max_threads * L.ts_size);
+    seen_.resize(max_threads);
+}
+
+bool ThreadList::enumerate() {
+    count_ = 0;
+    overflowed_ = false;
+    uint64_t ts = 0;
+    if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
+    while (ts != 0) {
+        if ((ts & 7) != 0 || ts >= kMaxAddr) return false;
+        if (count_ == max_) { overflowed_ = true; break; }
+        uint8_t* copy = copies_.data() + count_ * L.ts_size;
+        if (!reader_.read(ts, copy, L.ts_size)) return false;
+        if (load_u64(copy + L.ts_interp) != L.interp) return false;  // not ours: freed and reused
+        ThreadSeen& t = seen_[count_++];
+        t.tstate = ts;
+        t.copy = copy;
+        t.ident = load_u64(copy + L.ts_thread_id);
+        t.tid = L.has_native_thread_id ? static_cast<uint32_t>(load_u64(copy + L.ts_native_thread_id))
+                                       : ids_.get(t.ident);
+        ts = load_u64(copy + L.ts_next);
+    }
+    return true;
+}
+
+uint64_t thread_cpu_ns(uint32_t tid, bool& ok) {
+    // The kernel's CPU clock of one thread by its tid (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD);
+    // unlike pthread_getcpuclockid it cannot touch a pthread_t that has already died.
+    clockid_t id = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6u);
+    struct timespec t;
+    ok = tid != 0 && clock_gettime(id, &t) == 0;
+    return ok ? static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec) : 0;
+}
+
+CpuClocks::CpuClocks(size_t max_threads) : prev_(max_threads), cur_(max_threads) {}
+
+bool CpuClocks::observe(uint64_t tstate, uint32_t tid, bool count_new, uint64_t& delta_ns) {
+    bool ok;
+    uint64_t now = thread_cpu_ns(tid, ok);
+    if (!ok) return false;
+    Entry key{tid, tstate, 0};
+    auto less = [](const Entry& a, const Entry& b) { return a.tid != b.tid ? a.tid < b.tid : a.tstate < b.tstate; };
+    auto it = std::lower_bound(prev_.begin(), prev_.begin() + static_cast<long>(nprev_), key, less);
+    bool known = it != prev_.begin() + static_cast<long>(nprev_) && it->tid == tid && it->tstate == tstate;
+    if (known && now >= it->cpu_ns) delta_ns = now - it->cpu_ns;
+    else delta_ns = count_new ? now : 0;  // a new thread, or a tid reused by one
+    if (ncur_ < cur_.size()) cur_[ncur_++] = {tid, tstate, now};
+    return true;
+}
+
+void CpuClocks::end_tick() {
+    std::swap(prev_, cur_);
+    nprev_ = ncur_;
+    ncur_ = 0;
+    std::sort(prev_.begin(), prev_.begin() + static_cast<long>(nprev_),
+              [](const Entry& a, const Entry& b) { return a.tid != b.tid ? a.tid < b.tid : a.tstate < b.tstate; });
+}
+
+void CpuClocks::keep_previous() { ncur_ = 0; }
+
+}  // namespace spprof

@@ -1,0 +1,77 @@
+// Thread enumeration and per-thread CPU clocks.
+//
+// Safety contract: ThreadList and CpuClocks run on the sampler thread only, without the GIL, and
+// read interpreter memory only through SafeReader; their buffers are sized at construction.
+// NativeIds is written by Python code holding the GIL and read lock-free by the sampler.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "layout.h"
+#include "safe_read.h"
+
+namespace spprof {
+
+// ident -> native thread id, for 3.9/3.10 whose thread states carry no native id. Insert-only
+// open addressing; an ident reused by a new thread overwrites its tid.
+class NativeIds {
+public:
+    static constexpr size_t kSlots = 8192;
+    void put(uint64_t ident, uint32_t tid);
+    uint32_t get(uint64_t ident) const;
+
+private:
+    struct Slot { std::atomic<uint64_t> ident{0}; std::atomic<uint32_t> tid{0}; };
+    Slot slots_[kSlots];
+};
+
+struct ThreadSeen {
+    uint64_t tstate;
+    uint64_t ident;
+    uint32_t tid;           // 0 while the OS thread has not started or is unknown
+    const uint8_t* copy;    // the copied thread state
+};
+
+class ThreadList {
+public:
+    ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t max_threads);
+    // Copies every thread state of the interpreter. False when the list changed under the walk
+    // (a pointer failed a check); the caller then skips the tick.
+    bool enumerate();
+    size_t size() const { return count_; }
+    const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
+    bool overflowed() const { return overflowed_; }
+
+private:
+    const spprof_layout& L;
+    SafeReader& reader_;
+    const NativeIds& ids_;
+    size_t max_;
+    std::vector<uint8_t> copies_;
+    std::vector<ThreadSeen> seen_;
+    size_t count_ = 0;
+    bool overflowed_ = false;
+};
+
+// CPU time each thread used since the previous tick, from the kernel's per-thread clock.
+class CpuClocks {
+public:
+    explicit CpuClocks(size_t max_threads);
+    // The CPU time of (tstate, tid) since it was last observed. A thread not seen before counts
+    // from its start when `count_new` (it began after the previous tick), else it only sets a
+    // baseline. Returns false when the clock cannot be read (the thread has exited).
+    bool observe(uint64_t tstate, uint32_t tid, bool count_new, uint64_t& delta_ns);
+    void end_tick();       // what was observed becomes the baseline of the next tick
+    void keep_previous();  // a skipped tick keeps the old baseline
+
+private:
+    struct Entry { uint32_t tid; uint64_t tstate; uint64_t cpu_ns; };
+    std::vector<Entry> prev_, cur_;
+    size_t nprev_ = 0, ncur_ = 0;
+};
+
+uint64_t thread_cpu_ns(uint32_t tid, bool& ok);
+
+}  // namespace spprof

@@ -1,0 +1,122 @@
+"""The data model of api.md: Frame, Sample, Profile, ProfilerStats."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform as _platform
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Frame:
+    function_name: str
+    filename: str
+    lineno: int
+    is_native: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    timestamp_ns: int
+    thread_id: int
+    thread_name: str
+    frames: Tuple[Frame, ...]  # root first, leaf last
+    native_id: int = 0
+    weight_ns: int = 0
+
+
+@dataclass(frozen=True)
+class ProfilerStats:
+    collected_samples: int
+    dropped_samples: int
+    duration_ms: float
+    overhead_estimate_pct: float
+    torn_walks: int = 0
+    missed_ticks: int = 0
+    threads_seen: int = 0
+    bytes_held: int = 0
+    reader: str = ""
+
+
+def _python_version() -> str:
+    return _platform.python_version()
+
+
+def _platform_name() -> str:
+    return f"{sys.platform}-{_platform.machine()}"
+
+
+class Profile:
+    """A finished profile. Samples are built as Python objects only when first asked for."""
+
+    def __init__(
+        self,
+        start_time: _dt.datetime,
+        end_time: _dt.datetime,
+        interval_ms: float,
+        samples: Optional[List[Sample]] = None,
+        dropped_count: int = 0,
+        python_version: Optional[str] = None,
+        platform: Optional[str] = None,
+        *,
+        mode: str = "cpu",
+        data: Any = None,
+        counters: Optional[Dict[str, int]] = None,
+    ) -> None:
+        self.start_time = start_time
+        self.end_time = end_time
+        self.interval_ms = interval_ms
+        self.dropped_count = dropped_count
+        self.python_version = python_version or _python_version()
+        self.platform = platform or _platform_name()
+        self.mode = mode
+        self.counters: Dict[str, int] = dict(counters or {})
+        self._data = data
+        self._samples = samples
+
+    @property
+    def samples(self) -> List[Sample]:
+        if self._samples is None:
+            self._samples = _build_samples(self._data) if self._data is not None else []
+        return self._samples
+
+    @property
+    def torn_count(self) -> int:
+        return self.counters.get("torn_walks", 0)
+
+    def __repr__(self) -> str:
+        n = len(self._data) if self._samples is None and self._data is not None else len(self.samples)
+        return f"<spprof.Profile {n} samples, {self.interval_ms} ms, {self.mode} mode>"
+
+    def to_speedscope(self) -> Dict[str, Any]:
+        from .speedscope import to_dict
+        return to_dict(self)
+
+    def to_collapsed(self) -> str:
+        from .collapsed import to_text
+        return to_text(self)
+
+    def save(self, path: Any, format: Optional[str] = None) -> None:
+        from .save import save
+        save(self, path, format)
+
+
+def _build_samples(data: Any) -> List[Sample]:
+    import array
+
+    symbols = data.symbols()
+    frames = [Frame(symbols[s][0], symbols[s][1], line) for s, line in data.frames()]
+    stacks = [tuple(frames[i] for i in stack) for stack in data.stacks()]
+    threads = data.threads()
+    t_col, w_col, th_col, st_col = data.sample_columns()
+    t = array.array("Q", t_col)
+    w = array.array("Q", w_col)
+    th = array.array("I", th_col)
+    st = array.array("I", st_col)
+    out = [
+        Sample(t[i], threads[th[i]][0], threads[th[i]][2], stacks[st[i]], threads[th[i]][1], w[i])
+        for i in range(len(t))
+    ]
+    out.sort(key=lambda s: s.timestamp_ns)
+    return out

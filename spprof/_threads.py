@@ -1,0 +1,66 @@
+"""Thread names and native ids, learnt from `threading` without any call in the threads.
+
+`threading.Thread._set_native_id` runs in every new thread before its target (3.8+). Wrapping
+it for the time a profile runs records each thread's name and native id as it starts; 3.9 and
+3.10 keep no native id in the thread state, so the sampler learns it from here.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, Optional, Tuple
+
+from . import _native
+
+# (ident, native_id) -> name, and ident -> name for threads whose native id is unknown
+_names: Dict[Tuple[int, int], str] = {}
+_names_by_ident: Dict[int, str] = {}
+_original: Optional[Callable[[threading.Thread], None]] = None
+
+
+def _record(thread: threading.Thread) -> None:
+    ident = thread.ident
+    if ident is None:
+        return
+    native = getattr(thread, "native_id", None) or 0
+    _names[(ident, native)] = thread.name
+    _names_by_ident[ident] = thread.name
+    if native:
+        _native.register_native_id(ident, native)
+
+
+def _set_native_id(self: threading.Thread) -> None:
+    original = _original
+    if original is not None:
+        original(self)
+    try:
+        _record(self)
+    except Exception:  # never let the profiler break a thread's start
+        pass
+
+
+def install() -> None:
+    """Records the threads alive now and every thread started until `uninstall()`."""
+    global _original
+    _names.clear()
+    _names_by_ident.clear()
+    for thread in threading.enumerate():
+        _record(thread)
+    current = getattr(threading.Thread, "_set_native_id", None)
+    if current is not None and current is not _set_native_id:
+        _original = current
+        setattr(threading.Thread, "_set_native_id", _set_native_id)
+
+
+def uninstall() -> None:
+    global _original
+    for thread in threading.enumerate():  # the latest names of the threads still alive
+        _record(thread)
+    if _original is not None and getattr(threading.Thread, "_set_native_id", None) is _set_native_id:
+        setattr(threading.Thread, "_set_native_id", _original)
+    _original = None
+
+
+def name_of(ident: int, native_id: int) -> str:
+    return _names.get((ident, native_id)) or _names_by_ident.get(ident) or f"Thread-{ident}"
+
+
