@@ -7,7 +7,7 @@
 #   PY314=$(bash ci/python314.sh)     # last stdout line: the venv's python
 #
 # Layout (CACHE defaults to ${SPPROF_CACHE:-$HOME/.cache/spprof}/python3.14,
-# override with SPPROF_PY314_CACHE):
+# override with SPPROF_PY314_CACHE; SPPROF_PY314_SUITE overrides "sid"):
 #   $CACHE/apt/      private sources.list, apt lists and .deb cache
 #   $CACHE/root/     all .debs unpacked with dpkg-deb -x (usr/bin/python3.14 ...)
 #   $CACHE/venv314/  venv made with the unpacked interpreter
@@ -26,7 +26,8 @@ exec 3>&1 1>&2
 log() { printf '[python314 %4ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf '[python314] ERROR: %s\n' "$*" >&2; exit 1; }
 
-STAMP_VERSION=1   # bump to force a full re-check on every machine
+STAMP_VERSION=1   # bump to force a fresh download + full re-check everywhere
+SUITE=${SPPROF_PY314_SUITE:-sid}   # Debian suite to take python3.14 from
 CACHE=${SPPROF_PY314_CACHE:-${SPPROF_CACHE:-$HOME/.cache/spprof}/python3.14}
 mkdir -p "$CACHE" && CACHE=$(cd "$CACHE" && pwd -P)
 ROOT=$CACHE/root
@@ -47,20 +48,25 @@ assert os.path.isfile(os.path.join(inc, "internal", "pycore_frame.h"))
 EOF
 }
 
-# ---- 0. fast path -----------------------------------------------------------
-if [[ -f $OK_STAMP && "$(cat "$OK_STAMP")" == "$STAMP_VERSION $ROOT" ]] && venv_healthy; then
-    echo "$VPY" >&3
-    exit 0
-fi
+# ---- 0. fast path: a previous run fully verified this venv -------------------
+fast_exit() {
+    if [[ -f $OK_STAMP && "$(cat "$OK_STAMP")" == "$STAMP_VERSION $ROOT" ]] && venv_healthy; then
+        echo "$VPY" >&3
+        exit 0
+    fi
+}
+fast_exit
 
-# One run at a time per cache (CI jobs may share $HOME).
+for t in apt-get apt-cache dpkg dpkg-deb flock; do
+    command -v "$t" >/dev/null || die "needs a Debian host: $t not found"
+done
+# One run at a time per cache (CI jobs may share $HOME); re-check after the
+# wait, another run may just have finished the job.
 exec 9>"$CACHE/.lock"
 flock 9 || die "cannot lock $CACHE/.lock"
+fast_exit
 rm -f "$OK_STAMP"
-
 T0=$SECONDS
-command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
-    || die "needs a Debian host (apt-get, dpkg-deb)"
 
 # Debian arch -> multiarch triplet + dynamic loader name.
 DEB_ARCH=$(dpkg --print-architecture)
@@ -84,11 +90,11 @@ if ((${#need_pkgs[@]})); then
         || die "apt-get install ${need_pkgs[*]} failed"
 fi
 
-# ---- 2. private apt for sid ---------------------------------------------------
+# ---- 2. private apt for $SUITE -----------------------------------------------
 APT=$CACHE/apt
 mkdir -p "$APT/etc/sources.list.d" "$APT/etc/preferences.d" \
          "$APT/state/lists/partial" "$APT/cache/archives/partial" "$APT/debs"
-echo "deb http://deb.debian.org/debian sid main" > "$APT/etc/sources.list"
+echo "deb http://deb.debian.org/debian $SUITE main" > "$APT/etc/sources.list"
 : > "$APT/etc/preferences"
 [[ -f $APT/state/status ]] || : > "$APT/state/status"
 # The host's apt.conf.d may hold hooks (PackageKit, appstreamcli refresh,
@@ -143,18 +149,19 @@ sid_lib_deps() {  # Depends/Pre-Depends of the given packages: first
         | grep -E '^lib' | grep -vE -- '-(dev|bin)$' | sort -u || true
 }
 
-if [[ ! -f $ROOT/.unpacked ]]; then
-    log "apt-get update (private sid lists in $APT)"
-    apt-get "${APT_OPTS[@]}" update >&2 || die "apt-get update for sid failed"
+# $ROOT/.unpacked records what was unpacked (first line: stamp and suite).
+if [[ "$(head -n1 "$ROOT/.unpacked" 2>/dev/null)" != "$STAMP_VERSION $SUITE" ]]; then
+    log "apt-get update (private $SUITE lists in $APT)"
+    apt-get "${APT_OPTS[@]}" update >&2 || die "apt-get update for $SUITE failed"
 
     # The interpreter, its stdlib, shared lib, headers and the ensurepip wheels.
     pkgs=(python3.14 python3.14-minimal libpython3.14-minimal libpython3.14-stdlib
           libpython3.14 libpython3.14-dev python3.14-dev)
     for p in "${pkgs[@]}"; do
-        [[ -n $(sid_candidate "$p") ]] || die "sid has no package $p (is python3.14 still in sid?)"
+        [[ -n $(sid_candidate "$p") ]] || die "$SUITE has no package $p (is python3.14 still in $SUITE? try SPPROF_PY314_SUITE=...)"
     done
     for p in python3.14-venv python3-pip-whl python3-setuptools-whl; do
-        [[ -n $(sid_candidate "$p") ]] && pkgs+=("$p")
+        if [[ -n $(sid_candidate "$p") ]]; then pkgs+=("$p"); fi
     done
     # Runtime libs (sid's names; t64 renames tried first), then the lib*
     # closure of their Depends, so that nothing is taken from the host.
@@ -182,10 +189,10 @@ if [[ ! -f $ROOT/.unpacked ]]; then
         level=("${next[@]}")
     done
 
-    log "downloading ${#all[@]} sid packages:$(for p in "${all[@]}"; do printf ' %s=%s' "$p" "$(sid_candidate "$p")"; done)"
+    log "downloading ${#all[@]} $SUITE packages:$(for p in "${all[@]}"; do printf ' %s=%s' "$p" "$(sid_candidate "$p")"; done)"
     rm -f "$APT"/debs/*.deb
     (cd "$APT/debs" && apt-get "${APT_OPTS[@]}" download "${all[@]}" >&2) \
-        || die "apt-get download from sid failed"
+        || die "apt-get download from $SUITE failed"
 
     log "unpacking into $ROOT"
     rm -rf "$ROOT.tmp" && mkdir -p "$ROOT.tmp"
@@ -193,7 +200,7 @@ if [[ ! -f $ROOT/.unpacked ]]; then
         dpkg-deb -x "$deb" "$ROOT.tmp" || die "dpkg-deb -x $deb failed"
     done
     rm -rf "$ROOT" && mv "$ROOT.tmp" "$ROOT"
-    (cd "$APT/debs" && ls ./*.deb | sed 's|^\./||') > "$ROOT/.unpacked"
+    (echo "$STAMP_VERSION $SUITE"; cd "$APT/debs" && printf '%s\n' ./*.deb) > "$ROOT/.unpacked"
     rm -rf "$VENV"   # a venv of an older unpack would point at stale files
 fi
 
@@ -254,12 +261,12 @@ if ! venv_healthy; then
         log "ensurepip failed; bootstrapping pip"
         rm -rf "$VENV"
         "$PY" -m venv --without-pip "$VENV" >&2 || die "python3.14 -m venv failed"
-        whl=$(ls "$ROOT"/usr/share/python-wheels/pip-*.whl 2>/dev/null | head -n1 || true)
+        whl=$(compgen -G "$ROOT/usr/share/python-wheels/pip-*.whl" | head -n1 || true)
         if [[ -z $whl ]]; then
             wd=$CACHE/pip-wheel && rm -rf "$wd" && mkdir -p "$wd"
             python3 -m pip download -q --no-deps --only-binary=:all: -d "$wd" pip >&2 \
                 || die "no pip wheel: host python3 -m pip download pip failed"
-            whl=$(ls "$wd"/pip-*.whl | head -n1)
+            whl=$(compgen -G "$wd/pip-*.whl" | head -n1)
         fi
         # A wheel is a zip of pure Python: run pip from it to install itself.
         "$VPY" "$whl/pip" install -q --no-index "$whl" >&2 || die "installing pip into the venv failed"
