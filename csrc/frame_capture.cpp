@@ -6,8 +6,13 @@
 
 namespace spprof {
 
+const char* const kTornReasonNames[kTornReasons] = {
+    "torn_pointer", "torn_unreadable", "torn_not_frame", "torn_not_running", "torn_suspended",
+    "torn_not_code", "torn_instruction", "torn_top_moved"};
+
 namespace {
 constexpr size_t kChunkCopy = 256 * 1024;
+constexpr uint64_t kChunkSlack = 2048;
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
 
 bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
@@ -20,40 +25,48 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     walked_.resize(static_cast<size_t>(max_depth));
     unique_.resize(static_cast<size_t>(max_depth));
     codes_.resize(static_cast<size_t>(max_depth) * L.co_size);
+    if (fingerprint_needs_name(L)) {
+        names_.resize(static_cast<size_t>(max_depth) * kNameProbe);
+        name_lens_.resize(static_cast<size_t>(max_depth));
+    }
     local_.resize(static_cast<size_t>(max_depth) + 2);
     remote_.resize(static_cast<size_t>(max_depth) + 2);
 }
 
-Capture FrameCapture::capture(const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated) {
+Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated) {
     int n = 0;
     truncated = false;
     Capture c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts, n, truncated)
-                                                       : walk_interpreter(ts, n, truncated);
+                                                       : walk_interpreter(ts_addr, ts, n, truncated);
     depth = 0;
     if (c != Capture::Ok) return c;
     if (n == 0) return Capture::Empty;
     c = resolve_codes(n, out);
     if (c != Capture::Ok) return c;
-    if (!top_unchanged()) return Capture::Torn;
+    if (check_top_ && !top_unchanged()) return reject(kTornTopMoved);
     depth = n;
     return Capture::Ok;
 }
 
 // 3.9/3.10: heap-allocated PyFrameObjects linked by f_back, one read each.
 Capture FrameCapture::walk_objects(const uint8_t* ts, int& n, bool& truncated) {
+    check_top_ = true;
     uint64_t f = load_u64(ts + L.ts_frame);
     if (f == 0) return Capture::Empty;
-    const size_t need = std::max({L.fo_back, L.fo_code, L.fo_lasti, L.fo_state}) + 8;
+    const size_t need = std::max({L.fo_back, L.fo_code, L.fo_lasti, L.fo_state, L.fo_gen}) + 8;
     for (int hops = 0; f != 0; ++hops) {
-        if (!plausible(f) || hops > max_hops_) return Capture::Torn;
+        if (!plausible(f) || hops > max_hops_) return reject(kTornPointer);
         if (n == max_depth_) { truncated = true; break; }
-        if (!reader_.read(f, frame_.data(), need)) return Capture::Torn;
+        if (!reader_.read(f, frame_.data(), need)) return reject(kTornUnreadable);
         const uint8_t* fb = frame_.data();
-        if (load_u64(fb + L.ob_type) != L.frame_type) return Capture::Torn;
-        // A frame in a live chain is executing; a suspended generator's is not.
-        if (static_cast<signed char>(fb[L.fo_state]) != L.fo_running) return Capture::Torn;
+        if (load_u64(fb + L.ob_type) != L.frame_type) return reject(kTornNotFrame);
+        // Every caller in a live chain is executing. The innermost frame may be just entering or
+        // leaving; but one that belongs to a generator and has no caller was suspended under us.
+        bool running = static_cast<signed char>(fb[L.fo_state]) == L.fo_running;
+        if (!running && n > 0) return reject(kTornNotRunning);
+        if (!running && load_u64(fb + L.fo_gen) != 0 && load_u64(fb + L.fo_back) == 0) return reject(kTornSuspended);
         int64_t lasti = load_i32(fb + L.fo_lasti);
-        if (lasti < -1) return Capture::Torn;
+        if (lasti < -1) return reject(kTornInstruction);
         int64_t instr = lasti < 0 ? -1 : (L.fo_lasti_in_units ? lasti * 2 : lasti);
         if (n == 0) remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back);
         walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr)};
@@ -69,34 +82,55 @@ const uint8_t* FrameCapture::frame_bytes(uint64_t addr) {
     return frame_.data();
 }
 
-// 3.11+: _PyInterpreterFrames, mostly in the thread's current stack chunk, copied in one read.
-Capture FrameCapture::walk_interpreter(const uint8_t* ts, int& n, bool& truncated) {
-    uint64_t f;
+// 3.11+: _PyInterpreterFrames, mostly in the thread's current stack chunk. The current-frame
+// pointer, the used part of the chunk and the pointer again are copied in one system call. When
+// the two reads agree, the chunk was copied while that frame stayed current. When they differ, the
+// thread called or returned during the copy; the copy is still one consistent stack if either
+// frame is an ancestor of the other in it (the thread only went deeper, or only returned), and
+// torn otherwise. Requiring equality would drop nearly every sample taken inside a short call.
+Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
+    uint64_t anchor;
+    moved_to_ = 0;
     if (L.frame_model == SPPROF_FRAMES_CFRAME) {
         uint64_t cframe = load_u64(ts + L.ts_frame);
         if (cframe == 0) return Capture::Empty;
-        if (!plausible(cframe)) return Capture::Torn;
-        if (!reader_.read(cframe + L.cframe_current_frame, &f, sizeof f)) return Capture::Torn;
+        if (!plausible(cframe)) return reject(kTornPointer);
+        anchor = cframe + L.cframe_current_frame;
     } else {
-        f = load_u64(ts + L.ts_frame);
+        anchor = ts_addr + L.ts_frame;
     }
-    if (f == 0) return Capture::Empty;
 
     chunk_lo_ = chunk_hi_ = 0;
+    uint64_t f = 0;
     uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
     uint64_t top = load_u64(ts + L.ts_datastack_top);
-    if (plausible(chunk) && top > chunk && top - chunk < (1ull << 30)) {
-        // The innermost frames lie just below top: copy the used part, or its top kChunkCopy bytes.
-        uint64_t hi = top;
+    uint64_t limit = load_u64(ts + L.ts_datastack_limit);
+    if (plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30)) {
+        // Frames pushed since the thread state was copied lie just above top: take some of them too.
+        uint64_t hi = std::min(limit, top + kChunkSlack);
         uint64_t lo = std::max<uint64_t>(chunk + L.chunk_header, hi > kChunkCopy ? hi - kChunkCopy : 0);
-        if (reader_.read(lo, chunk_.data(), hi - lo)) { chunk_lo_ = lo; chunk_hi_ = hi; }
+        uint64_t again = 0;
+        struct iovec l[3] = {{&f, 8}, {chunk_.data(), hi - lo}, {&again, 8}};
+        struct iovec r[3] = {{reinterpret_cast<void*>(anchor), 8}, {reinterpret_cast<void*>(lo), hi - lo},
+                             {reinterpret_cast<void*>(anchor), 8}};
+        if (reader_.readv(l, r, 3)) {
+            moved_to_ = again;
+            chunk_lo_ = lo;
+            chunk_hi_ = hi;
+        }
     }
+    if (chunk_hi_ == 0 && !reader_.read(anchor, &f, sizeof f)) return reject(kTornUnreadable);
+    if (f == 0) return Capture::Empty;
+    const uint64_t first_frame = f;
+    // Only an innermost frame outside the consistent copy (a generator's) needs the re-read.
+    check_top_ = !(f >= chunk_lo_ && f + L.if_size <= chunk_hi_);
 
     bool first = true;
     for (int hops = 0; f != 0; ++hops) {
-        if (!plausible(f) || hops > max_hops_) return Capture::Torn;
+        if (!plausible(f) || hops > max_hops_) return reject(kTornPointer);
         const uint8_t* fb = frame_bytes(f);
-        if (fb == nullptr) return Capture::Torn;
+        if (fb == nullptr) return reject(kTornUnreadable);
+        if (f == moved_to_) moved_to_ = 0;  // the thread returned to this ancestor: consistent
         int owner = static_cast<signed char>(fb[L.if_owner]);
         uint64_t prev = load_u64(fb + L.if_previous);
         if (first) { remember_top(f + L.if_code, f + L.if_previous, fb + L.if_code, fb + L.if_previous); first = false; }
@@ -106,19 +140,31 @@ Capture FrameCapture::walk_interpreter(const uint8_t* ts, int& n, bool& truncate
             uint64_t code = load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
             walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr)};
             // A suspended generator's frame has no caller: the chain changed under the walk.
-            if (prev == 0 && owner == L.owner_generator) return Capture::Torn;
+            if (prev == 0 && owner == L.owner_generator) return reject(kTornSuspended);
         }
         f = prev;
     }
+    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame)) return reject(kTornTopMoved);
     return Capture::Ok;
 }
+
+// True when `from`'s callers in the chunk copy reach `target` within a few frames.
+bool FrameCapture::descends_to(uint64_t from, uint64_t target) const {
+    for (int hops = 0; hops < 32 && from != 0; ++hops) {
+        if (from == target) return true;
+        if (!(from >= chunk_lo_ && from + L.if_size <= chunk_hi_)) return false;
+        from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
+    }
+    return false;
+}
+
 
 // One batched read of every distinct code object of the stack, then the per-frame checks.
 Capture FrameCapture::resolve_codes(int n, FrameRecord* out) {
     size_t u = 0;
     for (int i = 0; i < n; ++i) {
         uint64_t c = walked_[static_cast<size_t>(i)].code;
-        if (!plausible(c)) return Capture::Torn;
+        if (!plausible(c)) return reject(kTornPointer);
         unique_[u++] = c;
     }
     std::sort(unique_.begin(), unique_.begin() + static_cast<long>(u));
@@ -127,13 +173,24 @@ Capture FrameCapture::resolve_codes(int n, FrameRecord* out) {
         local_[i] = {codes_.data() + i * L.co_size, L.co_size};
         remote_[i] = {reinterpret_cast<void*>(unique_[i]), L.co_size};
     }
-    if (!reader_.readv(local_.data(), remote_.data(), u)) return Capture::Torn;
+    if (!reader_.readv(local_.data(), remote_.data(), u)) return reject(kTornUnreadable);
+    if (fingerprint_needs_name(L)) {
+        for (size_t i = 0; i < u; ++i) {
+            const uint8_t* cb = codes_.data() + i * L.co_size;
+            uint64_t name = name_address(L, cb);
+            if (!is_code_object(L, cb) || !plausible(name)) return reject(kTornNotCode);
+            name_lens_[i] = name_probe_len(L, name);
+            local_[i] = {names_.data() + i * kNameProbe, name_lens_[i]};
+            remote_[i] = {reinterpret_cast<void*>(name), name_lens_[i]};
+        }
+        if (!reader_.readv(local_.data(), remote_.data(), u)) return reject(kTornUnreadable);
+    }
 
     for (int i = 0; i < n; ++i) {
         const Walked& w = walked_[static_cast<size_t>(i)];
         size_t k = static_cast<size_t>(std::lower_bound(unique_.begin(), unique_.begin() + static_cast<long>(u), w.code) - unique_.begin());
         const uint8_t* cb = codes_.data() + k * L.co_size;
-        if (!is_code_object(L, cb)) return Capture::Torn;
+        if (!is_code_object(L, cb)) return reject(kTornNotCode);
         int64_t instr;
         if (L.frame_model == SPPROF_FRAMES_OBJECTS) {
             instr = static_cast<int64_t>(w.instr);
@@ -141,12 +198,13 @@ Capture FrameCapture::resolve_codes(int n, FrameRecord* out) {
             // The instruction pointer must point into this code object's own bytecode.
             int64_t units = load_i64(cb + L.ob_size);
             int64_t off = static_cast<int64_t>(w.instr - (w.code + L.co_code_adaptive));
-            if (units <= 0 || (off & 1) != 0 || off < -2 || off >= units * 2) return Capture::Torn;
+            if (units <= 0 || (off & 1) != 0 || off < -2 || off >= units * 2) return reject(kTornInstruction);
             instr = off < 0 ? -1 : off;
         }
         FrameRecord& r = out[i];
         r.code = w.code;
-        r.fingerprint = code_fingerprint(L, cb);
+        const uint8_t* name = names_.empty() ? nullptr : names_.data() + k * kNameProbe;
+        r.fingerprint = code_fingerprint(L, cb, name, name ? name_lens_[k] : 0);
         r.instr_bytes = instr;
         r.reserved = 0;
     }

@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -18,23 +19,35 @@ namespace spprof {
 
 enum class Capture { Ok, Empty, Torn };
 
+// Why a walk was rejected; counted for stats().
+enum TornReason { kTornPointer, kTornUnreadable, kTornNotFrame, kTornNotRunning, kTornSuspended,
+                  kTornNotCode, kTornInstruction, kTornTopMoved, kTornReasons };
+extern const char* const kTornReasonNames[kTornReasons];
+
 class FrameCapture {
 public:
     FrameCapture(const spprof_layout& layout, SafeReader& reader, int max_depth);
 
-    // `ts` is a copy of a thread state. Writes up to max_depth frames, innermost
+    // `ts` is a copy of the thread state at `ts_addr`. Writes up to max_depth frames, innermost
     // first, into `out`; sets `truncated` when older frames were left out.
-    Capture capture(const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated);
+    Capture capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated);
+    uint64_t torn(int reason) const { return torn_[reason].load(std::memory_order_relaxed); }
 
 private:
+    Capture reject(TornReason why) {
+        torn_[why].fetch_add(1, std::memory_order_relaxed);
+        return Capture::Torn;
+    }
+
     struct Walked { uint64_t code; uint64_t instr; };
 
     Capture walk_objects(const uint8_t* ts, int& n, bool& truncated);
-    Capture walk_interpreter(const uint8_t* ts, int& n, bool& truncated);
+    Capture walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     const uint8_t* frame_bytes(uint64_t addr);
     Capture resolve_codes(int n, FrameRecord* out);
     void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev);
     bool top_unchanged();
+    bool descends_to(uint64_t from, uint64_t target) const;
 
     const spprof_layout& L;
     SafeReader& reader_;
@@ -47,11 +60,16 @@ private:
     std::vector<Walked> walked_;
     std::vector<uint64_t> unique_;      // distinct code addresses of a stack
     std::vector<uint8_t> codes_;        // their headers, co_size bytes each
+    std::vector<uint8_t> names_;        // their name strings' first bytes, where the fingerprint needs them
+    std::vector<size_t> name_lens_;
     std::vector<struct iovec> local_, remote_;
 
     // What the consistency re-read compares: the innermost frame's code and caller fields.
     uint64_t top_addr_[2] = {0, 0};
     uint64_t top_seen_[2] = {0, 0};
+    bool check_top_ = true;
+    uint64_t moved_to_ = 0;  // the current frame read after the chunk copy, when it differed
+    std::atomic<uint64_t> torn_[kTornReasons] = {};
 };
 
 }  // namespace spprof

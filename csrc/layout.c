@@ -42,6 +42,7 @@ static void fill_strings(struct spprof_layout *l)
 {
     uint32_t kind_mask;
     l->str_length = OFF(PyASCIIObject, length);
+    l->str_hash = OFF(PyASCIIObject, hash);
     l->str_state = OFF(PyASCIIObject, state);
     l->str_ascii_data = (uint32_t)sizeof(PyASCIIObject);
     l->str_compact_data = (uint32_t)sizeof(PyCompactUnicodeObject);
@@ -70,6 +71,9 @@ static void fill_code(struct spprof_layout *l)
     l->co_code_adaptive = OFF(PyCodeObject, co_code_adaptive);
     l->co_size = l->co_code_adaptive;
     l->linetable_format = SPPROF_LOCATIONS;
+#if PY_VERSION_HEX >= 0x030C0000
+    l->co_version = OFF(PyCodeObject, co_version);
+#endif
 #elif PY_VERSION_HEX >= 0x030A0000
     l->co_linetable = OFF(PyCodeObject, co_linetable);
     l->co_code = OFF(PyCodeObject, co_code);
@@ -109,6 +113,7 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
     l->ts_native_thread_id = OFF(PyThreadState, native_thread_id);
     l->ts_datastack_chunk = OFF(PyThreadState, datastack_chunk);
     l->ts_datastack_top = OFF(PyThreadState, datastack_top);
+    l->ts_datastack_limit = OFF(PyThreadState, datastack_limit);
     l->chunk_header = OFF(_PyStackChunk, data);
 #endif
 }
@@ -145,6 +150,7 @@ static void fill_frames(struct spprof_layout *l)
     l->fo_back = OFF(PyFrameObject, f_back);
     l->fo_code = OFF(PyFrameObject, f_code);
     l->fo_lasti = OFF(PyFrameObject, f_lasti);
+    l->fo_gen = OFF(PyFrameObject, f_gen);
 #if PY_VERSION_HEX >= 0x030A0000
     l->fo_state = OFF(PyFrameObject, f_state);
     l->fo_running = FRAME_EXECUTING;

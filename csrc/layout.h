@@ -45,12 +45,12 @@ struct spprof_layout {
 
     uint32_t ts_size, ts_next, ts_interp, ts_thread_id, ts_native_thread_id;
     uint32_t ts_frame;          /* frame (objects), cframe (cframe) or current_frame (current) */
-    uint32_t ts_datastack_chunk, ts_datastack_top;
+    uint32_t ts_datastack_chunk, ts_datastack_top, ts_datastack_limit;
     uint32_t cframe_size, cframe_current_frame;
     uint32_t chunk_header;      /* offset of a stack chunk's data */
 
     /* PyFrameObject (SPPROF_FRAMES_OBJECTS) */
-    uint32_t fo_size, fo_back, fo_code, fo_lasti, fo_state;
+    uint32_t fo_size, fo_back, fo_code, fo_lasti, fo_state, fo_gen;
     int fo_lasti_in_units;      /* 3.10 counts code units, 3.9 bytes */
     int fo_running;             /* value of the state field while the frame executes */
 
@@ -63,11 +63,12 @@ struct spprof_layout {
     uint32_t co_size, co_firstlineno, co_name, co_qualname, co_filename, co_linetable;
     uint32_t co_code;           /* 3.9/3.10: the bytes object holding the bytecode */
     uint32_t co_code_adaptive;  /* 3.11+: offset of the inline bytecode */
+    uint32_t co_version;        /* 3.12+: unique per code object created; 0 where absent */
     uint32_t ob_size;           /* PyVarObject.ob_size */
     uint32_t ob_type;
 
     /* str and bytes */
-    uint32_t str_length, str_state, str_ascii_data, str_compact_data;
+    uint32_t str_length, str_hash, str_state, str_ascii_data, str_compact_data;
     uint32_t str_kind_mask, str_kind_shift, str_compact_bit, str_ascii_bit;
     uint32_t bytes_sval;
 };

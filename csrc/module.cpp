@@ -96,6 +96,7 @@ py::object stats() {
     d["dropped_queue_full"] = c.dropped_full.load();
     d["dropped_memory_limit"] = e.collector->dropped_memory();
     d["torn_walks"] = c.torn.load() + c.torn_lists.load();
+    d["walk_retries"] = c.retries.load();
     d["missed_ticks"] = c.missed_ticks.load();
     d["ticks"] = c.ticks.load();
     d["threads_seen"] = c.threads_max.load();
@@ -106,6 +107,7 @@ py::object stats() {
     d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
     d["duration_ns"] = monotonic_ns() - e.start_ns;
     d["reads"] = c.reads.load();
+    for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
     d["reader"] = std::string(e.sampler->reader_name());
     return d;
 }

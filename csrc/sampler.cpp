@@ -11,6 +11,7 @@ namespace spprof {
 
 namespace {
 constexpr size_t kMaxThreads = 4096;
+constexpr int kRetries = 2;
 
 uint64_t own_cpu_ns() {
     struct timespec t;
@@ -139,7 +140,13 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         }
         int depth = 0;
         bool truncated = false;
-        Capture c = capture_.capture(t.copy, frames, depth, truncated);
+        Capture c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
+        // A running thread can move under the walk; fresher copies usually agree, and retrying
+        // keeps call-heavy code from being under-counted.
+        for (int retry = 0; c == Capture::Torn && retry < kRetries && threads_.refresh(i); ++retry) {
+            counters_.retries.fetch_add(1, std::memory_order_relaxed);
+            c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
+        }
         if (c == Capture::Empty) continue;
         if (c == Capture::Torn) {
             counters_.torn.fetch_add(1, std::memory_order_relaxed);

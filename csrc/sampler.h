@@ -33,7 +33,8 @@ struct SamplerCounters {
     std::atomic<uint64_t> missed_ticks{0};
     std::atomic<uint64_t> collected{0};
     std::atomic<uint64_t> dropped_full{0};
-    std::atomic<uint64_t> torn{0};
+    std::atomic<uint64_t> torn{0};         // walks rejected after every retry
+    std::atomic<uint64_t> retries{0};
     std::atomic<uint64_t> torn_lists{0};
     std::atomic<uint64_t> unidentified{0};
     std::atomic<uint64_t> threads_max{0};
@@ -51,6 +52,7 @@ public:
     void stop();  // returns once the thread has ended; no tick runs after it
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
+    const FrameCapture& capture() const { return capture_; }
 
     // One tick's work, also used by the micro-benchmark. `t_ns` is the tick's monotonic time.
     void tick(uint64_t t_ns, bool count_new);

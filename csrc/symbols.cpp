@@ -23,17 +23,15 @@ const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t finger
     auto it = codes_.find(key);
     if (it != codes_.end()) return it->second;
     Resolved r{kUnverified, {}};
-    const uint8_t* cb = code_copy_.data();
-    if (reader_.read(code, code_copy_.data(), L.co_size) && is_code_object(L, cb) &&
-        code_fingerprint(L, cb) == fingerprint) {
+    if (fingerprint_of(code) == fingerprint) {
+        const uint8_t* cb = code_copy_.data();
         Symbol s;
-        uint64_t name = load_u64(cb + (L.co_qualname ? L.co_qualname : L.co_name));
-        bool ok = read_str(L, reader_, name, s.name) && read_str(L, reader_, load_u64(cb + L.co_filename), s.filename) &&
+        bool ok = read_str(L, reader_, name_address(L, cb), s.name) &&
+                  read_str(L, reader_, load_u64(cb + L.co_filename), s.filename) &&
                   read_bytes(L, reader_, load_u64(cb + L.co_linetable), r.linetable);
-        // The strings were read after the fingerprint: read it again to know they belong to it.
-        ok = ok && reader_.read(code, code_copy_.data(), L.co_size) && code_fingerprint(L, cb) == fingerprint;
-        if (ok) {
-            s.firstlineno = load_i32(cb + L.co_firstlineno);
+        s.firstlineno = load_i32(cb + L.co_firstlineno);
+        // What was read after the fingerprint must still belong to it.
+        if (ok && fingerprint_of(code) == fingerprint) {
             r.symbol = static_cast<uint32_t>(out_.symbols.size());
             out_.symbols.push_back(std::move(s));
         } else {
@@ -41,6 +39,17 @@ const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t finger
         }
     }
     return codes_.emplace(key, std::move(r)).first->second;
+}
+
+// The fingerprint of the code object at `code` now, as the sampler computes it; 0 when unreadable.
+uint64_t SymbolTable::fingerprint_of(uint64_t code) {
+    const uint8_t* cb = code_copy_.data();
+    if (!reader_.read(code, code_copy_.data(), L.co_size) || !is_code_object(L, cb)) return 0;
+    if (!fingerprint_needs_name(L)) return code_fingerprint(L, cb, nullptr, 0);
+    uint64_t name = name_address(L, cb);
+    size_t len = name_probe_len(L, name);
+    if (!reader_.read(name, name_copy_, len)) return 0;
+    return code_fingerprint(L, cb, name_copy_, len);
 }
 
 uint32_t SymbolTable::intern_frame(uint32_t symbol, int32_t line) {

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "code_identity.h"
 #include "layout.h"
 #include "profile_data.h"
 #include "safe_read.h"
@@ -40,11 +41,13 @@ private:
     struct SiteHash { size_t operator()(const Site& s) const; };
     const Resolved& resolve(uint64_t code, uint64_t fingerprint);
     uint32_t intern_frame(uint32_t symbol, int32_t line);
+    uint64_t fingerprint_of(uint64_t code);
 
     const spprof_layout& L;
     SafeReader& reader_;
     ProfileData& out_;
     std::vector<uint8_t> code_copy_;
+    uint8_t name_copy_[kNameProbe];
     std::unordered_map<Site, Resolved, SiteHash> codes_;  // instr unused: 0
     std::unordered_map<uint64_t, uint32_t> frames_by_line_;                  // (symbol, line)
     std::unordered_map<Site, uint32_t, SiteHash> frames_by_instr_;

@@ -64,6 +64,13 @@ bool ThreadList::enumerate() {
     return true;
 }
 
+bool ThreadList::refresh(size_t i) {
+    ThreadSeen& t = seen_[i];
+    uint8_t* copy = copies_.data() + i * L.ts_size;
+    return reader_.read(t.tstate, copy, L.ts_size) && load_u64(copy + L.ts_interp) == L.interp &&
+           load_u64(copy + L.ts_thread_id) == t.ident;
+}
+
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok) {
     // The kernel's CPU clock of one thread by its tid (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD);
     // unlike pthread_getcpuclockid it cannot touch a pthread_t that has already died.

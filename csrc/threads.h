@@ -40,6 +40,8 @@ public:
     // Copies every thread state of the interpreter. False when the list changed under the walk
     // (a pointer failed a check); the caller then skips the tick.
     bool enumerate();
+    // Copies thread i's state again, for a walk to retry on fresher data.
+    bool refresh(size_t i);
     size_t size() const { return count_; }
     const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
     bool overflowed() const { return overflowed_; }

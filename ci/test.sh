@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds spprof and runs the test suite under every supported interpreter: 3.9-3.13 from
+# /root/.pyenv/versions, 3.14 from Debian's sid (ci/python314.sh). SPPROF_VERSIONS picks a
+# subset, e.g. SPPROF_VERSIONS="3.11 3.14". Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash ci/setup.sh || exit 1
+
+versions=${SPPROF_VERSIONS:-"3.9 3.10 3.11 3.12 3.13 3.14"}
+cache=${SPPROF_CACHE:-$HOME/.cache/spprof}
+passed=0 failed=0 results=()
+
+interpreter() {
+    if [ "$1" = 3.14 ]; then
+        bash ci/python314.sh
+    else
+        ls -d /root/.pyenv/versions/"$1".*/bin/python3 2>/dev/null | sort -V | tail -n 1
+    fi
+}
+
+for v in $versions; do
+    py=$(interpreter "$v") || py=""
+    if [ -z "$py" ] || [ ! -x "$py" ]; then
+        echo "[test] Python $v: no interpreter found" >&2
+        failed=$((failed + 1)); results+=("$v: no interpreter"); continue
+    fi
+    venv=$cache/venv-$v
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { failed=$((failed + 1)); results+=("$v: venv failed"); continue; }
+    echo "[test] Python $v: building spprof with $py" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema >/dev/null &&
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null
+    if [ $? -ne 0 ]; then
+        failed=$((failed + 1)); results+=("$v: build failed"); continue
+    fi
+    echo "[test] Python $v: running the tests" >&2
+    # pytest's script, not `python -m pytest`: the checkout's spprof/ (no built module) must not shadow the installed one
+    out=$("$venv/bin/pytest" -p no:cacheprovider "$@" 2>&1 | tee /dev/stderr | tail -n 1)
+    p=$(grep -oE '[0-9]+ passed' <<<"$out" | grep -oE '[0-9]+' || echo 0)
+    f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$out" | awk '{s += $1} END {print s + 0}')
+    passed=$((passed + p)); failed=$((failed + f))
+    results+=("$v: $out")
+    [ "$p" -gt 0 ] || failed=$((failed + 1))
+done
+
+echo
+echo "Per interpreter:"
+printf '  %s\n' "${results[@]}"
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,95 @@
+"""Where the time goes: shares, lines and threads against a known truth."""
+import threading
+
+import spprof
+
+from conftest import function_in_stack, shares, weight_by
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def hot_a(n):
+    return spin(n)
+
+
+def hot_b(n):
+    return spin(n)
+
+
+def test_single_thread_70_30_split():
+    spprof.start(interval_ms=1)
+    for _ in range(30):
+        hot_a(70_000)
+        hot_b(30_000)
+    profile = spprof.stop()
+    got = shares(weight_by(profile, function_in_stack({"hot_a", "hot_b"})))
+    assert abs(got["hot_a"] - 70) <= 5, got
+    assert abs(got["hot_b"] - 30) <= 5, got
+
+
+def worker(units):
+    for _ in range(units):
+        spin(150_000)
+
+
+def test_four_threads_share_by_work():
+    threads = [threading.Thread(target=worker, args=(k * 4,), name=f"w{k}") for k in (1, 2, 3, 4)]
+    spprof.start(interval_ms=1)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    profile = spprof.stop()
+    by_thread = weight_by(profile, lambda s: s.thread_name if s.thread_name.startswith("w") else None)
+    assert set(by_thread) == {"w1", "w2", "w3", "w4"}, by_thread
+    got = shares(by_thread)
+    for k in (1, 2, 3, 4):
+        assert abs(got[f"w{k}"] - 10 * k) <= 5, got
+    # every sample of a worker thread is in `worker`
+    for s in profile.samples:
+        if s.thread_name.startswith("w"):
+            assert any(f.function_name == "worker" for f in s.frames)
+
+
+def long_builtin(data):
+    result = sorted(data)  # SORT_LINE
+    return len(result)
+
+
+def test_builtin_holding_gil_is_charged_to_its_calling_line():
+    import random
+    rng = random.Random(1)
+    data = [rng.random() for _ in range(1_500_000)]
+    sort_line = next(i for i, line in enumerate(open(__file__), 1) if "# SORT_LINE" in line and "sorted(" in line)
+    spprof.start(interval_ms=1)
+    for _ in range(3):
+        long_builtin(data)
+    profile = spprof.stop()
+    lines = weight_by(profile, lambda s: s.frames[-1].lineno if s.frames[-1].function_name == "long_builtin" else None)
+    in_function = weight_by(profile, function_in_stack({"long_builtin"}))
+    assert sum(lines.values()) > 0
+    assert lines.get(sort_line, 0) >= 0.95 * in_function["long_builtin"], (sort_line, lines)
+
+
+def hot_loop(n):
+    total = 0
+    for i in range(n):
+        total += (i * i) % 7 + (i ^ 3) * 2 - (i >> 2)  # BODY_LINE
+    return total
+
+
+def test_hot_loop_line_is_the_sampled_line():
+    body = next(i for i, line in enumerate(open(__file__), 1) if "# BODY_LINE" in line and "total +=" in line)
+    spprof.start(interval_ms=1)
+    hot_loop(3_000_000)
+    profile = spprof.stop()
+    lines = weight_by(profile, lambda s: s.frames[-1].lineno if s.frames[-1].function_name == "hot_loop" else None)
+    assert lines, "no sample in hot_loop"
+    assert max(lines, key=lines.get) == body, lines
+    # only the loop's own lines (the `for` and its body) are ever sampled
+    assert set(lines) <= {body - 1, body}, lines

@@ -1,0 +1,93 @@
+"""The sampler never crashes, stalls or lies, whatever the program does under it."""
+import ast
+import os
+import sys
+from pathlib import Path
+
+from conftest import WORKLOADS, run_workload
+
+
+COMPREHENSIONS = {ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>", ast.DictComp: "<dictcomp>",
+                  ast.GeneratorExp: "<genexpr>", ast.Lambda: "<lambda>"}
+
+
+def defined_names(path):
+    """Every function's name and qualified name in a source file."""
+    names = set()
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.update({child.name, prefix + child.name})
+                visit(child, prefix + child.name + ".<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            elif type(child) in COMPREHENSIONS:  # functions of their own until 3.12
+                names.update({COMPREHENSIONS[type(child)], prefix.rstrip(".") and prefix + COMPREHENSIONS[type(child)]})
+                visit(child, prefix)
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(Path(path).read_text()), "")
+    return names | {"<module>"}
+
+
+def test_torture_at_1ms_for_20s():
+    seconds = float(os.environ.get("SPPROF_TORTURE_SECONDS", "20"))
+    proc, result = run_workload("torture", seconds, timeout=seconds * 6 + 60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert result["samples"] > 1000
+    workload = str(WORKLOADS / "torture.py")
+    allowed = defined_names(workload)
+    for name, filename in result["frames"]:
+        if filename == workload:
+            assert name in allowed, name
+        elif name in ("<unverified>", "<truncated>"):
+            assert filename == ""
+        else:
+            # the standard library's own frames (threading, asyncio): real files or frozen modules
+            assert os.path.exists(filename) or filename.startswith("<frozen"), (name, filename)
+    counters = result["counters"]
+    assert "torn_walks" in counters and counters["torn_walks"] >= 0
+    seen_threads = set(result["threads"])
+    assert {"churn", "generators", "coroutines", "exceptions", "recursion", "MainThread"} <= seen_threads
+    sys.stderr.write(f"torture: {result['samples']} samples, counters {counters}\n")
+
+
+def test_reused_code_addresses_never_name_a_function_that_was_not_running():
+    proc, result = run_workload("code_reuse", 1000, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {name: (t0, t1) for name, t0, t1 in result["runs"]}
+    assert len(result["seen"]) > 500
+    slack = 1_000_000  # a tick's timestamp is taken just before its threads are read
+    for t, name in result["seen"]:
+        t0, t1 = runs[name]
+        assert t0 - slack <= t <= t1 + slack, (name, t0, t, t1)
+
+
+def tiny(x):
+    return x + 1
+
+
+def tiny_caller(n):
+    total = 0
+    for i in range(n):
+        total += tiny(i)
+    return total
+
+
+def test_short_calls_are_sampled_not_dropped():
+    # A frame that lives 100 ns is always moving under a walk. Such samples must be kept (the copy
+    # is still one stack), not rejected as torn: that would hide every short function.
+    import spprof
+    spprof.start(interval_ms=1)
+    tiny_caller(5_000_000)
+    profile = spprof.stop()
+    collected = profile.counters["collected_samples"]
+    assert collected > 200
+    assert profile.counters["torn_walks"] <= 0.02 * collected, profile.counters
+    in_tiny = sum(1 for s in profile.samples if s.frames[-1].function_name == "tiny")
+    assert in_tiny >= 0.05 * len(profile.samples), in_tiny
+    for s in profile.samples:
+        if s.frames[-1].function_name == "tiny":
+            assert s.frames[-2].function_name == "tiny_caller"
