@@ -27,14 +27,16 @@ for v in $versions; do
     venv=$cache/venv-$v
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { failed=$((failed + 1)); results+=("$v: venv failed"); continue; }
     echo "[test] Python $v: building spprof with $py" >&2
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema >/dev/null &&
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 | grep -v "^WARNING: Location" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null
     if [ $? -ne 0 ]; then
         failed=$((failed + 1)); results+=("$v: build failed"); continue
     fi
     echo "[test] Python $v: running the tests" >&2
     # pytest's script, not `python -m pytest`: the checkout's spprof/ (no built module) must not shadow the installed one
-    out=$("$venv/bin/pytest" -p no:cacheprovider "$@" 2>&1 | tee /dev/stderr | tail -n 1)
+    log=$(mktemp)
+    "$venv/bin/pytest" -p no:cacheprovider "$@" 2>&1 | tee "$log"
+    out=$(tail -n 1 "$log"); rm -f "$log"
     p=$(grep -oE '[0-9]+ passed' <<<"$out" | grep -oE '[0-9]+' || echo 0)
     f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$out" | awk '{s += $1} END {print s + 0}')
     passed=$((passed + p)); failed=$((failed + f))

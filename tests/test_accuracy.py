@@ -50,10 +50,12 @@ def test_four_threads_share_by_work():
     got = shares(by_thread)
     for k in (1, 2, 3, 4):
         assert abs(got[f"w{k}"] - 10 * k) <= 5, got
-    # every sample of a worker thread is in `worker`
+    # a worker thread's samples are in `worker`, or in the start-up and exit code of threading
+    # (and spprof's hook there, which learns the thread's name)
+    startup = {threading.__file__, spprof._threads.__file__}
     for s in profile.samples:
-        if s.thread_name.startswith("w"):
-            assert any(f.function_name == "worker" for f in s.frames)
+        if s.thread_name.startswith("w") and not any(f.function_name == "worker" for f in s.frames):
+            assert all(f.filename in startup for f in s.frames), s.frames
 
 
 def long_builtin(data):
