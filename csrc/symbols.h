@@ -22,7 +22,9 @@ public:
     static constexpr uint32_t kTruncated = 1;
 
     SymbolTable(const spprof_layout& layout, SafeReader& reader, ProfileData& out);
-    // The frame id for a code object (with the sampler's fingerprint) at an instruction offset.
+    // The frame id for a code object (with the sampler's fingerprint) at an instruction offset;
+    // kHidden for the interpreter's own trampolines, which are no function of the program.
+    static constexpr uint32_t kHidden = 0xFFFFFFFFu;
     uint32_t frame_for(uint64_t code, uint64_t fingerprint, int64_t instr_bytes);
     uint32_t truncated_frame() const { return truncated_frame_; }
     uint64_t unverified() const { return unverified_; }
@@ -31,6 +33,7 @@ public:
 private:
     struct Resolved {
         uint32_t symbol;
+        bool hidden;
         std::vector<uint8_t> linetable;
     };
     struct Site {
