@@ -121,6 +121,12 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
     }
     if (chunk_hi_ == 0 && !reader_.read(anchor, &f, sizeof f)) return reject(kTornUnreadable);
     if (f == 0) return Capture::Empty;
+    // The thread returned during the copy: the frames it left may already be cleared in the copy
+    // (3.14 clears f_executable before popping), so start from where it returned to.
+    if (moved_to_ != 0 && descends_to(f, moved_to_) && !frames_intact(f, moved_to_)) {
+        f = moved_to_;
+        moved_to_ = 0;
+    }
     const uint64_t first_frame = f;
     // Only an innermost frame outside the consistent copy (a generator's) needs the re-read.
     check_top_ = !(f >= chunk_lo_ && f + L.if_size <= chunk_hi_);
@@ -146,6 +152,18 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
     }
     if (moved_to_ != 0 && !descends_to(moved_to_, first_frame)) return reject(kTornTopMoved);
     return Capture::Ok;
+}
+
+// True when every frame of the copy from `from` down to (not including) `ancestor` still holds a
+// code object.
+bool FrameCapture::frames_intact(uint64_t from, uint64_t ancestor) const {
+    for (int hops = 0; hops < 32 && from != ancestor; ++hops) {
+        if (!(from >= chunk_lo_ && from + L.if_size <= chunk_hi_)) return false;
+        const uint8_t* fb = chunk_.data() + (from - chunk_lo_);
+        if ((load_u64(fb + L.if_code) & ~L.if_code_tag_mask) == 0) return false;
+        from = load_u64(fb + L.if_previous);
+    }
+    return true;
 }
 
 // True when `from`'s callers in the chunk copy reach `target` within a few frames.

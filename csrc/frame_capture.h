@@ -48,6 +48,7 @@ private:
     void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev);
     bool top_unchanged();
     bool descends_to(uint64_t from, uint64_t target) const;
+    bool frames_intact(uint64_t from, uint64_t ancestor) const;
 
     const spprof_layout& L;
     SafeReader& reader_;
