@@ -103,7 +103,7 @@ py::object stats() {
     d["unidentified_threads"] = c.unidentified.load();
     d["unverified_frames"] = e.collector->unverified();
     d["bytes_held"] = e.collector->bytes_held() + kQueueCells * sizeof(SampleCell);
-    d["sampler_cpu_ns"] = c.cpu_ns.load();
+    d["sampler_cpu_ns"] = e.sampler->cpu_ns();
     d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
     d["duration_ns"] = monotonic_ns() - e.start_ns;
     d["reads"] = c.reads.load();
@@ -147,6 +147,36 @@ py::tuple sample_columns(const ProfileData& d) {
         std::memcpy(&st[i * 4], &s.stack, 4);
     }
     return py::make_tuple(py::bytes(t), py::bytes(w), py::bytes(th), py::bytes(st));
+}
+
+// The cost of one sampler tick with warm caches, on the calling thread (whose own stack is then
+// one of those sampled): for the micro-benchmarks, never used while profiling.
+py::dict measure_tick(int iterations, const std::string& mode, int max_depth) {
+    if (g_engine) throw std::runtime_error("Profiler already running");
+    spprof_layout layout{};
+    char err[512] = {0};
+    if (spprof_layout_init(&layout, err, sizeof err) != 0) raise_os_error(err);
+    SamplerOptions opts;
+    opts.wall = mode == "wall";
+    opts.max_depth = max_depth;
+    SampleQueue queue(kQueueCells);
+    Sampler sampler(layout, opts, queue, native_ids());
+    std::string error;
+    if (!sampler.open(error)) raise_os_error("spprof: " + error);
+    std::vector<SampleCell> sink(1024);
+    uint64_t t0 = monotonic_ns();
+    for (int i = 0; i < iterations; ++i) {
+        sampler.tick(monotonic_ns(), true);
+        while (queue.pop(sink.data(), sink.size()) > 0) {}
+    }
+    uint64_t elapsed = monotonic_ns() - t0;
+    const SamplerCounters& c = sampler.counters();
+    py::dict d;
+    d["ns_per_tick"] = static_cast<double>(elapsed) / iterations;
+    d["samples"] = c.collected.load();
+    d["torn"] = c.torn.load();
+    d["reads"] = sampler.reads();
+    return d;
 }
 
 }  // namespace
@@ -211,5 +241,6 @@ PYBIND11_MODULE(_native, m) {
     m.def("stop", &stop);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
     m.def("stats", &stats);
+    m.def("measure_tick", &measure_tick, py::arg("iterations"), py::arg("mode") = "cpu", py::arg("max_depth") = 128);
     m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });
 }

@@ -1,6 +1,7 @@
 #include "sampler.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -44,16 +45,7 @@ Sampler::~Sampler() { stop(); }
 
 bool Sampler::start(const std::string& forced_reader, std::string& error) {
     if (!reader_.open(forced_reader, error)) return false;
-    if (!opts_.wall) {
-        // Baseline: CPU time used before start() is not part of the profile.
-        for (int attempt = 0; attempt < 5; ++attempt) {
-            if (!threads_.enumerate()) continue;
-            uint64_t d;
-            for (size_t i = 0; i < threads_.size(); ++i) clocks_.observe(threads_[i].tstate, threads_[i].tid, false, d);
-            clocks_.end_tick();
-            break;
-        }
-    }
+    take_baseline();
     stopping_ = false;
     try {
         thread_ = std::thread([this] { run(); });
@@ -62,6 +54,24 @@ bool Sampler::start(const std::string& forced_reader, std::string& error) {
         return false;
     }
     return true;
+}
+
+bool Sampler::open(std::string& error) {
+    if (!reader_.open("", error)) return false;
+    take_baseline();
+    return true;
+}
+
+// CPU time used before start() is not part of the profile.
+void Sampler::take_baseline() {
+    if (opts_.wall) return;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        if (!threads_.enumerate()) continue;
+        uint64_t d;
+        for (size_t i = 0; i < threads_.size(); ++i) clocks_.observe(threads_[i].tstate, threads_[i].tid, false, d);
+        clocks_.end_tick();
+        return;
+    }
 }
 
 void Sampler::stop() {
@@ -73,6 +83,7 @@ void Sampler::stop() {
 
 void Sampler::run() {
     pthread_setname_np(pthread_self(), "spprof-sampler");
+    tid_.store(static_cast<uint32_t>(::gettid()));
     boost::asio::steady_timer timer(io_);
 
     using clock = std::chrono::steady_clock;
@@ -91,7 +102,6 @@ void Sampler::run() {
         if (ec || stopping_) return;
         tick(monotonic_ns(), true);
         counters_.ticks.fetch_add(1, std::memory_order_relaxed);
-        counters_.cpu_ns.store(own_cpu_ns(), std::memory_order_relaxed);
         counters_.reads.store(reader_.syscalls(), std::memory_order_relaxed);
         // A late wake-up skips the ticks it overran and counts them; it never fires them back to back.
         const uint64_t due = static_cast<uint64_t>((clock::now() - origin) / interval);
@@ -104,6 +114,16 @@ void Sampler::run() {
     };
     schedule();
     io_.run();
+    final_cpu_ns_.store(own_cpu_ns());
+    tid_.store(0);
+}
+
+uint64_t Sampler::cpu_ns() const {
+    // Read through the thread's tid from outside, so the sampler spends no system call on it.
+    uint32_t tid = tid_.load();
+    bool ok = false;
+    uint64_t ns = tid ? thread_cpu_ns(tid, ok) : 0;
+    return ok ? ns : final_cpu_ns_.load();
 }
 
 bool Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated) {

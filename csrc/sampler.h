@@ -38,7 +38,6 @@ struct SamplerCounters {
     std::atomic<uint64_t> torn_lists{0};
     std::atomic<uint64_t> unidentified{0};
     std::atomic<uint64_t> threads_max{0};
-    std::atomic<uint64_t> cpu_ns{0};      // the sampler thread's own CPU time
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory
 };
 
@@ -49,6 +48,10 @@ public:
     // Opens the reader and takes the CPU baseline on the calling thread, then starts the timer
     // thread. False with a reason when it cannot sample here.
     bool start(const std::string& forced_reader, std::string& error);
+    // Only the reader and the baseline, for tick() driven by the caller (the micro-benchmark).
+    bool open(std::string& error);
+    uint64_t reads() const { return reader_.syscalls(); }
+    uint64_t cpu_ns() const;  // the sampler thread's own CPU time
     void stop();  // returns once the thread has ended; no tick runs after it
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
@@ -59,6 +62,7 @@ public:
 
 private:
     void run();
+    void take_baseline();
     bool push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated);
 
     const spprof_layout& L;
@@ -72,7 +76,9 @@ private:
     SamplerCounters counters_;
     std::thread thread_;
     std::atomic<bool> stopping_{false};
-    boost::asio::io_context io_;  // stop() from another thread ends its run() at once
+    boost::asio::io_context io_;
+    std::atomic<uint32_t> tid_{0};
+    std::atomic<uint64_t> final_cpu_ns_{0};  // stop() from another thread ends its run() at once
 };
 
 uint64_t monotonic_ns();

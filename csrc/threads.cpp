@@ -40,25 +40,57 @@ ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const Na
     : L(layout), reader_(reader), ids_(ids), max_(max_threads) {
     copies_.resize(max_threads * L.ts_size);
     seen_.resize(max_threads);
+    iov_local_.resize(max_threads + 1);
+    iov_remote_.resize(max_threads + 1);
+}
+
+void ThreadList::record(size_t i, uint64_t ts) {
+    ThreadSeen& t = seen_[i];
+    const uint8_t* copy = copies_.data() + i * L.ts_size;
+    t.tstate = ts;
+    t.copy = copy;
+    t.ident = load_u64(copy + L.ts_thread_id);
+    t.tid = L.has_native_thread_id ? static_cast<uint32_t>(load_u64(copy + L.ts_native_thread_id))
+                                   : ids_.get(t.ident);
+}
+
+// The list rarely changes between ticks: read the head and every thread state of the last tick
+// in one system call, and keep the result if the chain still links them in the same order.
+bool ThreadList::enumerate_as_before() {
+    const size_t n = count_;
+    if (n == 0 || n >= max_) return false;
+    uint64_t head = 0;
+    iov_local_[0] = {&head, sizeof head};
+    iov_remote_[0] = {reinterpret_cast<void*>(L.interp + L.interp_threads_head), sizeof head};
+    for (size_t i = 0; i < n; ++i) {
+        iov_local_[i + 1] = {copies_.data() + i * L.ts_size, L.ts_size};
+        iov_remote_[i + 1] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
+    }
+    if (!reader_.readv(iov_local_.data(), iov_remote_.data(), n + 1)) return false;
+    uint64_t expect = head;
+    for (size_t i = 0; i < n; ++i) {
+        const uint8_t* copy = copies_.data() + i * L.ts_size;
+        if (expect != seen_[i].tstate || load_u64(copy + L.ts_interp) != L.interp) return false;
+        expect = load_u64(copy + L.ts_next);
+    }
+    if (expect != 0) return false;
+    for (size_t i = 0; i < n; ++i) record(i, seen_[i].tstate);
+    return true;
 }
 
 bool ThreadList::enumerate() {
-    count_ = 0;
     overflowed_ = false;
+    if (enumerate_as_before()) return true;
+    count_ = 0;
     uint64_t ts = 0;
     if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
     while (ts != 0) {
-        if ((ts & 7) != 0 || ts >= kMaxAddr) return false;
+        if ((ts & 7) != 0 || ts >= kMaxAddr) { count_ = 0; return false; }
         if (count_ == max_) { overflowed_ = true; break; }
         uint8_t* copy = copies_.data() + count_ * L.ts_size;
-        if (!reader_.read(ts, copy, L.ts_size)) return false;
-        if (load_u64(copy + L.ts_interp) != L.interp) return false;  // not ours: freed and reused
-        ThreadSeen& t = seen_[count_++];
-        t.tstate = ts;
-        t.copy = copy;
-        t.ident = load_u64(copy + L.ts_thread_id);
-        t.tid = L.has_native_thread_id ? static_cast<uint32_t>(load_u64(copy + L.ts_native_thread_id))
-                                       : ids_.get(t.ident);
+        // not ours: freed and reused
+        if (!reader_.read(ts, copy, L.ts_size) || load_u64(copy + L.ts_interp) != L.interp) { count_ = 0; return false; }
+        record(count_++, ts);
         ts = load_u64(copy + L.ts_next);
     }
     return true;

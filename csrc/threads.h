@@ -5,6 +5,8 @@
 // NativeIds is written by Python code holding the GIL and read lock-free by the sampler.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstdint>
 #include <vector>
@@ -47,12 +49,16 @@ public:
     bool overflowed() const { return overflowed_; }
 
 private:
+    bool enumerate_as_before();
+    void record(size_t i, uint64_t ts);
+
     const spprof_layout& L;
     SafeReader& reader_;
     const NativeIds& ids_;
     size_t max_;
     std::vector<uint8_t> copies_;
     std::vector<ThreadSeen> seen_;
+    std::vector<struct iovec> iov_local_, iov_remote_;
     size_t count_ = 0;
     bool overflowed_ = false;
 };
