@@ -13,6 +13,8 @@ const char* const kTornReasonNames[kTornReasons] = {
 namespace {
 constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
+constexpr size_t kChainSlots = 64;   // threads whose last chain is remembered (3.9/3.10)
+constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
 
 bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
@@ -25,6 +27,13 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     walked_.resize(static_cast<size_t>(max_depth));
     unique_.resize(static_cast<size_t>(max_depth));
     codes_.resize(static_cast<size_t>(max_depth) * L.co_size);
+    if (L.frame_model == SPPROF_FRAMES_OBJECTS) {
+        frame_need_ = std::max({L.fo_back, L.fo_code, L.fo_lasti, L.fo_state, L.fo_gen}) + 8;
+        spec_.resize(static_cast<size_t>(max_depth) * frame_need_);
+        chain_now_.resize(static_cast<size_t>(max_depth));
+        chains_.resize(kChainSlots);
+        for (Chain& c : chains_) c.addrs.resize(static_cast<size_t>(max_depth));
+    }
     if (fingerprint_needs_name(L)) {
         names_.resize(static_cast<size_t>(max_depth) * kNameProbe);
         name_lens_.resize(static_cast<size_t>(max_depth));
@@ -36,7 +45,7 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
 Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated) {
     int n = 0;
     truncated = false;
-    Capture c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts, n, truncated)
+    Capture c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts_addr, ts, n, truncated)
                                                        : walk_interpreter(ts_addr, ts, n, truncated);
     depth = 0;
     if (c != Capture::Ok) return c;
@@ -48,17 +57,39 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     return Capture::Ok;
 }
 
-// 3.9/3.10: heap-allocated PyFrameObjects linked by f_back, one read each.
-Capture FrameCapture::walk_objects(const uint8_t* ts, int& n, bool& truncated) {
+// 3.9/3.10: heap-allocated PyFrameObjects linked by f_back. A thread's callers rarely change
+// between ticks, so the frames of its last chain are read again in one system call first; only
+// frames that are not among them (new calls) are read on their own.
+Capture FrameCapture::walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
     check_top_ = true;
     uint64_t f = load_u64(ts + L.ts_frame);
     if (f == 0) return Capture::Empty;
-    const size_t need = std::max({L.fo_back, L.fo_code, L.fo_lasti, L.fo_state, L.fo_gen}) + 8;
+    const size_t need = frame_need_;
+    Chain& last = chains_[(ts_addr >> 6) % chains_.size()];
+    int known = 0;
+    if (last.tstate == ts_addr && last.n > 0) {
+        for (int i = 0; i < last.n; ++i) {
+            local_[static_cast<size_t>(i)] = {spec_.data() + static_cast<size_t>(i) * need, need};
+            remote_[static_cast<size_t>(i)] = {reinterpret_cast<void*>(last.addrs[static_cast<size_t>(i)]), need};
+        }
+        if (reader_.readv(local_.data(), remote_.data(), static_cast<size_t>(last.n))) known = last.n;
+    }
+    int cursor = 0;
     for (int hops = 0; f != 0; ++hops) {
         if (!plausible(f) || hops > max_hops_) return reject(kTornPointer);
         if (n == max_depth_) { truncated = true; break; }
-        if (!reader_.read(f, frame_.data(), need)) return reject(kTornUnreadable);
-        const uint8_t* fb = frame_.data();
+        const uint8_t* fb = nullptr;
+        for (int j = cursor; j < known && j < cursor + kChainLookahead; ++j) {
+            if (last.addrs[static_cast<size_t>(j)] == f) {
+                fb = spec_.data() + static_cast<size_t>(j) * need;
+                cursor = j + 1;
+                break;
+            }
+        }
+        if (fb == nullptr) {
+            if (!reader_.read(f, frame_.data(), need)) return reject(kTornUnreadable);
+            fb = frame_.data();
+        }
         if (load_u64(fb + L.ob_type) != L.frame_type) return reject(kTornNotFrame);
         // Every caller in a live chain is executing. The innermost frame may be just entering or
         // leaving; but one that belongs to a generator and has no caller was suspended under us.
@@ -69,9 +100,13 @@ Capture FrameCapture::walk_objects(const uint8_t* ts, int& n, bool& truncated) {
         if (lasti < -1) return reject(kTornInstruction);
         int64_t instr = lasti < 0 ? -1 : (L.fo_lasti_in_units ? lasti * 2 : lasti);
         if (n == 0) remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back);
+        chain_now_[static_cast<size_t>(n)] = f;
         walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr)};
         f = load_u64(fb + L.fo_back);
     }
+    last.tstate = ts_addr;
+    last.n = n;
+    std::copy(chain_now_.begin(), chain_now_.begin() + n, last.addrs.begin());
     return Capture::Ok;
 }
 

@@ -41,7 +41,7 @@ private:
 
     struct Walked { uint64_t code; uint64_t instr; };
 
-    Capture walk_objects(const uint8_t* ts, int& n, bool& truncated);
+    Capture walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     Capture walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     const uint8_t* frame_bytes(uint64_t addr);
     Capture resolve_codes(int n, FrameRecord* out);
@@ -58,6 +58,13 @@ private:
     std::vector<uint8_t> chunk_;        // copy of the used part of the current stack chunk
     uint64_t chunk_lo_ = 0, chunk_hi_ = 0;
     std::vector<uint8_t> frame_;        // one frame read on its own
+
+    // 3.9/3.10: each thread's last chain of frame addresses, read again in one batch.
+    struct Chain { uint64_t tstate = 0; int n = 0; std::vector<uint64_t> addrs; };
+    std::vector<Chain> chains_;
+    std::vector<uint8_t> spec_;         // the batch, frame_need_ bytes a frame
+    std::vector<uint64_t> chain_now_;
+    size_t frame_need_ = 0;
     std::vector<Walked> walked_;
     std::vector<uint64_t> unique_;      // distinct code addresses of a stack
     std::vector<uint8_t> codes_;        // their headers, co_size bytes each
