@@ -37,7 +37,7 @@ def worker(units, cpu, after=None):
     if after is not None:
         after.join()
     for _ in range(units):
-        spin(150_000)
+        spin(400_000)  # long enough that the machine's noise averages out
     cpu[threading.current_thread().name] = time.thread_time()
 
 
