@@ -15,6 +15,7 @@ constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
 constexpr size_t kChainSlots = 64;   // threads whose last chain is remembered (3.9/3.10)
 constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
+constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
 
 bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
@@ -27,6 +28,16 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     walked_.resize(static_cast<size_t>(max_depth));
     unique_.resize(static_cast<size_t>(max_depth));
     codes_.resize(static_cast<size_t>(max_depth) * L.co_size);
+    code_at_.resize(static_cast<size_t>(max_depth));
+    name_at_.resize(static_cast<size_t>(max_depth));
+    missing_.resize(static_cast<size_t>(max_depth));
+    prefetch_.resize(kChainSlots);
+    for (Prefetch& p : prefetch_) { p.codes.resize(kPrefetch); p.names.resize(kPrefetch); }
+    pf_codes_.resize(kPrefetch * L.co_size);
+    pf_names_.resize(kPrefetch * kNameProbe);
+    pf_name_lens_.resize(kPrefetch);
+    local_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 4);
+    remote_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 4);
     if (L.frame_model == SPPROF_FRAMES_OBJECTS) {
         frame_need_ = std::max({L.fo_back, L.fo_code, L.fo_lasti, L.fo_state, L.fo_gen}) + 8;
         spec_.resize(static_cast<size_t>(max_depth) * frame_need_);
@@ -38,19 +49,19 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
         names_.resize(static_cast<size_t>(max_depth) * kNameProbe);
         name_lens_.resize(static_cast<size_t>(max_depth));
     }
-    local_.resize(static_cast<size_t>(max_depth) + 2);
-    remote_.resize(static_cast<size_t>(max_depth) + 2);
 }
 
 Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated) {
     int n = 0;
     truncated = false;
+    pf_ = nullptr;
+    pf_ready_ = false;
     Capture c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts_addr, ts, n, truncated)
                                                        : walk_interpreter(ts_addr, ts, n, truncated);
     depth = 0;
     if (c != Capture::Ok) return c;
     if (n == 0) return Capture::Empty;
-    c = resolve_codes(n, out);
+    c = resolve_codes(ts_addr, n, out);
     if (c != Capture::Ok) return c;
     if (check_top_ && !top_unchanged()) return reject(kTornTopMoved);
     depth = n;
@@ -67,12 +78,19 @@ Capture FrameCapture::walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, 
     const size_t need = frame_need_;
     Chain& last = chains_[(ts_addr >> 6) % chains_.size()];
     int known = 0;
-    if (last.tstate == ts_addr && last.n > 0) {
-        for (int i = 0; i < last.n; ++i) {
-            local_[static_cast<size_t>(i)] = {spec_.data() + static_cast<size_t>(i) * need, need};
-            remote_[static_cast<size_t>(i)] = {reinterpret_cast<void*>(last.addrs[static_cast<size_t>(i)]), need};
+    size_t k = 0;
+    if (last.tstate == ts_addr) {
+        for (int i = 0; i < last.n; ++i, ++k) {
+            local_[k] = {spec_.data() + static_cast<size_t>(i) * need, need};
+            remote_[k] = {reinterpret_cast<void*>(last.addrs[static_cast<size_t>(i)]), need};
         }
-        if (reader_.readv(local_.data(), remote_.data(), static_cast<size_t>(last.n))) known = last.n;
+    }
+    const size_t main_bytes = k * need;
+    size_t total = k + add_prefetch(ts_addr, local_.data() + k, remote_.data() + k);
+    if (total > 0) {
+        size_t copied = reader_.readv_prefix(local_.data(), remote_.data(), total);
+        if (copied >= main_bytes) known = static_cast<int>(k);
+        prefetch_done(main_bytes, copied);
     }
     int cursor = 0;
     for (int hops = 0; f != 0; ++hops) {
@@ -145,10 +163,19 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
         uint64_t hi = std::min(limit, top + kChunkSlack);
         uint64_t lo = std::max<uint64_t>(chunk + L.chunk_header, hi > kChunkCopy ? hi - kChunkCopy : 0);
         uint64_t again = 0;
-        struct iovec l[3] = {{&f, 8}, {chunk_.data(), hi - lo}, {&again, 8}};
-        struct iovec r[3] = {{reinterpret_cast<void*>(anchor), 8}, {reinterpret_cast<void*>(lo), hi - lo},
-                             {reinterpret_cast<void*>(anchor), 8}};
-        if (reader_.readv(l, r, 3)) {
+        struct iovec* l = local_.data();
+        struct iovec* r = remote_.data();
+        l[0] = {&f, 8};
+        l[1] = {chunk_.data(), hi - lo};
+        l[2] = {&again, 8};
+        r[0] = {reinterpret_cast<void*>(anchor), 8};
+        r[1] = {reinterpret_cast<void*>(lo), hi - lo};
+        r[2] = {reinterpret_cast<void*>(anchor), 8};
+        const size_t main_bytes = 16 + (hi - lo);
+        size_t total = 3 + add_prefetch(ts_addr, l + 3, r + 3);
+        size_t copied = reader_.readv_prefix(l, r, total);
+        prefetch_done(main_bytes, copied);
+        if (copied >= main_bytes) {
             moved_to_ = again;
             chunk_lo_ = lo;
             chunk_hi_ = hi;
@@ -212,8 +239,37 @@ bool FrameCapture::descends_to(uint64_t from, uint64_t target) const {
 }
 
 
-// One batched read of every distinct code object of the stack, then the per-frame checks.
-Capture FrameCapture::resolve_codes(int n, FrameRecord* out) {
+// Appends reads of the code objects (and name strings) of this thread's last sample.
+size_t FrameCapture::add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r) {
+    pf_ = &prefetch_[(ts_addr >> 6) % prefetch_.size()];
+    pf_bytes_ = 0;
+    if (pf_->tstate != ts_addr) {
+        pf_->tstate = ts_addr;
+        pf_->n = 0;
+    }
+    size_t k = 0;
+    for (int i = 0; i < pf_->n; ++i) {
+        size_t j = static_cast<size_t>(i);
+        l[k] = {pf_codes_.data() + j * L.co_size, L.co_size};
+        r[k++] = {reinterpret_cast<void*>(pf_->codes[j]), L.co_size};
+        pf_bytes_ += L.co_size;
+        if (fingerprint_needs_name(L)) {
+            pf_name_lens_[j] = name_probe_len(L, pf_->names[j]);
+            l[k] = {pf_names_.data() + j * kNameProbe, pf_name_lens_[j]};
+            r[k++] = {reinterpret_cast<void*>(pf_->names[j]), pf_name_lens_[j]};
+            pf_bytes_ += pf_name_lens_[j];
+        }
+    }
+    return k;
+}
+
+void FrameCapture::prefetch_done(size_t main_bytes, size_t copied) {
+    pf_ready_ = pf_ != nullptr && pf_->n > 0 && copied == main_bytes + pf_bytes_;
+}
+
+// Every distinct code object of the stack, from the prefetch where it was read ahead and in one
+// batched read otherwise; then the per-frame checks.
+Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
     size_t u = 0;
     for (int i = 0; i < n; ++i) {
         uint64_t c = walked_[static_cast<size_t>(i)].code;
@@ -222,27 +278,48 @@ Capture FrameCapture::resolve_codes(int n, FrameRecord* out) {
     }
     std::sort(unique_.begin(), unique_.begin() + static_cast<long>(u));
     u = static_cast<size_t>(std::unique(unique_.begin(), unique_.begin() + static_cast<long>(u)) - unique_.begin());
+
+    const bool names = fingerprint_needs_name(L);
+    size_t m = 0;
     for (size_t i = 0; i < u; ++i) {
-        local_[i] = {codes_.data() + i * L.co_size, L.co_size};
-        remote_[i] = {reinterpret_cast<void*>(unique_[i]), L.co_size};
+        code_at_[i] = name_at_[i] = nullptr;
+        for (int j = 0; pf_ready_ && j < pf_->n; ++j) {
+            size_t jj = static_cast<size_t>(j);
+            if (pf_->codes[jj] != unique_[i]) continue;
+            const uint8_t* cb = pf_codes_.data() + jj * L.co_size;
+            // The name read ahead counts only if the code object still points at it.
+            if (names && (name_address(L, cb) != pf_->names[jj])) break;
+            code_at_[i] = cb;
+            if (names) name_at_[i] = pf_names_.data() + jj * kNameProbe;
+            break;
+        }
+        if (code_at_[i] == nullptr) {
+            local_[m] = {codes_.data() + i * L.co_size, L.co_size};
+            remote_[m] = {reinterpret_cast<void*>(unique_[i]), L.co_size};
+            missing_[m++] = i;
+            code_at_[i] = codes_.data() + i * L.co_size;
+        }
     }
-    if (!reader_.readv(local_.data(), remote_.data(), u)) return reject(kTornUnreadable);
-    if (fingerprint_needs_name(L)) {
+    if (m > 0 && !reader_.readv(local_.data(), remote_.data(), m)) return reject(kTornUnreadable);
+    if (names) {
+        size_t k = 0;
         for (size_t i = 0; i < u; ++i) {
-            const uint8_t* cb = codes_.data() + i * L.co_size;
+            if (name_at_[i] != nullptr) continue;
+            const uint8_t* cb = code_at_[i];
             uint64_t name = name_address(L, cb);
             if (!is_code_object(L, cb) || !plausible(name)) return reject(kTornNotCode);
             name_lens_[i] = name_probe_len(L, name);
-            local_[i] = {names_.data() + i * kNameProbe, name_lens_[i]};
-            remote_[i] = {reinterpret_cast<void*>(name), name_lens_[i]};
+            local_[k] = {names_.data() + i * kNameProbe, name_lens_[i]};
+            remote_[k++] = {reinterpret_cast<void*>(name), name_lens_[i]};
+            name_at_[i] = names_.data() + i * kNameProbe;
         }
-        if (!reader_.readv(local_.data(), remote_.data(), u)) return reject(kTornUnreadable);
+        if (k > 0 && !reader_.readv(local_.data(), remote_.data(), k)) return reject(kTornUnreadable);
     }
 
     for (int i = 0; i < n; ++i) {
         const Walked& w = walked_[static_cast<size_t>(i)];
         size_t k = static_cast<size_t>(std::lower_bound(unique_.begin(), unique_.begin() + static_cast<long>(u), w.code) - unique_.begin());
-        const uint8_t* cb = codes_.data() + k * L.co_size;
+        const uint8_t* cb = code_at_[k];
         if (!is_code_object(L, cb)) return reject(kTornNotCode);
         int64_t instr;
         if (L.frame_model == SPPROF_FRAMES_OBJECTS) {
@@ -256,10 +333,18 @@ Capture FrameCapture::resolve_codes(int n, FrameRecord* out) {
         }
         FrameRecord& r = out[i];
         r.code = w.code;
-        const uint8_t* name = names_.empty() ? nullptr : names_.data() + k * kNameProbe;
-        r.fingerprint = code_fingerprint(L, cb, name, name ? name_lens_[k] : 0);
+        r.fingerprint = code_fingerprint(L, cb, name_at_[k], name_at_[k] ? name_probe_len(L, name_address(L, cb)) : 0);
         r.instr_bytes = instr;
         r.reserved = 0;
+    }
+
+    // What this sample ran is what the next one reads ahead.
+    Prefetch& p = prefetch_[(ts_addr >> 6) % prefetch_.size()];
+    p.tstate = ts_addr;
+    p.n = static_cast<int>(std::min(u, kPrefetch));
+    for (size_t i = 0; i < static_cast<size_t>(p.n); ++i) {
+        p.codes[i] = unique_[i];
+        p.names[i] = names ? name_address(L, code_at_[i]) : 0;
     }
     return Capture::Ok;
 }

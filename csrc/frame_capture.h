@@ -44,7 +44,9 @@ private:
     Capture walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     Capture walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     const uint8_t* frame_bytes(uint64_t addr);
-    Capture resolve_codes(int n, FrameRecord* out);
+    Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out);
+    size_t add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r);
+    void prefetch_done(size_t main_bytes, size_t copied);
     void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev);
     bool top_unchanged();
     bool descends_to(uint64_t from, uint64_t target) const;
@@ -71,6 +73,18 @@ private:
     std::vector<uint8_t> names_;        // their name strings' first bytes, where the fingerprint needs them
     std::vector<size_t> name_lens_;
     std::vector<struct iovec> local_, remote_;
+    std::vector<const uint8_t*> code_at_, name_at_;  // each distinct code's header and name copies
+    std::vector<size_t> missing_;
+
+    // The code objects (and names) of each thread's last sample, read speculatively in the same
+    // system call as its frames: a thread that runs the same functions needs no further read.
+    struct Prefetch { uint64_t tstate = 0; int n = 0; std::vector<uint64_t> codes, names; };
+    std::vector<Prefetch> prefetch_;
+    std::vector<uint8_t> pf_codes_, pf_names_;
+    std::vector<size_t> pf_name_lens_;
+    Prefetch* pf_ = nullptr;
+    size_t pf_bytes_ = 0;
+    bool pf_ready_ = false;
 
     // What the consistency re-read compares: the innermost frame's code and caller fields.
     uint64_t top_addr_[2] = {0, 0};

@@ -112,26 +112,38 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
 }
 
 bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, size_t n) {
+    size_t want = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (local[i].iov_len != remote[i].iov_len) return false;
+        want += remote[i].iov_len;
+    }
+    return readv_prefix(local, remote, n) == want;
+}
+
+size_t SafeReader::readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n) {
+    size_t copied = 0;
     if (method_ != ReadMethod::VmReadv) {
         for (size_t i = 0; i < n; ++i) {
-            if (local[i].iov_len != remote[i].iov_len) return false;
-            if (!read(reinterpret_cast<uint64_t>(remote[i].iov_base), local[i].iov_base, local[i].iov_len)) return false;
+            if (!read(reinterpret_cast<uint64_t>(remote[i].iov_base), local[i].iov_base, local[i].iov_len)) break;
+            copied += local[i].iov_len;
         }
-        return true;
+        return copied;
     }
     while (n > 0) {
         size_t batch = n < kMaxIov ? n : kMaxIov;
         size_t want = 0;
         for (size_t i = 0; i < batch; ++i) {
-            if (remote[i].iov_base == nullptr) return false;
+            if (remote[i].iov_base == nullptr) { batch = i; break; }
             want += remote[i].iov_len;
         }
+        if (batch == 0) return copied;
         ++syscalls_;
         ssize_t got = ::syscall(SYS_process_vm_readv, pid_, local, batch, remote, batch, 0UL);
-        if (got != static_cast<ssize_t>(want)) return false;
+        if (got > 0) copied += static_cast<size_t>(got);
+        if (got != static_cast<ssize_t>(want)) return copied;
         local += batch; remote += batch; n -= batch;
     }
-    return true;
+    return copied;
 }
 
 }  // namespace spprof

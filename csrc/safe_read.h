@@ -31,6 +31,8 @@ public:
     bool read(uint64_t addr, void* dst, size_t len);
     // Many ranges in as few system calls as the method allows; all-or-nothing.
     bool readv(const struct iovec* local, const struct iovec* remote, size_t n);
+    // The same, in order, stopping at the first range that fails: the bytes copied before it.
+    size_t readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n);
 
     ReadMethod method() const { return method_; }
     const char* method_name() const;
