@@ -22,8 +22,9 @@ def no_profiler_left_running():
 
 def run_workload(name, *args, timeout=180, env=None):
     """Runs tests/workloads/NAME.py in a fresh interpreter; returns (process, last JSON line)."""
+    # -X faulthandler: a crash of the workload leaves its threads' stacks in stderr
     proc = subprocess.run(
-        [sys.executable, str(WORKLOADS / f"{name}.py"), *map(str, args)],
+        [sys.executable, "-X", "faulthandler", str(WORKLOADS / f"{name}.py"), *map(str, args)],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
