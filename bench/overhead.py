@@ -122,9 +122,16 @@ def _child_latency(spec: dict) -> dict:
     return {"start_s": starts, "stop_s": stops}
 
 
+def _child_timer(spec: dict) -> dict:
+    from spprof import _native
+
+    return {str(ms): _native.measure_timer_wakeups(ms, int(1000 / ms)) / 1000 for ms in (1, 10)}
+
+
 def child_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
-    run = {"calibrate": _child_calibrate, "run": _child_run, "latency": _child_latency}[spec["kind"]]
+    run = {"calibrate": _child_calibrate, "run": _child_run, "latency": _child_latency,
+           "timer": _child_timer}[spec["kind"]]
     print(json.dumps(run(spec)))
 
 
@@ -257,8 +264,11 @@ def main() -> None:
     latency = {k: {"median_ms": 1000 * statistics.median(v), "max_ms": 1000 * max(v), "all_s": v}
                for k, v in (("start", lat["start_s"]), ("stop", lat["stop_s"]))}
 
+    timer = run_child(args.python, {"kind": "timer"}, timeout)
     print(markdown(rows))
     print()
+    print("The Asio timer alone, waking a thread that does nothing else: "
+          f"{timer['1']:.1f} µs of CPU per wake at 1 ms, {timer['10']:.1f} µs at 10 ms")
     for k in ("start", "stop"):
         print(f"{k}() latency (1 busy background thread, interval 10 ms, {LATENCY_REPEATS} repeats): "
               f"median {latency[k]['median_ms']:.3f} ms, max {latency[k]['max_ms']:.3f} ms")
@@ -266,7 +276,7 @@ def main() -> None:
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump({"machine": machine, "rounds": args.rounds, "seconds": args.seconds, "seed": args.seed,
-                   "iters": iters, "rows": rows, "latency": latency}, f, indent=1)
+                   "iters": iters, "rows": rows, "latency": latency, "timer_us_per_wake": timer}, f, indent=1)
     print(f"\nWrote {args.output}")
 
 

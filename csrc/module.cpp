@@ -7,6 +7,12 @@
 
 #include <time.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <thread>
+
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -179,6 +185,33 @@ py::dict measure_tick(int iterations, const std::string& mode, int max_depth) {
     return d;
 }
 
+// CPU per wake-up of a thread that only waits on a Boost.Asio steady_timer at absolute deadlines,
+// as the sampler does: the floor under a tick's cost on this machine.
+double measure_timer_wakeups(double interval_ms, int wakeups) {
+    py::gil_scoped_release nogil;
+    double per_wake = 0;
+    std::thread t([&] {
+        boost::asio::io_context io;
+        boost::asio::steady_timer timer(io);
+        const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(interval_ms * 1e6));
+        const auto origin = std::chrono::steady_clock::now();
+        int k = 0;
+        std::function<void(const boost::system::error_code&)> wait = [&](const boost::system::error_code&) {
+            if (++k > wakeups) return;
+            timer.expires_at(origin + interval * k);
+            timer.async_wait(wait);
+        };
+        struct timespec a, b;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        wait({});
+        io.run();
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+        per_wake = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / wakeups;
+    });
+    t.join();
+    return per_wake;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -242,5 +275,6 @@ PYBIND11_MODULE(_native, m) {
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
     m.def("stats", &stats);
     m.def("measure_tick", &measure_tick, py::arg("iterations"), py::arg("mode") = "cpu", py::arg("max_depth") = 128);
+    m.def("measure_timer_wakeups", &measure_timer_wakeups, py::arg("interval_ms"), py::arg("wakeups"));
     m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });
 }
