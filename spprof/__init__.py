@@ -17,7 +17,8 @@ from . import _native, _threads
 from ._model import Frame, Profile, ProfilerStats, Sample
 
 __version__ = "0.1.0"
-__all__ = ["start", "stop", "is_active", "stats", "Profile", "Sample", "Frame", "ProfilerStats", "__version__"]
+__all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profile", "Sample", "Frame",
+           "ProfilerStats", "__version__"]
 
 _MODES = ("cpu", "wall")
 _lock = threading.Lock()
@@ -138,3 +139,6 @@ def stats() -> Optional[ProfilerStats]:
         bytes_held=s["bytes_held"],
         reader=s["reader"],
     )
+
+
+from ._api import Profiler, profile  # noqa: E402  (they use the functions above)

@@ -1,0 +1,122 @@
+"""Profiler and @profile as api.md and the quickstart promise them."""
+import json
+import os
+import threading
+
+import pytest
+
+import spprof
+
+
+def expensive_computation(n=1_500_000):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def test_profiler_context_manager(tmp_path):
+    with spprof.Profiler(interval_ms=5) as p:
+        assert spprof.is_active() and p.profile is None
+        expensive_computation()
+    assert not spprof.is_active()
+    assert p.profile is not None and p.profile.samples
+    p.profile.save(tmp_path / "profile.json")
+    assert json.loads((tmp_path / "profile.json").read_text())["profiles"]
+
+
+def test_profiler_stops_and_reraises_when_the_block_raises(tmp_path):
+    path = tmp_path / "p.json"
+    with pytest.raises(ZeroDivisionError):
+        with spprof.Profiler(interval_ms=1, output_path=path) as p:
+            expensive_computation(300_000)
+            1 / 0
+    assert not spprof.is_active()
+    assert p.profile is not None and path.exists()
+
+
+def test_profiler_checks_arguments_before_starting(tmp_path):
+    with pytest.raises(ValueError, match="interval_ms"):
+        spprof.Profiler(interval_ms=0)
+    with pytest.raises(FileNotFoundError):
+        spprof.Profiler(output_path=tmp_path / "no" / "p.json")
+    assert not spprof.is_active()
+
+
+def test_decorator_with_arguments_saves_after_each_call(tmp_path):
+    path = tmp_path / "compute.json"
+
+    @spprof.profile(output_path=str(path), interval_ms=1)
+    def heavy_computation(n):
+        """Sums squares."""
+        return expensive_computation(n)
+
+    assert heavy_computation.__name__ == "heavy_computation"
+    assert heavy_computation.__doc__ == "Sums squares."
+    assert heavy_computation(1_000_000) == expensive_computation(1_000_000)
+    assert path.exists() and not spprof.is_active()
+    first = path.stat().st_mtime_ns
+    os.utime(path, ns=(0, 0))
+    heavy_computation(200_000)
+    assert path.stat().st_mtime_ns != 0
+    assert first > 0
+
+
+def test_bare_decorator_returns_and_raises_like_the_function():
+    @spprof.profile
+    def f(x):
+        if x < 0:
+            raise KeyError(x)
+        return x * 2
+
+    assert f(21) == 42
+    assert f.last_profile is not None
+    with pytest.raises(KeyError):
+        f(-1)
+    assert not spprof.is_active()
+
+
+def test_recursive_decorated_function_joins_its_own_profile():
+    @spprof.profile(interval_ms=1)
+    def fact(n):
+        expensive_computation(20_000)
+        return 1 if n <= 1 else n * fact(n - 1)
+
+    assert fact(30) == fact.__wrapped__(30)  # __wrapped__ calls back into the decorated fact
+    assert not spprof.is_active()
+    names = {f.function_name for s in fact.last_profile.samples for f in s.frames}
+    assert any("fact" in n for n in names)
+
+
+def test_decorated_function_inside_a_running_profile_joins_it():
+    @spprof.profile(interval_ms=1)
+    def inner():
+        return expensive_computation(300_000)
+
+    spprof.start(interval_ms=1)
+    inner()
+    assert spprof.is_active()  # the inner call did not stop the outer profile
+    profile = spprof.stop()
+    assert any(f.function_name.endswith("inner") for s in profile.samples for f in s.frames)
+
+
+def test_decorated_function_called_from_threads_at_once():
+    @spprof.profile(interval_ms=1)
+    def work():
+        return expensive_computation(200_000)
+
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(work())
+        except Exception as e:  # any error here is a failure of the decorator
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 6
+    assert not spprof.is_active()
