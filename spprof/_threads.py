@@ -14,7 +14,9 @@ from . import _native
 # (ident, native_id) -> name, and ident -> name for threads whose native id is unknown
 _names: Dict[Tuple[int, int], str] = {}
 _names_by_ident: Dict[int, str] = {}
-_original: Optional[Callable[[threading.Thread], None]] = None
+# What the wrapper calls first. Never reset to None: a thread that looked the wrapper up just
+# before uninstall() may still be about to call it, and must still get its native id set.
+_original: Optional[Callable[[threading.Thread], None]] = getattr(threading.Thread, "_set_native_id", None)
 
 
 def _record(thread: threading.Thread) -> None:
@@ -52,12 +54,10 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    global _original
     for thread in threading.enumerate():  # the latest names of the threads still alive
         _record(thread)
     if _original is not None and getattr(threading.Thread, "_set_native_id", None) is _set_native_id:
         setattr(threading.Thread, "_set_native_id", _original)
-    _original = None
 
 
 def name_of(ident: int, native_id: int) -> str:
