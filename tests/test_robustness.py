@@ -106,3 +106,11 @@ def test_short_calls_get_their_share():
     profile = profile_tiny_calls()
     in_tiny = sum(1 for s in profile.samples if s.frames[-1].function_name == "tiny")
     assert in_tiny >= 0.08 * len(profile.samples), in_tiny
+
+
+@pytest.mark.parametrize("mode, code", [("return", 0), ("sys.exit", 7), ("raise", 1), ("os._exit", 5)])
+def test_interpreter_exit_while_sampling(mode, code):
+    proc, _ = run_workload("exit_while_profiling", mode, timeout=60)
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
+    assert "about to exit" in proc.stdout
+    assert "Fatal Python error" not in proc.stderr and "Segmentation" not in proc.stderr
