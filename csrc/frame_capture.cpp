@@ -30,12 +30,10 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     codes_.resize(static_cast<size_t>(max_depth) * L.co_size);
     code_at_.resize(static_cast<size_t>(max_depth));
     name_at_.resize(static_cast<size_t>(max_depth));
-    missing_.resize(static_cast<size_t>(max_depth));
     prefetch_.resize(kChainSlots);
     for (Prefetch& p : prefetch_) { p.codes.resize(kPrefetch); p.names.resize(kPrefetch); }
     pf_codes_.resize(kPrefetch * L.co_size);
     pf_names_.resize(kPrefetch * kNameProbe);
-    pf_name_lens_.resize(kPrefetch);
     local_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 4);
     remote_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 4);
     if (L.frame_model == SPPROF_FRAMES_OBJECTS) {
@@ -47,7 +45,6 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     }
     if (fingerprint_needs_name(L)) {
         names_.resize(static_cast<size_t>(max_depth) * kNameProbe);
-        name_lens_.resize(static_cast<size_t>(max_depth));
     }
 }
 
@@ -254,10 +251,10 @@ size_t FrameCapture::add_prefetch(uint64_t ts_addr, struct iovec* l, struct iove
         r[k++] = {reinterpret_cast<void*>(pf_->codes[j]), L.co_size};
         pf_bytes_ += L.co_size;
         if (fingerprint_needs_name(L)) {
-            pf_name_lens_[j] = name_probe_len(L, pf_->names[j]);
-            l[k] = {pf_names_.data() + j * kNameProbe, pf_name_lens_[j]};
-            r[k++] = {reinterpret_cast<void*>(pf_->names[j]), pf_name_lens_[j]};
-            pf_bytes_ += pf_name_lens_[j];
+            size_t len = name_probe_len(L, pf_->names[j]);
+            l[k] = {pf_names_.data() + j * kNameProbe, len};
+            r[k++] = {reinterpret_cast<void*>(pf_->names[j]), len};
+            pf_bytes_ += len;
         }
     }
     return k;
@@ -295,8 +292,7 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
         }
         if (code_at_[i] == nullptr) {
             local_[m] = {codes_.data() + i * L.co_size, L.co_size};
-            remote_[m] = {reinterpret_cast<void*>(unique_[i]), L.co_size};
-            missing_[m++] = i;
+            remote_[m++] = {reinterpret_cast<void*>(unique_[i]), L.co_size};
             code_at_[i] = codes_.data() + i * L.co_size;
         }
     }
@@ -308,9 +304,9 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
             const uint8_t* cb = code_at_[i];
             uint64_t name = name_address(L, cb);
             if (!is_code_object(L, cb) || !plausible(name)) return reject(kTornNotCode);
-            name_lens_[i] = name_probe_len(L, name);
-            local_[k] = {names_.data() + i * kNameProbe, name_lens_[i]};
-            remote_[k++] = {reinterpret_cast<void*>(name), name_lens_[i]};
+            size_t len = name_probe_len(L, name);
+            local_[k] = {names_.data() + i * kNameProbe, len};
+            remote_[k++] = {reinterpret_cast<void*>(name), len};
             name_at_[i] = names_.data() + i * kNameProbe;
         }
         if (k > 0 && !reader_.readv(local_.data(), remote_.data(), k)) return reject(kTornUnreadable);

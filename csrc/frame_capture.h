@@ -71,17 +71,14 @@ private:
     std::vector<uint64_t> unique_;      // distinct code addresses of a stack
     std::vector<uint8_t> codes_;        // their headers, co_size bytes each
     std::vector<uint8_t> names_;        // their name strings' first bytes, where the fingerprint needs them
-    std::vector<size_t> name_lens_;
     std::vector<struct iovec> local_, remote_;
     std::vector<const uint8_t*> code_at_, name_at_;  // each distinct code's header and name copies
-    std::vector<size_t> missing_;
 
     // The code objects (and names) of each thread's last sample, read speculatively in the same
     // system call as its frames: a thread that runs the same functions needs no further read.
     struct Prefetch { uint64_t tstate = 0; int n = 0; std::vector<uint64_t> codes, names; };
     std::vector<Prefetch> prefetch_;
     std::vector<uint8_t> pf_codes_, pf_names_;
-    std::vector<size_t> pf_name_lens_;
     Prefetch* pf_ = nullptr;
     size_t pf_bytes_ = 0;
     bool pf_ready_ = false;
