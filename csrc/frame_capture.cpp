@@ -13,12 +13,15 @@ const char* const kTornReasonNames[kTornReasons] = {
 namespace {
 constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
-constexpr size_t kChainSlots = 64;   // threads whose last chain is remembered (3.9/3.10)
+constexpr size_t kChainSlots = 64;   // threads whose last chain and code objects are remembered
 constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
 constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
 
 bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
+// The slot of a thread's remembered chain and code objects, by its thread state's address (whose
+// low bits are mostly alike: malloc aligns it).
+size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_addr >> 6) % kChainSlots); }
 }  // namespace
 
 FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int max_depth)
@@ -73,7 +76,7 @@ Capture FrameCapture::walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, 
     uint64_t f = load_u64(ts + L.ts_frame);
     if (f == 0) return Capture::Empty;
     const size_t need = frame_need_;
-    Chain& last = chains_[(ts_addr >> 6) % chains_.size()];
+    Chain& last = chains_[thread_slot(ts_addr)];
     int known = 0;
     size_t k = 0;
     if (last.tstate == ts_addr) {
@@ -238,7 +241,7 @@ bool FrameCapture::descends_to(uint64_t from, uint64_t target) const {
 
 // Appends reads of the code objects (and name strings) of this thread's last sample.
 size_t FrameCapture::add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r) {
-    pf_ = &prefetch_[(ts_addr >> 6) % prefetch_.size()];
+    pf_ = &prefetch_[thread_slot(ts_addr)];
     pf_bytes_ = 0;
     if (pf_->tstate != ts_addr) {
         pf_->tstate = ts_addr;
@@ -335,7 +338,7 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
     }
 
     // What this sample ran is what the next one reads ahead.
-    Prefetch& p = prefetch_[(ts_addr >> 6) % prefetch_.size()];
+    Prefetch& p = prefetch_[thread_slot(ts_addr)];
     p.tstate = ts_addr;
     p.n = static_cast<int>(std::min(u, kPrefetch));
     for (size_t i = 0; i < static_cast<size_t>(p.n); ++i) {

@@ -168,7 +168,7 @@ py::dict measure_tick(int iterations, const std::string& mode, int max_depth) {
     SampleQueue queue(kQueueCells);
     Sampler sampler(layout, opts, queue, native_ids());
     std::string error;
-    if (!sampler.open(error)) raise_os_error("spprof: " + error);
+    if (!sampler.open("", error)) raise_os_error("spprof: " + error);
     std::vector<SampleCell> sink(1024);
     uint64_t t0 = monotonic_ns();
     for (int i = 0; i < iterations; ++i) {

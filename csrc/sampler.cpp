@@ -44,8 +44,7 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
 Sampler::~Sampler() { stop(); }
 
 bool Sampler::start(const std::string& forced_reader, std::string& error) {
-    if (!reader_.open(forced_reader, error)) return false;
-    take_baseline();
+    if (!open(forced_reader, error)) return false;
     stopping_ = false;
     try {
         thread_ = std::thread([this] { run(); });
@@ -56,8 +55,8 @@ bool Sampler::start(const std::string& forced_reader, std::string& error) {
     return true;
 }
 
-bool Sampler::open(std::string& error) {
-    if (!reader_.open("", error)) return false;
+bool Sampler::open(const std::string& forced_reader, std::string& error) {
+    if (!reader_.open(forced_reader, error)) return false;
     take_baseline();
     return true;
 }

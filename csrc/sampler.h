@@ -49,7 +49,7 @@ public:
     // thread. False with a reason when it cannot sample here.
     bool start(const std::string& forced_reader, std::string& error);
     // Only the reader and the baseline, for tick() driven by the caller (the micro-benchmark).
-    bool open(std::string& error);
+    bool open(const std::string& forced_reader, std::string& error);
     uint64_t reads() const { return reader_.syscalls(); }
     uint64_t cpu_ns() const;  // the sampler thread's own CPU time
     void stop();  // returns once the thread has ended; no tick runs after it
