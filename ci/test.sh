@@ -4,7 +4,7 @@
 # subset, e.g. SPPROF_VERSIONS="3.11 3.14". Extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash ci/setup.sh || exit 1
+bash ci/setup.sh --test-tools || exit 1
 
 versions=${SPPROF_VERSIONS:-"3.9 3.10 3.11 3.12 3.13 3.14"}
 cache=${SPPROF_CACHE:-$HOME/.cache/spprof}

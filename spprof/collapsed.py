@@ -37,3 +37,8 @@ def to_text(profile: "Profile") -> str:
         ";".join(_clean(f) for f in stack) + f" {n}" for stack, n in sorted(counts.items()) if stack
     ]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write(profile: "Profile", path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(to_text(profile))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any, Optional
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from . import collapsed, speedscope
 
 if TYPE_CHECKING:
     from ._model import Profile
 
-FORMATS = {"speedscope": speedscope.EXTENSIONS, "collapsed": collapsed.EXTENSIONS}
+# Each format is one module with EXTENSIONS (lower case, most specific first) and
+# write(profile, path). The first format is the default for an unknown extension.
+FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed}
 
 
 def format_for(path: str, format: Optional[str]) -> str:
@@ -20,24 +23,25 @@ def format_for(path: str, format: Optional[str]) -> str:
             raise ValueError(f"unknown format {format!r}; known formats: {', '.join(sorted(FORMATS))}")
         return format
     lower = path.lower()
-    for name, extensions in FORMATS.items():
-        if lower.endswith(extensions):
-            return name
-    return "speedscope"
+    # The longest matching extension wins, so ".trace.json" is not taken for ".json".
+    best, best_len = "speedscope", 0
+    for name, module in FORMATS.items():
+        for ext in module.EXTENSIONS:
+            if lower.endswith(ext) and len(ext) > best_len:
+                best, best_len = name, len(ext)
+    return best
 
 
 def save(profile: "Profile", path: Any, format: Optional[str] = None) -> None:
     path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
     fmt = format_for(path, format)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".spprof-", suffix=".tmp", dir=folder)
+    os.close(fd)
     try:
-        if fmt == "speedscope":
-            os.close(fd)
-            speedscope.write(profile, tmp)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(collapsed.to_text(profile))
+        FORMATS[fmt].write(profile, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
