@@ -30,6 +30,8 @@ public:
     bool start(const std::string& forced_reader, std::string& error);
     // Stops the thread after a last drain and hands over the tables.
     std::unique_ptr<ProfileData> finish();
+    // In a forked child, where the thread does not exist: closes the reader's descriptors only.
+    void close_reader_after_fork() { reader_.close(); }
 
     uint64_t samples() const { return samples_.load(std::memory_order_relaxed); }
     uint64_t dropped_memory() const { return dropped_memory_.load(std::memory_order_relaxed); }

@@ -142,6 +142,16 @@ std::unique_ptr<ProfileData> stop() {
     return d;
 }
 
+// In the child of a fork() the engine's threads do not exist and its locks may be held for ever:
+// it is abandoned, never destroyed (destroying would join threads and take those locks). Its
+// pages stay shared with the parent until written, so leaking them costs the child nothing.
+void after_fork_child() {
+    Engine* e = g_engine.release();
+    if (!e) return;
+    e->sampler->close_reader_after_fork();
+    e->collector->close_reader_after_fork();
+}
+
 py::tuple sample_columns(const ProfileData& d) {
     size_t n = d.samples.size();
     std::string t(n * 8, '\0'), w(n * 8, '\0'), th(n * 4, '\0'), st(n * 4, '\0');
@@ -274,6 +284,7 @@ PYBIND11_MODULE(_native, m) {
     m.def("stop", &stop);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
     m.def("stats", &stats);
+    m.def("after_fork_child", &after_fork_child);
     m.def("measure_tick", &measure_tick, py::arg("iterations"), py::arg("mode") = "cpu", py::arg("max_depth") = 128);
     m.def("measure_timer_wakeups", &measure_timer_wakeups, py::arg("interval_ms"), py::arg("wakeups"));
     m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });

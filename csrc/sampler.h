@@ -53,6 +53,8 @@ public:
     uint64_t reads() const { return reader_.syscalls(); }
     uint64_t cpu_ns() const;  // the sampler thread's own CPU time
     void stop();  // returns once the thread has ended; no tick runs after it
+    // In a forked child, where the thread does not exist: closes the reader's descriptors only.
+    void close_reader_after_fork() { reader_.close(); }
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
     const FrameCapture& capture() const { return capture_; }

@@ -8,8 +8,10 @@
 """
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import os
+import sys
 import threading
 from typing import Any, Optional
 
@@ -140,5 +142,30 @@ def stats() -> Optional[ProfilerStats]:
         reader=s["reader"],
     )
 
+
+def _after_fork_in_child() -> None:
+    # The child has none of the parent's threads: it starts with no profile and can start its own.
+    # The parent's output_path stays the parent's: the child never writes it.
+    global _lock, _session
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _session = None
+    _native.after_fork_child()
+    _threads.uninstall()
+
+
+def _stop_at_exit() -> None:
+    # A profile still running at interpreter exit is stopped, and saved when it has an output_path.
+    if not is_active():
+        return
+    try:
+        stop()
+    except RuntimeError:  # another thread stopped it meanwhile
+        pass
+    except OSError as e:
+        print(f"spprof: the profile could not be saved at exit: {e}", file=sys.stderr)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_at_exit)
 
 from ._api import Profiler, profile  # noqa: E402  (they use the functions above)
