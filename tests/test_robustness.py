@@ -1,5 +1,6 @@
 """The sampler never crashes, stalls or lies, whatever the program does under it."""
 import ast
+import json
 import os
 import sys
 from pathlib import Path
@@ -108,9 +109,17 @@ def test_short_calls_get_their_share():
     assert in_tiny >= 0.08 * len(profile.samples), in_tiny
 
 
-@pytest.mark.parametrize("mode, code", [("return", 0), ("sys.exit", 7), ("raise", 1), ("os._exit", 5)])
-def test_interpreter_exit_while_sampling(mode, code):
-    proc, _ = run_workload("exit_while_profiling", mode, timeout=60)
+@pytest.mark.parametrize("mode, code, saved", [("return", 0, True), ("sys.exit", 7, True), ("raise", 1, True),
+                                               ("os._exit", 5, False), ("sigterm", -15, False)])
+def test_interpreter_exit_while_sampling(tmp_path, mode, code, saved):
+    out = tmp_path / "exit.json"
+    proc, _ = run_workload("exit_while_profiling", mode, out, timeout=60)
     assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
     assert "about to exit" in proc.stdout
     assert "Fatal Python error" not in proc.stderr and "Segmentation" not in proc.stderr
+    # saved at exit wherever the interpreter ends normally; never half a file
+    assert out.exists() is saved
+    if saved:
+        doc = json.loads(out.read_text())
+        assert any(f["name"] == "work" for f in doc["shared"]["frames"])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".spprof-")] == []

@@ -1,5 +1,7 @@
-"""Ends the interpreter while spprof is still sampling, in the way argv[1] names."""
+"""Ends the interpreter while spprof is still sampling, in the way argv[1] names; argv[2] is the
+output_path, which spprof must write at exit wherever the interpreter ends normally."""
 import os
+import signal
 import sys
 import threading
 
@@ -13,7 +15,7 @@ def work():
     return total
 
 
-spprof.start(interval_ms=1)
+spprof.start(interval_ms=1, output_path=sys.argv[2])
 t = threading.Thread(target=work)
 t.start()
 work()
@@ -26,4 +28,7 @@ if mode == "raise":
     raise RuntimeError("unhandled")
 if mode == "os._exit":
     os._exit(5)
+if mode == "sigterm":  # the default handler: the kernel ends the process, no Python code runs
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.pause()
 # "return": the end of the script
