@@ -13,10 +13,11 @@ import datetime as _dt
 import os
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from . import _native, _threads
 from ._model import Frame, Profile, ProfilerStats, Sample
+from .save import path_str
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profile", "Sample", "Frame",
@@ -24,7 +25,7 @@ __all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profil
 
 _MODES = ("cpu", "wall")
 _lock = threading.Lock()
-_session: Optional[dict] = None
+_session: Optional[Dict[str, Any]] = None
 
 
 def _check_interval(interval_ms: Any) -> float:
@@ -35,7 +36,7 @@ def _check_interval(interval_ms: Any) -> float:
     return float(interval_ms)
 
 
-def _check_options(options: dict) -> dict:
+def _check_options(options: Dict[str, Any]) -> Dict[str, Any]:
     known = {"mode": "cpu", "max_depth": 128, "memory_limit_mb": 100}
     unknown = set(options) - set(known)
     if unknown:
@@ -59,9 +60,7 @@ def _check_options(options: dict) -> dict:
 def _check_output_path(output_path: Any) -> Optional[str]:
     if output_path is None:
         return None
-    path = os.fspath(output_path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
+    path = path_str(output_path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"output_path {path!r} is a directory")
     folder = os.path.dirname(os.path.abspath(path))

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed}
 
 
+def path_str(path: Any) -> str:
+    """A path given as str, bytes or os.PathLike, as str."""
+    raw = os.fspath(path)
+    return raw if isinstance(raw, str) else os.fsdecode(raw)
+
+
 def format_for(path: str, format: Optional[str]) -> str:
     if format is not None:
         if format not in FORMATS:
@@ -33,9 +39,7 @@ def format_for(path: str, format: Optional[str]) -> str:
 
 
 def save(profile: "Profile", path: Any, format: Optional[str] = None) -> None:
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
+    path = path_str(path)
     fmt = format_for(path, format)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".spprof-", suffix=".tmp", dir=folder)
