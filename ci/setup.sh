@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything spprof needs to build and run: Debian's compilers and headers, then a
 # virtual environment at .venv with spprof installed in it. Running it again is quick.
-# --test-tools also installs what the tests check the outputs with: Go's pprof, headless Chromium
-# and mypy.
+# --test-tools also installs what the tests check the outputs with: Go's pprof, headless Chromium,
+# mypy, and the FlameGraph script that Debian ships in libdevel-nytprof-perl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { echo "[setup] $*" >&2; }
 
 packages=(g++ libboost-dev rapidjson-dev patchelf)
-[ "${1:-}" = --test-tools ] && packages+=(golang-go chromium python3-mypy)
+[ "${1:-}" = --test-tools ] && packages+=(golang-go chromium python3-mypy libdevel-nytprof-perl)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
