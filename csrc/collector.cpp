@@ -1,5 +1,6 @@
 #include "collector.h"
 
+#include <algorithm>
 #include <pthread.h>
 
 #include <chrono>
@@ -102,6 +103,20 @@ uint32_t Collector::intern_stack() {
     return id;
 }
 
+// The sample table is the part that grows without end; doubling it past the bound would hold up
+// to twice the limit, so it grows only into the room left under the bound, less a sixteenth kept
+// for the stack and symbol tables.
+bool Collector::grow_samples() {
+    const size_t held = data_->bytes_held() + symbols_->bytes_held() + stacks_by_hash_.size() * 64;
+    const size_t bound = memory_limit_ - memory_limit_ / 16;
+    if (held >= bound) return false;
+    const size_t room = (bound - held) / sizeof(SampleEntry);
+    const size_t step = std::min(std::max<size_t>(data_->samples.capacity(), 4096), room);
+    if (step == 0) return false;
+    data_->samples.reserve(data_->samples.capacity() + step);
+    return true;
+}
+
 void Collector::ingest(const SampleHeader& h, const FrameRecord* frames) {
     if (bytes_held_.load(std::memory_order_relaxed) > memory_limit_) {
         dropped_memory_.fetch_add(1, std::memory_order_relaxed);
@@ -112,6 +127,10 @@ void Collector::ingest(const SampleHeader& h, const FrameRecord* frames) {
     for (size_t i = h.depth; i-- > 0;) {
         uint32_t f = symbols_->frame_for(frames[i].code, frames[i].fingerprint, frames[i].instr_bytes);
         if (f != SymbolTable::kHidden) stack_.push_back(f);
+    }
+    if (data_->samples.size() == data_->samples.capacity() && !grow_samples()) {
+        dropped_memory_.fetch_add(1, std::memory_order_relaxed);
+        return;
     }
     SampleEntry s;
     s.t_ns = h.t_ns;

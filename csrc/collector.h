@@ -45,6 +45,7 @@ private:
     void run();
     void ingest(const SampleHeader& h, const FrameRecord* frames);
     uint32_t intern_stack();
+    bool grow_samples();
     uint32_t thread_index(uint64_t ident, uint32_t tid);
 
     const spprof_layout& L;

@@ -7,6 +7,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -32,6 +33,12 @@ namespace {
 
 constexpr size_t kQueueCells = 1 << 17;  // 4 MiB: a few hundred ms of samples at 1 ms
 
+// The queue counts against memory_limit_mb: at most a quarter of it, so a small bound stays a bound.
+size_t queue_cells_for(uint64_t memory_limit_bytes) {
+    size_t cells = static_cast<size_t>(memory_limit_bytes / 4 / sizeof(SampleCell));
+    return std::max<size_t>(4096, std::min(kQueueCells, cells));
+}
+
 int64_t unix_ns() {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
@@ -52,6 +59,7 @@ struct Engine {
     uint64_t start_ns = 0;
     int64_t start_unix_ns = 0;
     uint64_t process_cpu_start_ns = 0;
+    size_t queue_cells = 0;
 };
 
 std::unique_ptr<Engine> g_engine;
@@ -78,8 +86,11 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     const char* forced = std::getenv("SPPROF_READER");
     std::string reader = forced ? forced : "";
     std::string error;
-    e->queue = std::make_unique<SampleQueue>(kQueueCells);
-    e->collector = std::make_unique<Collector>(e->layout, *e->queue, max_depth, memory_limit_bytes);
+    e->queue_cells = queue_cells_for(memory_limit_bytes);
+    e->queue = std::make_unique<SampleQueue>(e->queue_cells);
+    const uint64_t queue_bytes = e->queue_cells * sizeof(SampleCell);
+    e->collector = std::make_unique<Collector>(e->layout, *e->queue, max_depth,
+                                               memory_limit_bytes > queue_bytes ? memory_limit_bytes - queue_bytes : 0);
     e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, native_ids());
     if (!e->collector->start(reader, error)) raise_os_error("spprof: " + error);
     e->start_ns = monotonic_ns();
@@ -108,7 +119,7 @@ py::object stats() {
     d["threads_seen"] = c.threads_max.load();
     d["unidentified_threads"] = c.unidentified.load();
     d["unverified_frames"] = e.collector->unverified();
-    d["bytes_held"] = e.collector->bytes_held() + kQueueCells * sizeof(SampleCell);
+    d["bytes_held"] = e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell);
     d["sampler_cpu_ns"] = e.sampler->cpu_ns();
     d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
     d["duration_ns"] = monotonic_ns() - e.start_ns;
