@@ -2,6 +2,7 @@
 so a failed or interrupted save never leaves half a file."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from types import ModuleType
@@ -41,6 +42,12 @@ def format_for(path: str, format: Optional[str]) -> str:
 def save(profile: "Profile", path: Any, format: Optional[str] = None) -> None:
     path = path_str(path)
     fmt = format_for(path, format)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "cannot save a profile over a directory", path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device or a pipe (/dev/stdout, a FIFO): written in place, never renamed over
+        FORMATS[fmt].write(profile, path)
+        return
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".spprof-", suffix=".tmp", dir=folder)
     os.close(fd)
