@@ -93,9 +93,9 @@ class Profile:
         from .speedscope import to_dict
         return to_dict(self)
 
-    def to_collapsed(self) -> str:
+    def to_collapsed(self, *, merge_lines: bool = False, thread_root: bool = False) -> str:
         from .collapsed import to_text
-        return to_text(self)
+        return to_text(self, merge_lines=merge_lines, thread_root=thread_root)
 
     def save(self, path: Any, format: Optional[str] = None) -> None:
         from .save import save

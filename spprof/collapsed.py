@@ -1,9 +1,10 @@
 """Collapsed stacks for Brendan Gregg's FlameGraph: `root;...;leaf COUNT`, one line per stack."""
 from __future__ import annotations
 
-import array
 from collections import Counter
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, Dict, List, Tuple
+
+from ._tables import tables
 
 if TYPE_CHECKING:
     from ._model import Profile
@@ -16,26 +17,34 @@ def _clean(text: str) -> str:
     return text.replace(";", ":").replace("\n", " ").replace("\r", " ")
 
 
-def to_text(profile: "Profile") -> str:
-    data = profile._data
-    if data is None:
-        counts: Counter = Counter(
-            tuple(f"{f.function_name} ({f.filename}:{f.lineno})" for f in s.frames) for s in profile.samples
-        )
+def frame_text(name: str, filename: str, line: int, merge_lines: bool = False) -> str:
+    """`function (file:line)`, or `function (file)` with merge_lines; a frame without a file
+    (spprof's own markers such as `<truncated>`) is its name alone."""
+    if not filename:
+        return _clean(name)
+    return _clean(f"{name} ({filename})" if merge_lines else f"{name} ({filename}:{line})")
+
+
+def thread_text(name: str, native_id: int) -> str:
+    return _clean(f"{name or 'Thread'} ({native_id})")
+
+
+def to_text(profile: "Profile", *, merge_lines: bool = False, thread_root: bool = False) -> str:
+    """merge_lines: one frame per function instead of per line; thread_root: the thread
+    (`name (native id)`) as the root frame of each stack."""
+    tab = tables(profile)
+    texts = [frame_text(tab.symbols[s][0], tab.symbols[s][1], line, merge_lines) for s, line in tab.frames]
+    stack_texts = [tuple(texts[i] for i in stack) for stack in tab.stacks]
+    counts: Dict[Tuple[str, ...], int] = Counter()
+    if thread_root:
+        roots = [thread_text(name, native_id) for _, native_id, name in tab.threads]
+        per_pair: Dict[Tuple[int, int], int] = Counter(zip(tab.thread, tab.stack))
+        for (th, st), n in per_pair.items():
+            counts[(roots[th],) + stack_texts[st]] += n
     else:
-        symbols = data.symbols()
-        frame_text = [
-            f"{symbols[s][0]} ({symbols[s][1]}:{line})" if symbols[s][1] else symbols[s][0]
-            for s, line in data.frames()
-        ]
-        stacks = data.stacks()
-        per_stack = Counter(array.array("I", data.sample_columns()[3]))
-        counts = Counter()
-        for stack_id, n in per_stack.items():
-            counts[tuple(frame_text[i] for i in stacks[stack_id])] += n
-    lines: List[str] = [
-        ";".join(_clean(f) for f in stack) + f" {n}" for stack, n in sorted(counts.items()) if stack
-    ]
+        for st, n in Counter(tab.stack).items():
+            counts[stack_texts[st]] += n
+    lines: List[str] = [";".join(stack) + f" {n}" for stack, n in sorted(counts.items()) if stack]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
