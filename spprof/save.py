@@ -8,7 +8,7 @@ import tempfile
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from . import collapsed, speedscope
+from . import chrome_trace, collapsed, pprof, speedscope
 
 if TYPE_CHECKING:
     from ._model import Profile
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # Each format is one module with EXTENSIONS (lower case, most specific first) and
 # write(profile, path). The first format is the default for an unknown extension.
 FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed}
+FORMATS.update({"pprof": pprof, "chrome_trace": chrome_trace})
 
 
 def path_str(path: Any) -> str:

@@ -1,0 +1,140 @@
+"""pprof's profile.proto (github.com/google/pprof/proto/profile.proto), gzipped, for
+`go tool pprof`. A small protobuf writer of our own: only varints and length-delimited fields."""
+from __future__ import annotations
+
+import gzip
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Dict, List, Tuple
+
+from ._tables import tables
+
+if TYPE_CHECKING:
+    from ._model import Profile
+
+EXTENSIONS = (".pb.gz", ".pprof")
+
+# Field numbers of profile.proto
+_PROFILE_SAMPLE_TYPE, _PROFILE_SAMPLE, _PROFILE_MAPPING, _PROFILE_LOCATION = 1, 2, 3, 4
+_PROFILE_FUNCTION, _PROFILE_STRING_TABLE, _PROFILE_TIME_NANOS, _PROFILE_DURATION_NANOS = 5, 6, 9, 10
+_PROFILE_PERIOD_TYPE, _PROFILE_PERIOD, _PROFILE_COMMENT, _PROFILE_DEFAULT_SAMPLE_TYPE = 11, 12, 13, 14
+_VARINT, _LEN = 0, 2
+
+
+_ONE_BYTE = [bytes([i]) for i in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _ONE_BYTE[n]
+    n &= 0xFFFFFFFFFFFFFFFF  # int64 fields: a negative number is its 64-bit two's complement
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _int(field: int, n: int) -> bytes:
+    # proto3 leaves zeros out
+    return _varint(field << 3 | _VARINT) + _varint(n) if n else b""
+
+
+def _bytes(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | _LEN) + _varint(len(payload)) + payload
+
+
+def _packed(field: int, numbers: List[int]) -> bytes:
+    return _bytes(field, b"".join(map(_varint, numbers))) if numbers else b""
+
+
+class _Strings:
+    """The string table: index 0 is always ""."""
+
+    def __init__(self) -> None:
+        self.index: Dict[str, int] = {"": 0}
+
+    def __call__(self, s: str) -> int:
+        i = self.index.get(s)
+        if i is None:
+            i = self.index[s] = len(self.index)
+        return i
+
+    def encode(self) -> bytes:
+        return b"".join(_bytes(_PROFILE_STRING_TABLE, s.encode("utf-8", "replace")) for s in self.index)
+
+
+def to_bytes(profile: "Profile") -> bytes:
+    """The profile as an uncompressed profile.proto message."""
+    tab = tables(profile)
+    strings = _Strings()
+    clock = "wall" if profile.mode == "wall" else "cpu"
+    out: List[bytes] = []
+
+    def value_type(field: int, type_: str, unit: str) -> bytes:
+        return _bytes(field, _int(1, strings(type_)) + _int(2, strings(unit)))
+
+    out.append(value_type(_PROFILE_SAMPLE_TYPE, "samples", "count"))
+    out.append(value_type(_PROFILE_SAMPLE_TYPE, clock, "nanoseconds"))
+
+    # Functions and locations: one per distinct (name, file, first line) and (function, line).
+    function_ids: Dict[Tuple[str, str, int], int] = {}
+    symbol_function: List[int] = []
+    for name, filename, first_line in tab.symbols:
+        fid = function_ids.get((name, filename, first_line))
+        if fid is None:
+            fid = function_ids[(name, filename, first_line)] = len(function_ids) + 1
+            # No system_name: pprof would "demangle" a name equal to it and cut `<module>` to nothing.
+            out.append(_bytes(_PROFILE_FUNCTION, _int(1, fid) + _int(2, strings(name))
+                              + _int(4, strings(filename)) + _int(5, first_line)))
+        symbol_function.append(fid)
+    location_ids: Dict[Tuple[int, int], int] = {}
+    frame_location: List[int] = []
+    for symbol, line in tab.frames:
+        key = (symbol_function[symbol], line)
+        lid = location_ids.get(key)
+        if lid is None:
+            lid = location_ids[key] = len(location_ids) + 1
+            # mapping 1 says the names are resolved already, so pprof looks for no binary
+            out.append(_bytes(_PROFILE_LOCATION, _int(1, lid) + _int(2, 1)
+                              + _bytes(4, _int(1, key[0]) + _int(2, line))))
+        frame_location.append(lid)
+    out.append(_bytes(_PROFILE_MAPPING, _int(1, 1) + _int(5, strings("python")) + _int(7, 1) + _int(8, 1) + _int(9, 1)))
+
+    thread_labels = [
+        _bytes(3, _int(1, strings("thread id")) + _int(3, native_id))
+        + _bytes(3, _int(1, strings("thread name")) + _int(2, strings(name)))
+        for _, native_id, name in tab.threads
+    ]
+
+    # Samples of the same stack in the same thread become one: the file stays small.
+    counts: Dict[Tuple[int, int], int] = Counter(zip(tab.stack, tab.thread))
+    w = tab.weight_ns
+    if w and min(w) == max(w):  # wall mode: every sample weighs one interval, no loop needed
+        weights = {key: n * w[0] for key, n in counts.items()}
+    else:
+        weights = defaultdict(int)
+        for key, ns in zip(zip(tab.stack, tab.thread), w):
+            weights[key] += ns
+    stack_locations: Dict[int, bytes] = {}
+    for (stack, thread), n in counts.items():
+        locs = stack_locations.get(stack)
+        if locs is None:  # pprof wants the leaf first
+            locs = stack_locations[stack] = _packed(1, [frame_location[f] for f in reversed(tab.stacks[stack])])
+        out.append(_bytes(_PROFILE_SAMPLE, locs + _packed(2, [n, weights[stack, thread]]) + thread_labels[thread]))
+
+    out.append(value_type(_PROFILE_PERIOD_TYPE, clock, "nanoseconds"))
+    out.append(_int(_PROFILE_PERIOD, tab.interval_ns))
+    out.append(_int(_PROFILE_TIME_NANOS, tab.start_unix_ns))
+    out.append(_int(_PROFILE_DURATION_NANOS, max(0, tab.end_ns - tab.start_ns)))
+    out.append(_int(_PROFILE_DEFAULT_SAMPLE_TYPE, strings(clock)))
+    out.append(_int(_PROFILE_COMMENT, strings(f"spprof {profile.mode} mode, {profile.interval_ms:g} ms, "
+                                               f"Python {profile.python_version}, {profile.platform}")))
+    # The string table last: every string above is in it by now.
+    out.append(strings.encode())
+    return b"".join(out)
+
+
+def write(profile: "Profile", path: str) -> None:
+    with open(path, "wb") as f:
+        f.write(gzip.compress(to_bytes(profile), compresslevel=6, mtime=0))
