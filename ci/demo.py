@@ -68,6 +68,7 @@ def main():
     stop.set()
     for t in threads:
         t.join()
+    reader = spprof.stats().reader
     profile = spprof.stop()
 
     total = sum(s.weight_ns for s in profile.samples) or 1
@@ -78,7 +79,7 @@ def main():
         self_time[f"{leaf.function_name} ({os.path.basename(leaf.filename)}:{leaf.lineno})"] += s.weight_ns
         by_thread[s.thread_name] += s.weight_ns
     print(f"spprof demo: {len(profile.samples)} samples, {total / 1e9:.2f} s of CPU, "
-          f"{profile.dropped_count} dropped, {profile.torn_count} torn walks")
+          f"{profile.dropped_count} dropped, {profile.torn_count} torn walks, read with {reader}")
     print("\nCPU time by thread:")
     for name, w in by_thread.most_common():
         print(f"  {100 * w / total:5.1f} %  {name}")
