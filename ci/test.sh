@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds spprof and runs the test suite under every supported interpreter: 3.9-3.13 from
 # /root/.pyenv/versions, 3.14 from Debian's sid (ci/python314.sh). SPPROF_VERSIONS picks a
-# subset, e.g. SPPROF_VERSIONS="3.11 3.14". Extra arguments go to pytest.
+# subset, e.g. SPPROF_VERSIONS="3.11 3.14". Extra arguments go to pytest. Then, once: the
+# restricted-environment run and a 60 s soak.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test-tools || exit 1
@@ -43,6 +44,19 @@ for v in $versions; do
     results+=("$v: $out")
     [ "$p" -gt 0 ] || failed=$((failed + 1))
 done
+
+# Once, with .venv's interpreter: the demo in a pod-like sandbox, and the soak's short form.
+# SPPROF_EXTRAS=0 leaves them out (for a quick run on a subset of versions).
+extra() {
+    local name=$1; shift
+    echo "[test] $name" >&2
+    if "$@" >&2; then passed=$((passed + 1)); results+=("$name: passed")
+    else failed=$((failed + 1)); results+=("$name: FAILED"); fi
+}
+if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
+    extra "restricted environment (ci/restricted.sh)" bash ci/restricted.sh
+    extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60
+fi
 
 echo
 echo "Per interpreter:"
