@@ -27,3 +27,17 @@ def test_handlers_untouched_and_stderr_silent(reader):
     assert result["changed"] == [], result
     assert result["faulthandler"] is True
     assert result["samples"] > 50
+
+
+def test_busy_application_behaves_as_without_spprof():
+    _, plain = run_workload("busy_neighbour_app", "plain", timeout=120)
+    proc, profiled = run_workload("busy_neighbour_app", "profiled", timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
+    samples = profiled["result"].pop("samples")
+    assert samples > 0
+    assert profiled["result"] == plain["result"]  # the same results, pools and children included
+    assert profiled["result"]["children"] == [0, 1, 2, 3, 4]
+    assert profiled["handlers_kept"] and plain["handlers_kept"]
+    assert profiled["sigchld"] >= 1 and plain["sigchld"] >= 1
+    # ITIMER_REAL at 10 ms: the sampler must not eat or add alarms
+    assert 0.85 * plain["alarm_rate"] <= profiled["alarm_rate"] <= 1.15 * plain["alarm_rate"], (plain, profiled)
