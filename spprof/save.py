@@ -8,14 +8,14 @@ import tempfile
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from . import chrome_trace, collapsed, pprof, speedscope
+from . import chrome_trace, collapsed, html, pprof, speedscope
 
 if TYPE_CHECKING:
     from ._model import Profile
 
 # Each format is one module with EXTENSIONS (lower case, most specific first) and
 # write(profile, path). The first format is the default for an unknown extension.
-FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed}
+FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed, "html": html}
 FORMATS.update({"pprof": pprof, "chrome_trace": chrome_trace})
 
 
