@@ -13,4 +13,5 @@ def test_start_stop_churn_returns_to_the_baseline():
     assert out["samples"] > 0
     assert after["threads"] == before["threads"], out
     assert after["fds"] == before["fds"], out
-    assert after["rss_kib"] - before["rss_kib"] < 4096, out
+    if not os.environ.get("SPPROF_SANITIZED"):  # ASan's quarantine holds freed memory on purpose
+        assert after["rss_kib"] - before["rss_kib"] < 4096, out

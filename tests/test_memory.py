@@ -1,4 +1,6 @@
 """memory_limit_mb bounds what spprof holds; past it samples are dropped, counted and reported."""
+import os
+
 from conftest import run_workload
 
 
@@ -10,8 +12,10 @@ def test_memory_limit_bounds_the_profile_and_counts_the_drops():
     assert out["peak_held"] <= out["limit_bytes"], out
     assert out["dropped_memory_limit"] > 0 and out["profile_dropped"] >= out["dropped_memory_limit"], out
     assert out["kept"] > 0
-    # the process grew by no more than the bound and a little slack for the Python side
-    assert out["rss_growth_kib"] < 1024 + 4096, out
+    # the process grew by no more than the bound and a little slack for the Python side (not
+    # under ASan, whose quarantine holds freed memory on purpose)
+    if not os.environ.get("SPPROF_SANITIZED"):
+        assert out["rss_growth_kib"] < 1024 + 4096, out
 
 
 def test_memory_use_is_the_stacks_once_not_a_copy_per_sample():
