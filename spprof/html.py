@@ -199,8 +199,11 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
   document.addEventListener("keydown", e => { if (e.key === "Escape") { zoom = root; render(); } });
   window.addEventListener("resize", render);
   info.textContent = (D.mode ? D.mode + " mode, " : "") + "total " + fmt(all) + "; click a frame to zoom, Escape to reset";
+  // A link can carry a search and a thread: page.html#search=parse&thread=1
+  const want = new URLSearchParams(location.hash.slice(1));
+  if (want.has("thread") && D.threads[+want.get("thread")]) threadSel.value = want.get("thread");
   build();
-  render();
+  if (want.has("search")) { search.value = want.get("search"); setSearch(); } else render();
 })();
 </script>
 </body></html>

@@ -1,0 +1,374 @@
+"""The `spprof` command as a person types it: `python -m spprof ...` with the venv's python and
+the `spprof` console script beside it, in subprocesses, checking files, exit codes and output."""
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from spprof._load import load
+
+REPO = Path(__file__).resolve().parent.parent
+WORKLOADS = Path(__file__).parent / "workloads"
+PROGRAM = WORKLOADS / "cli_program.py"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "spprof"
+ARTIFACTS = REPO / "out" / "test-artifacts"
+HOT = "spprof_cli_hot"
+LAUNCHERS = {"python -m spprof": [sys.executable, "-m", "spprof"], "spprof": [str(CONSOLE_SCRIPT)]}
+
+
+@pytest.fixture(params=sorted(LAUNCHERS))
+def launcher(request):
+    if request.param == "spprof":
+        assert CONSOLE_SCRIPT.is_file() and os.access(CONSOLE_SCRIPT, os.X_OK), \
+            f"no console script at {CONSOLE_SCRIPT}: reinstall spprof (pip install -e .)"
+    return LAUNCHERS[request.param]
+
+
+def spprof_cmd(*args, cwd, launcher=LAUNCHERS["python -m spprof"], timeout=180):
+    return subprocess.run([*launcher, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def python_cmd(*args, cwd, timeout=180):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def seen(proc):
+    """What the program printed about itself: its first stdout line."""
+    return json.loads(proc.stdout.splitlines()[0])
+
+
+def without_spprof_lines(stderr):
+    return "".join(line for line in stderr.splitlines(True) if not line.startswith("spprof: "))
+
+
+def top_function(path):
+    data = load(str(path))
+    weights = {}
+    for t in data.threads:
+        for stack, (_, w) in t.stacks.items():
+            if stack:
+                name = data.frames[stack[-1]][0]
+                weights[name] = weights.get(name, 0) + w
+    return max(weights, key=weights.get)
+
+
+# ---- the program sees what plain python gives it
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute"])
+def test_script_sees_argv_name_path_and_exit_code_as_under_python(launcher, tmp_path, how):
+    cwd = WORKLOADS if how == "relative" else tmp_path
+    script = "cli_program.py" if how == "relative" else str(PROGRAM)
+    args = [script, "a b", "--flag", "-i", "5", "--burn", "0.3", "--exit", "3"]
+    plain = python_cmd(*args, cwd=cwd)
+    out = tmp_path / "p.json"
+    profiled = spprof_cmd("run", "-o", out, *args, cwd=cwd, launcher=launcher)
+    assert plain.returncode == profiled.returncode == 3, profiled.stderr
+    assert seen(profiled) == seen(plain)
+    assert seen(profiled)["name"] == "__main__" and seen(profiled)["main_is_me"]
+    assert seen(profiled)["argv"] == args
+    assert top_function(out) == HOT
+
+
+def test_module_sees_argv_name_path_and_exit_code_as_under_python_m(launcher, tmp_path):
+    args = ["a", "--x", "--exit", "4"]
+    plain = python_cmd("-m", "cli_program", *args, cwd=WORKLOADS)
+    out = tmp_path / "m.json"
+    profiled = spprof_cmd("run", "-o", out, "-m", "cli_program", *args, cwd=WORKLOADS, launcher=launcher)
+    assert plain.returncode == profiled.returncode == 4, profiled.stderr
+    assert seen(profiled) == seen(plain)
+    assert seen(profiled)["path0"] == str(WORKLOADS)
+    assert out.exists()
+
+
+def test_an_uncaught_exception_prints_pythons_traceback_exits_1_and_saves(launcher, tmp_path):
+    plain = python_cmd(PROGRAM, "--burn", "0.2", "--raise", cwd=tmp_path)
+    out = tmp_path / "r.json"
+    profiled = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.2", "--raise", cwd=tmp_path, launcher=launcher)
+    assert plain.returncode == profiled.returncode == 1
+    # The same traceback, without spprof's or runpy's frames in it
+    assert without_spprof_lines(profiled.stderr) == plain.stderr
+    assert "ValueError: boom from the workload" in profiled.stderr
+    assert out.exists() and f"written to {out}" in profiled.stderr
+
+
+def run_until_ready(cmd, cwd):
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("{")
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.parametrize("signum,extra", [(signal.SIGINT, []), (signal.SIGTERM, []),
+                                          (signal.SIGTERM, ["--own-sigterm"])],
+                         ids=["SIGINT", "SIGTERM", "SIGTERM-own-handler"])
+def test_a_signal_ends_the_program_as_under_python_and_the_profile_is_saved(launcher, tmp_path, signum, extra):
+    results = []
+    out = tmp_path / "s.json"
+    for cmd in ([sys.executable], [*launcher, "run", "-o", str(out)]):
+        proc = run_until_ready([*cmd, str(PROGRAM), "--burn", "0.3", "--forever", *extra], tmp_path)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=120)
+        # Where Ctrl-C lands in the loop varies: compare the traceback's last line only.
+        last = (without_spprof_lines(stderr).strip().splitlines() or [""])[-1]
+        results.append((proc.returncode, stdout, last))
+    assert results[0] == results[1]
+    expected = 7 if extra else -signum  # the program's own handler exits 7; else death by the signal
+    assert results[1][0] == expected
+    assert results[1][2] == ("KeyboardInterrupt" if signum == signal.SIGINT else "")
+    assert top_function(out) == HOT
+
+
+def test_duration_saves_while_the_program_goes_on(launcher, tmp_path):
+    out = tmp_path / "d.json"
+    proc = spprof_cmd("run", "--duration", "0.3", "-o", out, PROGRAM, "--wait-for", out, "--exit", "5",
+                      cwd=tmp_path, launcher=launcher)
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stdout.splitlines()[1] == "saw the profile"
+    assert proc.stderr.count("written to") == 1
+    assert top_function(out) == HOT
+
+
+# ---- output names and formats
+
+
+@pytest.mark.parametrize("fmt,ext", [(None, ".speedscope.json"), ("collapsed", ".collapsed"), ("html", ".html")])
+def test_default_name_is_printed_with_how_to_open_it(tmp_path, fmt, ext):
+    opts = ["-f", fmt] if fmt else []
+    proc = spprof_cmd("run", *opts, PROGRAM, "--burn", "0.2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    files = [p.name for p in tmp_path.iterdir()]
+    assert len(files) == 1 and re.fullmatch(r"spprof-cli_program-\d+" + re.escape(ext), files[0]), files
+    assert f"written to {files[0]}" in proc.stderr
+    assert "to look at it:" in proc.stderr
+
+
+def test_every_format_of_the_registry_can_be_written(tmp_path):
+    from spprof.save import FORMATS
+    for name, module in FORMATS.items():
+        out = tmp_path / f"p{module.EXTENSIONS[0]}"
+        proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.1", cwd=tmp_path)
+        assert proc.returncode == 0 and out.stat().st_size > 0, (name, proc.stderr)
+        assert f"({name})" in proc.stderr
+
+
+# ---- errors and help
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--bogus", "x.py"], ["run"], ["run", "no_such_script.py"], ["run", "-m", "no_such_module_x"],
+    ["run", "-f", "svg", "x.py"], ["run", "-i", "0", str(PROGRAM)], ["run", "-o", "/no/such/dir/p.json", str(PROGRAM)],
+    ["report"], ["view"], ["frobnicate"], [],
+], ids=lambda a: " ".join(a) or "nothing")
+def test_a_wrong_command_line_is_one_line_and_exit_2(launcher, tmp_path, args):
+    proc = spprof_cmd(*args, cwd=tmp_path, launcher=launcher)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and "error:" in proc.stderr, proc.stderr
+    assert proc.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["run", "report", "view"])
+def test_each_command_has_help_with_examples(launcher, tmp_path, command):
+    proc = spprof_cmd(command, "--help", cwd=tmp_path, launcher=launcher)
+    assert proc.returncode == 0
+    assert "usage:" in proc.stdout and "examples:" in proc.stdout and f"spprof {command}" in proc.stdout
+
+
+def test_options_after_the_script_belong_to_the_program(tmp_path):
+    proc = spprof_cmd("run", "-o", tmp_path / "p.json", PROGRAM, "--help", "-o", "x", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert seen(proc)["argv"] == [str(PROGRAM), "--help", "-o", "x"]
+
+
+# ---- report
+
+
+@pytest.fixture(scope="module")
+def hot_profile(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    out = folder / "hot.json"
+    proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "1", cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def tsv(text):
+    return [line.split("\t") for line in text.splitlines()]
+
+
+def test_report_piped_is_tab_separated_with_the_hot_function_on_top(launcher, hot_profile):
+    proc = spprof_cmd("report", hot_profile, cwd=hot_profile.parent, launcher=launcher)
+    assert proc.returncode == 0, proc.stderr
+    rows = tsv(proc.stdout)
+    assert rows[0] == ["self_pct", "self_ns", "self_samples", "total_pct", "total_ns", "total_samples",
+                       "function", "file"]
+    assert all(len(r) == 8 for r in rows)
+    assert rows[1][6] == HOT and rows[1][7] == str(PROGRAM)
+    assert float(rows[1][0]) > 50 and int(rows[1][1]) > 0 and int(rows[1][2]) > 0
+    assert "\x1b" not in proc.stdout
+    # spprof's own launcher frames are not the program's
+    assert not any("spprof" + os.sep in r[7] or r[7].endswith("runpy.py") for r in rows[1:])
+
+
+def test_report_by_total_limit_and_threads(hot_profile):
+    by_total = tsv(spprof_cmd("report", hot_profile, "--by", "total", "-n", "2", cwd=hot_profile.parent).stdout)
+    assert len(by_total) == 3 and by_total[1][6] == "<module>" and float(by_total[1][3]) == 100.0
+    threads = tsv(spprof_cmd("report", hot_profile, "--threads", cwd=hot_profile.parent).stdout)
+    assert threads[0][0] == "thread" and threads[1][0].startswith("MainThread") and threads[1][7] == HOT
+
+
+def test_report_reads_collapsed_stacks(tmp_path):
+    out = tmp_path / "p.collapsed"
+    assert spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.5", cwd=tmp_path).returncode == 0
+    rows = tsv(spprof_cmd("report", out, cwd=tmp_path).stdout)
+    assert rows[0][:4] == ["self_pct", "self_samples", "total_pct", "total_samples"] and rows[1][4] == HOT
+
+
+def test_report_of_a_file_that_is_not_a_profile_fails_in_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"a": 1}')
+    proc = spprof_cmd("report", bad, cwd=tmp_path)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1 and "not a Speedscope file" in proc.stderr
+
+
+def on_a_terminal(cmd, cwd, timeout=120):
+    """Runs cmd with stdout and stderr on a pseudo-terminal; returns (exit status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(cwd)
+            os.environ["COLUMNS"] = "120"
+            os.execv(cmd[0], cmd)
+        finally:
+            os._exit(127)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, "the command printed nothing for too long"
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_report_on_a_terminal_is_aligned_columns(hot_profile):
+    status, out = on_a_terminal([sys.executable, "-m", "spprof", "report", str(hot_profile)], hot_profile.parent)
+    assert status == 0
+    lines = out.replace("\r\n", "\n").splitlines()
+    header = next(i for i, line in enumerate(lines) if "self%" in line)
+    assert "\t" not in out and "samples" in lines[header]
+    first = lines[header + 1]
+    assert HOT in first and re.match(r"\s*\d+\.\d%\s+[\d.]+ m?s\s+\d+\s+\d+\.\d%", first), first
+    # Columns line up: each row's function starts where the header's "function" does
+    column = lines[header].index("function") - len("\x1b[1m") if lines[header].startswith("\x1b[1m") \
+        else lines[header].index("function")
+    assert first[column:].startswith(HOT)
+
+
+def test_run_shows_a_status_line_on_a_terminal_only(tmp_path):
+    status, out = on_a_terminal([str(CONSOLE_SCRIPT), "run", "-o", str(tmp_path / "t.json"), str(PROGRAM),
+                                 "--burn", "1.5"], tmp_path)
+    assert status == 0
+    assert re.search(r"\r\x1b\[2Kspprof: [\d.]+ s, \d+ samples, \d+ dropped", out), repr(out[-500:])
+    piped = spprof_cmd("run", "-o", tmp_path / "p.json", PROGRAM, "--burn", "1.5", cwd=tmp_path)
+    assert piped.returncode == 0 and "\r" not in piped.stderr and "\x1b" not in piped.stderr
+
+
+# ---- HTML
+
+
+def chromium():
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    assert os.access(path, os.X_OK), "chromium is needed for the HTML tests (apt-get install chromium)"
+    return path
+
+
+def headless(url, tmp_path, *args):
+    cmd = [chromium(), "--headless", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000",
+           f"--user-data-dir={tmp_path / 'chromium'}", *args, url]
+    if os.geteuid() == 0:
+        cmd.insert(1, "--no-sandbox")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+
+
+def png_is_a_picture(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    idat, i = b"", 8
+    while i < len(data):
+        (n,), kind = struct.unpack(">I", data[i:i + 4]), data[i + 4:i + 8]
+        if kind == b"IDAT":
+            idat += data[i + 8:i + 8 + n]
+        i += 12 + n
+    # A blank or one-colour page compresses to a few kilobytes of few distinct byte values.
+    return width >= 800 and height >= 400 and len(data) > 8000 and len(set(zlib.decompress(idat))) > 128
+
+
+def assert_offline(page):
+    text = page.read_text()
+    for needle in ("http://", "https://", "src=", "href=", "url(", "@import", "<link", "fetch(", "XMLHttpRequest"):
+        assert needle not in text, f"{page.name} refers to {needle!r}: it must need no network"
+    assert text.count("<script") == 2  # the data and the inline code, nothing loaded
+
+
+def test_html_from_run_renders_the_hot_function_in_chromium(tmp_path):
+    page = tmp_path / "flame.html"
+    proc = spprof_cmd("run", "-o", page, PROGRAM, "--burn", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_offline(page)
+    dom = headless(page.as_uri(), tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    frames = re.findall(r'<div class="f[^"]*"[^>]*>([^<]*)</div>', dom.stdout)
+    assert HOT in frames and "&lt;module&gt;" in frames and "main" in frames
+    assert "_run_script" not in frames and "run_module" not in frames  # the launcher is left out
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    png = ARTIFACTS / "cli-flamegraph.png"
+    if png.exists():
+        png.unlink()
+    shot = headless(page.as_uri(), tmp_path, "--window-size=1200,700", f"--screenshot={png}", "--hide-scrollbars")
+    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    assert png_is_a_picture(png)
+
+
+def test_view_converts_speedscope_and_its_search_and_thread_selector_work(hot_profile, tmp_path):
+    page = tmp_path / "view.html"
+    proc = spprof_cmd("view", hot_profile, "-o", page, cwd=tmp_path)
+    assert proc.returncode == 0 and page.exists(), proc.stderr
+    assert_offline(page)
+    dom = headless(page.as_uri() + "#search=cli_hot&thread=0", tmp_path, "--dump-dom").stdout
+    assert re.search(r'<div class="f m"[^>]*>' + HOT + "</div>", dom)
+    matched = re.search(r'id="matched">matched: ([\d.]+)%', dom)
+    assert matched and float(matched.group(1)) > 50
+    # One thread selected: the root is that thread
+    assert re.findall(r'<div class="f[^"]*"[^>]*>([^<]*)</div>', dom)[0].startswith("MainThread")
+    # Without -o the page goes beside the profile
+    default = spprof_cmd("view", hot_profile, cwd=tmp_path)
+    assert default.returncode == 0 and hot_profile.with_suffix(".html").exists()
+
+
+def test_names_cannot_break_out_of_the_data(tmp_path):
+    from spprof._load import Loaded, Thread
+    from spprof.html import render
+    evil = "</script><script>document.title='pwned'</script>"
+    t = Thread("t </script>")
+    t.add((0,), 1, 1)
+    page = render(Loaded(evil, "cpu", "nanoseconds", [(evil, "/x.py", 1)], [t]))
+    assert page.count("</script>") == 2 and "<script>document" not in page
