@@ -47,8 +47,21 @@ def _platform_name() -> str:
     return f"{sys.platform}-{_platform.machine()}"
 
 
+@dataclass(frozen=True, init=False, eq=False, repr=False)
 class Profile:
-    """A finished profile. Samples are built as Python objects only when first asked for."""
+    """A finished profile, frozen like the rest of the data model. `samples` is built as Python
+    objects only when first asked for: saving works from the native tables without them."""
+
+    start_time: _dt.datetime
+    end_time: _dt.datetime
+    interval_ms: float
+    dropped_count: int
+    python_version: str
+    platform: str
+    mode: str
+    counters: Dict[str, int]
+    _data: Any  # the native tables (spprof._native.ProfileData), or None
+    _samples: Optional[List[Sample]]
 
     def __init__(
         self,
@@ -64,22 +77,25 @@ class Profile:
         data: Any = None,
         counters: Optional[Dict[str, int]] = None,
     ) -> None:
-        self.start_time = start_time
-        self.end_time = end_time
-        self.interval_ms = interval_ms
-        self.dropped_count = dropped_count
-        self.python_version = python_version or _python_version()
-        self.platform = platform or _platform_name()
-        self.mode = mode
-        self.counters: Dict[str, int] = dict(counters or {})
-        self._data = data
-        self._samples = samples
+        init = object.__setattr__  # frozen: assignment is refused after __init__
+        init(self, "start_time", start_time)
+        init(self, "end_time", end_time)
+        init(self, "interval_ms", interval_ms)
+        init(self, "dropped_count", dropped_count)
+        init(self, "python_version", python_version or _python_version())
+        init(self, "platform", platform or _platform_name())
+        init(self, "mode", mode)
+        init(self, "counters", dict(counters or {}))
+        init(self, "_data", data)
+        init(self, "_samples", samples)
 
     @property
     def samples(self) -> List[Sample]:
-        if self._samples is None:
-            self._samples = _build_samples(self._data) if self._data is not None else []
-        return self._samples
+        samples = self._samples
+        if samples is None:
+            samples = _build_samples(self._data) if self._data is not None else []
+            object.__setattr__(self, "_samples", samples)
+        return samples
 
     @property
     def torn_count(self) -> int:
