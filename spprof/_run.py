@@ -5,10 +5,12 @@ from __future__ import annotations
 import atexit
 import os
 import runpy
+import shlex
 import signal
 import sys
 import threading
 import types
+import zipfile
 from importlib.machinery import SourceFileLoader
 from typing import Any, Callable, List, Optional
 
@@ -24,11 +26,6 @@ OPEN_HINTS = {
     "pprof": "go tool pprof -http=: {q}",
     "chrome_trace": "load it in Perfetto UI or chrome://tracing",
 }
-
-
-def _quote(path: str) -> str:
-    import shlex
-    return shlex.quote(path)
 
 
 def _die_by(signum: int) -> None:
@@ -57,7 +54,7 @@ class Session:
         self._status_stop = threading.Event()
         self._status: Optional[threading.Thread] = None
         self._timer: Optional[threading.Timer] = None
-        self._old_sigterm: Any = None
+        self._pid = os.getpid()
 
     def start(self) -> None:
         spprof.start(interval_ms=self.interval_ms, mode=self.mode)
@@ -95,6 +92,9 @@ class Session:
 
     def save(self) -> None:
         """Stops sampling and writes the profile, once, from whichever thread gets here first."""
+        # A forked child that runs on to the program's end has no profile of its own to save.
+        if os.getpid() != self._pid:
+            return
         with self._lock:
             if self._saved:
                 return
@@ -102,7 +102,11 @@ class Session:
             if self._timer is not None and threading.current_thread() is not self._timer:
                 self._timer.cancel()
             self._stop_status()
-            profile = spprof.stop()
+            try:
+                profile = spprof.stop()
+            except RuntimeError:
+                sys.stderr.write("spprof: the program stopped the profiler itself; nothing saved\n")
+                return
             try:
                 _save.save(profile, self.path, self.fmt)
             except OSError as e:
@@ -110,7 +114,7 @@ class Session:
                 return
             n = len(profile.samples)
             seconds = (profile.end_time - profile.start_time).total_seconds()
-            hint = OPEN_HINTS.get(self.fmt, "").format(q=_quote(self.path))
+            hint = OPEN_HINTS.get(self.fmt, "").format(q=shlex.quote(self.path))
             sys.stderr.write(f"spprof: {n} samples over {seconds:.1f} s written to {self.path} ({self.fmt})\n"
                              + (f"spprof: to look at it: {hint}\n" if hint else ""))
             sys.stderr.flush()
@@ -160,10 +164,14 @@ def _print_uncaught(e: BaseException) -> None:
     sys.excepthook(type(e), e.with_traceback(tb), tb)
 
 
+def _is_folder_or_zip(path: str) -> bool:
+    return os.path.isdir(path) or (not path.endswith((".py", ".pyw")) and zipfile.is_zipfile(path))
+
+
 def _run_script(path: str) -> None:
     abspath = os.path.abspath(path)
-    if os.path.isdir(path) or not abspath.endswith((".py", ".pyw")) and _is_zip(abspath):
-        runpy.run_path(path, run_name="__main__")  # a folder or zip with __main__.py
+    if _is_folder_or_zip(path):
+        runpy.run_path(path, run_name="__main__")  # its __main__.py, with the path first in sys.path
         return
     with open(abspath, "rb") as f:
         source = f.read()
@@ -174,11 +182,6 @@ def _run_script(path: str) -> None:
     sys.modules["__main__"] = module
     code = compile(source, abspath, "exec", dont_inherit=True)
     exec(code, module.__dict__)
-
-
-def _is_zip(path: str) -> bool:
-    import zipfile
-    return zipfile.is_zipfile(path)
 
 
 def _join_threads() -> None:
@@ -206,7 +209,7 @@ def run(session: Session, script: Optional[str], module: Optional[str], args: Li
     elif script is not None:
         path = script
         sys.argv = [path, *args]
-        set_path0(os.path.dirname(os.path.realpath(path)))
+        set_path0(os.path.abspath(path) if _is_folder_or_zip(path) else os.path.dirname(os.path.realpath(path)))
         target = lambda: _run_script(path)
     else:
         raise ValueError("a script or a module is needed")

@@ -140,6 +140,22 @@ def test_duration_saves_while_the_program_goes_on(launcher, tmp_path):
     assert top_function(out) == HOT
 
 
+def test_a_forked_child_that_ends_like_the_program_saves_nothing(tmp_path):
+    out = tmp_path / "f.json"
+    proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.2", "--fork", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "child" in proc.stdout.splitlines() and "child exit 0" in proc.stdout.splitlines()
+    assert proc.stderr.count("written to") == 1 and "Traceback" not in proc.stderr
+    assert top_function(out) == HOT
+
+
+def test_wall_mode(tmp_path):
+    out = tmp_path / "w.json"
+    proc = spprof_cmd("run", "--mode", "wall", "-i", "5", "-o", out, PROGRAM, "--burn", "0.3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert load(str(out)).mode == "wall" and top_function(out) == HOT
+
+
 # ---- output names and formats
 
 

@@ -1,6 +1,6 @@
 """A program for tests/test_cli.py: tells what it sees, burns CPU, then ends as its arguments say.
 
-    cli_program.py [--burn S] [--wait-for FILE] [--forever] [--own-sigterm] [--exit N | --raise] [args...]
+    cli_program.py [--burn S] [--fork] [--wait-for FILE] [--forever] [--own-sigterm] [--exit N | --raise] [args...]
 """
 import json
 import os
@@ -29,6 +29,13 @@ def main():
         signal.signal(signal.SIGTERM, handler)
     if "--burn" in args:
         spprof_cli_hot(float(args[args.index("--burn") + 1]))
+    if "--fork" in args:  # the child runs on to the program's end too, as forked servers do
+        pid = os.fork()
+        if pid:
+            _, status = os.waitpid(pid, 0)
+            print(f"child exit {os.waitstatus_to_exitcode(status)}", flush=True)
+        else:
+            print("child", flush=True)
     if "--wait-for" in args:  # burns until spprof has saved its profile, so it ran on after the save
         path = args[args.index("--wait-for") + 1]
         deadline = time.monotonic() + 120
