@@ -57,7 +57,9 @@ def _is_launcher(frame: Tuple[str, str, int]) -> bool:
 
 def _without_launcher(data: Loaded) -> Loaded:
     """Stacks start at the program: the frames of `spprof run` (and runpy) beneath it are dropped,
-    and so are samples of spprof's own work around the program (its stop() at the end)."""
+    and so are samples of spprof's own work around the program (its threads, its stop())."""
+    # The status line's and --duration's threads are spprof's, not the program's.
+    data.threads = [t for t in data.threads if not t.name.startswith(("spprof-status", "spprof-duration"))]
     launcher = {i for i, f in enumerate(data.frames) if _is_launcher(f)}
     if not launcher:
         return data
