@@ -149,12 +149,10 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
     graph.textContent = "";
     const width = graph.clientWidth || 1000, x0 = zoom.x, span = zoom.v || 1;
     const frag = document.createDocumentFragment();
-    let matchedV = 0;
-    (function draw(node, inMatch) {
+    (function draw(node) {
       const a = Math.max(node.x, x0), b = Math.min(node.x + node.v, x0 + span);
       if (b <= a || (b - a) / span * width < 0.5) return;
       const m = isMatch(node);
-      if (m && !inMatch) matchedV += b - a;  // nested matches are counted once
       const el = document.createElement("div");
       el.className = "f" + (m ? " m" : "") + (node.d < zoom.d ? " above" : "");
       el.style.left = (100 * (a - x0) / span) + "%";
@@ -171,11 +169,15 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
           ", " + node.n + " samples)  self " + fmt(self) + " (" + pct(self, root.v) + ")";
       };
       frag.appendChild(el);
-      for (const k of node.list) draw(k, inMatch || m);
-    })(root, false);
+      for (const k of node.list) draw(k);
+    })(root);
     graph.appendChild(frag);
     graph.classList.toggle("searching", pattern !== null);
-    matched.textContent = pattern === null ? "" : "matched: " + pct(matchedV, root.v) + " (" + fmt(matchedV) + ")";
+    if (pattern === null) { matched.textContent = ""; return; }
+    // Over the whole tree, frames too narrow to draw included; a match inside a match counts once.
+    const sum = node => isMatch(node) ? node.v : node.list.reduce((s, k) => s + sum(k), 0);
+    const m = sum(root);
+    matched.textContent = "matched: " + pct(m, root.v) + " (" + fmt(m) + ")";
   }
 
   function setSearch() {

@@ -392,3 +392,26 @@ def test_names_cannot_break_out_of_the_data(tmp_path):
     t.add((0,), 1, 1)
     page = render(Loaded(evil, "cpu", "nanoseconds", [(evil, "/x.py", 1)], [t]))
     assert page.count("</script>") == 2 and "<script>document" not in page
+
+
+def test_clicking_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
+    from spprof._load import Loaded, Thread
+    from spprof.html import render
+    t = Thread("MainThread (tid 1)")
+    t.add((0, 1), 3, 3_000_000)
+    t.add((0, 2), 1, 1_000_000)
+    page = render(Loaded("zoom test", "cpu", "nanoseconds", [("a", "/a.py", 1), ("b", "/a.py", 2), ("c", "/a.py", 3)],
+                         [t]))
+    # The test's own copy clicks "b", notes the widths, presses Escape and notes them again.
+    probe = """<script>
+    const widths = () => [...document.querySelectorAll("#graph .f")].map(e => e.textContent + "=" + e.style.width);
+    [...document.querySelectorAll("#graph .f")].find(e => e.textContent === "b").click();
+    const zoomed = widths().join(" ");
+    document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape"}));
+    document.body.insertAdjacentHTML("beforeend", "<pre id=probe>" + zoomed + "|" + widths().join(" ") + "</pre>");
+    </script></body>"""
+    (tmp_path / "zoom.html").write_text(page.replace("</body>", probe))
+    dom = headless((tmp_path / "zoom.html").as_uri(), tmp_path, "--dump-dom").stdout
+    zoomed, reset = re.search(r'<pre id="probe">([^<]*)</pre>', dom).group(1).split("|")
+    assert zoomed == "all threads=100% a=100% b=100%"  # c lies outside the zoomed range
+    assert reset == "all threads=100% a=100% b=75% c=25%"
