@@ -394,7 +394,7 @@ def test_names_cannot_break_out_of_the_data(tmp_path):
     assert page.count("</script>") == 2 and "<script>document" not in page
 
 
-def test_clicking_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
+def test_html_click_on_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
     from spprof._load import Loaded, Thread
     from spprof.html import render
     t = Thread("MainThread (tid 1)")
