@@ -43,8 +43,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _parsers(prog: str) -> Tuple[_Parser, _Parser]:
     from .save import FORMATS
+    from . import __version__
     parser = _Parser(prog=prog, description="spprof: an in-process sampling profiler for Python.",
                      epilog="Run `%(prog)s COMMAND --help` for a command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"spprof {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -130,11 +132,16 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if ns.module is not None:
         _run.set_path0(os.getcwd())  # where `python -m` looks first
         try:
-            found = importlib.util.find_spec(ns.module) is not None
+            spec = importlib.util.find_spec(ns.module)
+            # A package runs as its __main__ submodule, as under `python -m`.
+            runnable = spec is not None and (spec.submodule_search_locations is None
+                                             or importlib.util.find_spec(f"{ns.module}.__main__") is not None)
         except (ImportError, ValueError):
-            found = False
-        if not found:
+            spec, runnable = None, False
+        if spec is None:
             p.error(f"no module named {ns.module!r}")
+        if not runnable:
+            p.error(f"no module named {ns.module}.__main__; {ns.module!r} is a package and cannot be run")
     if ns.output:
         path, fmt = ns.output, format_for(ns.output, ns.format)
     else:

@@ -92,6 +92,13 @@ def test_module_sees_argv_name_path_and_exit_code_as_under_python_m(launcher, tm
     assert out.exists()
 
 
+def test_a_package_runs_as_its_main_as_under_python_m(tmp_path):
+    plain = python_cmd("-m", "cli_pkg", "x", cwd=WORKLOADS)
+    profiled = spprof_cmd("run", "-o", tmp_path / "k.json", "-m", "cli_pkg", "x", cwd=WORKLOADS)
+    assert plain.returncode == profiled.returncode == 6, profiled.stderr
+    assert seen(profiled) == seen(plain) and seen(plain)["package"] == "cli_pkg"
+
+
 def test_an_uncaught_exception_prints_pythons_traceback_exits_1_and_saves(launcher, tmp_path):
     plain = python_cmd(PROGRAM, "--burn", "0.2", "--raise", cwd=tmp_path)
     out = tmp_path / "r.json"
@@ -188,6 +195,7 @@ def test_every_format_of_the_registry_can_be_written(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["run", "--bogus", "x.py"], ["run"], ["run", "no_such_script.py"], ["run", "-m", "no_such_module_x"],
+    ["run", "-m", "json"],  # a package without __main__
     ["run", "-f", "svg", "x.py"], ["run", "-i", "0", str(PROGRAM)], ["run", "-o", "/no/such/dir/p.json", str(PROGRAM)],
     ["report"], ["view"], ["frobnicate"], [],
 ], ids=lambda a: " ".join(a) or "nothing")
@@ -196,6 +204,12 @@ def test_a_wrong_command_line_is_one_line_and_exit_2(launcher, tmp_path, args):
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1 and "error:" in proc.stderr, proc.stderr
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_version(tmp_path):
+    from spprof import __version__
+    proc = spprof_cmd("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"spprof {__version__}"
 
 
 @pytest.mark.parametrize("command", ["run", "report", "view"])
