@@ -112,7 +112,8 @@ class Session:
             except OSError as e:
                 sys.stderr.write(f"spprof: could not write {self.path}: {e}\n")
                 return
-            n = len(profile.samples)
+            # The native tables know their length; Profile.samples would build every Sample.
+            n = len(profile._data) if profile._data is not None else len(profile.samples)
             seconds = (profile.end_time - profile.start_time).total_seconds()
             hint = OPEN_HINTS.get(self.fmt, "").format(q=shlex.quote(self.path))
             sys.stderr.write(f"spprof: {n} samples over {seconds:.1f} s written to {self.path} ({self.fmt})\n"
