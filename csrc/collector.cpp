@@ -13,14 +13,6 @@ namespace {
 constexpr auto kDrainPeriod = std::chrono::milliseconds(10);
 }
 
-size_t ProfileData::bytes_held() const {
-    size_t n = samples.capacity() * sizeof(SampleEntry) + frames.capacity() * sizeof(FrameEntry) +
-               (stack_frames.capacity() + stack_offsets.capacity()) * sizeof(uint32_t) +
-               threads.capacity() * sizeof(ThreadEntry);
-    for (const auto& s : symbols) n += sizeof(Symbol) + s.name.capacity() + s.filename.capacity();
-    return n;
-}
-
 Collector::Collector(const spprof_layout& layout, SampleQueue& queue, int max_depth, uint64_t memory_limit)
     : L(layout), queue_(queue), memory_limit_(memory_limit), data_(new ProfileData()),
       cells_(static_cast<size_t>(max_depth) + 1) {

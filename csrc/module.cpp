@@ -280,6 +280,7 @@ PYBIND11_MODULE(_native, m) {
             return out;
         })
         .def("sample_columns", &sample_columns)
+        .def("trim", &ProfileData::trim, py::arg("root_symbols"), py::arg("threads"))
         .def("write_speedscope", [](const ProfileData& d, const std::string& path, const std::string& name,
                                     const std::string& exporter) {
             std::string error;

@@ -54,6 +54,10 @@ struct ProfileData {
     ProfileData() { stack_offsets.push_back(0); }
     size_t stack_count() const { return stack_offsets.size() - 1; }
     size_t bytes_held() const;
+    // Drops, from the root of every stack, the frames whose symbol is in `root_symbols` (a
+    // launcher's frames beneath the program), and the samples of the threads in `threads`.
+    // A sample whose whole stack was such frames goes too; the dropped threads leave the table.
+    void trim(const std::vector<uint32_t>& root_symbols, const std::vector<uint32_t>& threads);
 };
 
 }  // namespace spprof

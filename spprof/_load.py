@@ -47,33 +47,6 @@ class Loaded:
         return samples, weight
 
 
-def _is_launcher(frame: Tuple[str, str, int]) -> bool:
-    name, file, _ = frame
-    path = file.replace("\\", "/")
-    return (path.endswith(("/spprof/cli.py", "/spprof/_run.py", "/spprof/__main__.py", "/spprof/__init__.py",
-                           "/runpy.py"))
-            or path == "<frozen runpy>" or (name == "<module>" and os.path.basename(path) == "spprof"))
-
-
-def _without_launcher(data: Loaded) -> Loaded:
-    """Stacks start at the program: the frames of `spprof run` (and runpy) beneath it are dropped,
-    and so are samples of spprof's own work around the program (its threads, its stop())."""
-    # The status line's and --duration's threads are spprof's, not the program's.
-    data.threads = [t for t in data.threads if not t.name.startswith(("spprof-status", "spprof-duration"))]
-    launcher = {i for i, f in enumerate(data.frames) if _is_launcher(f)}
-    if not launcher:
-        return data
-    for t in data.threads:
-        old, t.stacks = t.stacks, Thread(t.name).stacks
-        for stack, (n, w) in old.items():
-            i = 0
-            while i < len(stack) and stack[i] in launcher:
-                i += 1
-            if i < len(stack) or not stack:
-                t.add(stack[i:], n, w)
-    return data
-
-
 def _mode_of(title: str) -> str:
     m = re.match(r"spprof (\w+) profile", title)
     return m.group(1) if m else ""
@@ -88,7 +61,7 @@ def from_profile(profile: "Profile") -> Loaded:
     for th, st, w in zip(tab.thread, tab.stack, tab.weight_ns):
         threads[th].add(tab.stacks[st], 1, w)
     from .speedscope import _title
-    return _without_launcher(Loaded(_title(profile), profile.mode, "nanoseconds", frames, threads))
+    return Loaded(_title(profile), profile.mode, "nanoseconds", frames, threads)
 
 
 def load(path: str) -> Loaded:
@@ -106,8 +79,8 @@ def load(path: str) -> Loaded:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from None
-        return _without_launcher(_from_speedscope(doc, path))
-    return _without_launcher(_from_collapsed(text, path))
+        return _from_speedscope(doc, path)
+    return _from_collapsed(text, path)
 
 
 def _from_speedscope(doc: Any, path: str) -> Loaded:

@@ -28,6 +28,28 @@ OPEN_HINTS = {
 }
 
 
+OWN_THREADS = ("spprof-status", "spprof-duration")
+
+
+def _is_launcher(name: str, file: str) -> bool:
+    path = file.replace("\\", "/")
+    return (path.endswith(("/spprof/cli.py", "/spprof/_run.py", "/spprof/__main__.py", "/spprof/__init__.py",
+                           "/runpy.py"))
+            or path == "<frozen runpy>" or (name == "<module>" and os.path.basename(path) == "spprof"))
+
+
+def trim_own_frames(profile: "spprof.Profile") -> None:
+    """Stacks start at the program, as they would under plain python: the frames of `spprof run`
+    and runpy beneath it go, and so do the samples of spprof's own threads, before any format
+    is written."""
+    data = profile._data
+    if data is None:
+        return
+    launcher = [i for i, (name, file, _) in enumerate(data.symbols()) if _is_launcher(name, file)]
+    own = [i for i, (_, _, name) in enumerate(data.threads()) if name.startswith(OWN_THREADS)]
+    data.trim(launcher, own)
+
+
 def _die_by(signum: int) -> None:
     """Ends the process by `signum` with its default action, as an unhandled one would."""
     for stream in (sys.stdout, sys.stderr):
@@ -62,11 +84,11 @@ class Session:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         if sys.stderr.isatty():
-            self._status = threading.Thread(target=self._status_loop, name="spprof-status", daemon=True)
+            self._status = threading.Thread(target=self._status_loop, name=OWN_THREADS[0], daemon=True)
             self._status.start()
         if self.duration is not None:
             self._timer = threading.Timer(self.duration, self.save)
-            self._timer.name = "spprof-duration"
+            self._timer.name = OWN_THREADS[1]
             self._timer.daemon = True
             self._timer.start()
         # Registered before the program's own handlers, so it runs after them, as the
@@ -107,6 +129,7 @@ class Session:
             except RuntimeError:
                 sys.stderr.write("spprof: the program stopped the profiler itself; nothing saved\n")
                 return
+            trim_own_frames(profile)
             try:
                 _save.save(profile, self.path, self.fmt)
             except OSError as e:

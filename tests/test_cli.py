@@ -162,8 +162,8 @@ def test_wall_mode(tmp_path):
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert load(str(out)).mode == "wall" and top_function(out) == HOT
-    # spprof's own --duration thread, sampled in wall mode, is left out of what report and view show
-    assert "spprof-duration" in out.read_text()
+    # spprof's own --duration thread, sampled in wall mode, is left out of the file
+    assert "spprof-duration" not in out.read_text()
     assert [t.name.split(" ")[0] for t in load(str(out)).threads] == ["MainThread"]
 
 
@@ -188,6 +188,18 @@ def test_every_format_of_the_registry_can_be_written(tmp_path):
         proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.1", cwd=tmp_path)
         assert proc.returncode == 0 and out.stat().st_size > 0, (name, proc.stderr)
         assert f"({name})" in proc.stderr
+
+
+def test_saved_stacks_start_at_the_program_not_at_spprofs_launcher(tmp_path):
+    out = tmp_path / "p.json"
+    proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    used = {i for p in doc["profiles"] for stack in p["samples"] for i in stack}
+    files = {doc["shared"]["frames"][i].get("file", "") for i in used}
+    assert not [f for f in files if f.endswith(("_run.py", "cli.py", "runpy.py", "__main__.py"))], files
+    roots = {doc["shared"]["frames"][p["samples"][0][0]]["name"] for p in doc["profiles"] if p["samples"]}
+    assert roots == {"<module>"}, roots
 
 
 # ---- errors and help

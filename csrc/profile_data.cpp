@@ -1,0 +1,46 @@
+#include "profile_data.h"
+
+#include <algorithm>
+
+namespace spprof {
+
+size_t ProfileData::bytes_held() const {
+    size_t n = samples.capacity() * sizeof(SampleEntry) + frames.capacity() * sizeof(FrameEntry) +
+               (stack_frames.capacity() + stack_offsets.capacity()) * sizeof(uint32_t) +
+               threads.capacity() * sizeof(ThreadEntry);
+    for (const auto& s : symbols) n += sizeof(Symbol) + s.name.capacity() + s.filename.capacity();
+    return n;
+}
+
+void ProfileData::trim(const std::vector<uint32_t>& root_symbols, const std::vector<uint32_t>& drop_threads) {
+    auto is_root = [&](uint32_t frame) {
+        return std::find(root_symbols.begin(), root_symbols.end(), frames[frame].symbol) != root_symbols.end();
+    };
+    std::vector<uint32_t> new_frames, new_offsets{0};
+    std::vector<bool> emptied(stack_count(), false);
+    for (size_t i = 0; i < stack_count(); ++i) {
+        uint32_t a = stack_offsets[i], b = stack_offsets[i + 1];
+        uint32_t k = a;
+        while (k < b && is_root(stack_frames[k])) ++k;
+        emptied[i] = k == b && a < b;
+        new_frames.insert(new_frames.end(), stack_frames.begin() + k, stack_frames.begin() + b);
+        new_offsets.push_back(static_cast<uint32_t>(new_frames.size()));
+    }
+    stack_frames.swap(new_frames);
+    stack_offsets.swap(new_offsets);
+    constexpr uint32_t kGone = UINT32_MAX;
+    std::vector<uint32_t> renumber(threads.size());
+    std::vector<ThreadEntry> kept;
+    for (uint32_t i = 0; i < threads.size(); ++i) {
+        bool drop = std::find(drop_threads.begin(), drop_threads.end(), i) != drop_threads.end();
+        renumber[i] = drop ? kGone : static_cast<uint32_t>(kept.size());
+        if (!drop) kept.push_back(std::move(threads[i]));
+    }
+    threads.swap(kept);
+    samples.erase(std::remove_if(samples.begin(), samples.end(), [&](SampleEntry& s) {
+        s.thread = renumber[s.thread];
+        return emptied[s.stack] || s.thread == kGone;
+    }), samples.end());
+}
+
+}  // namespace spprof
