@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # Each format is one module with EXTENSIONS (lower case, most specific first) and
 # write(profile, path). The first format is the default for an unknown extension.
-FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed, "html": html}
-FORMATS.update({"pprof": pprof, "chrome_trace": chrome_trace})
+FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed, "pprof": pprof,
+                                   "chrome_trace": chrome_trace, "html": html}
 
 
 def path_str(path: Any) -> str:
