@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
+import errno
 import os
 import sys
+import tempfile
 import threading
 from typing import Any, Dict, Optional
 
@@ -66,8 +68,18 @@ def _check_output_path(output_path: Any) -> Optional[str]:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"output_path folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         raise PermissionError(f"output_path {path!r} is not writable")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return path  # a device or a pipe: written in place, as save() does
+    # A file made and removed: the only test that holds for root, read-only mounts and sysfs alike
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".spprof-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise PermissionError(errno.EACCES, f"output_path folder {folder!r} is not writable ({e.strerror})",
+                              path) from e
     return path
 
 

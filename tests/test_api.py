@@ -74,7 +74,24 @@ def test_unwritable_output_path_is_refused_before_sampling(tmp_path):
         spprof.start(output_path=tmp_path / "missing" / "p.json")
     with pytest.raises(IsADirectoryError):
         spprof.start(output_path=tmp_path)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    # root ignores modes: sysfs refuses new files even to root
+    folder = "/sys/kernel" if os.access(read_only, os.W_OK) else str(read_only)
+    with pytest.raises(PermissionError, match="not writable"):
+        spprof.start(output_path=os.path.join(folder, "p.json"))
     assert not spprof.is_active()
+    assert os.listdir(tmp_path) == ["read-only"]
+
+
+def test_output_path_extension_picks_the_format(tmp_path):
+    path = tmp_path / "p.collapsed"
+    spprof.start(interval_ms=1, output_path=path)
+    spin(1_000_000)
+    spprof.stop()
+    lines = path.read_text().splitlines()
+    assert lines and all(line.rsplit(" ", 1)[1].isdigit() for line in lines)
 
 
 def test_output_path_written_at_stop(tmp_path):
