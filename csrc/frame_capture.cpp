@@ -22,6 +22,12 @@ bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
 // The slot of a thread's remembered chain and code objects, by its thread state's address (whose
 // low bits are mostly alike: malloc aligns it).
 size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_addr >> 6) % kChainSlots); }
+// True when the `size` bytes at `addr` lie in [lo, hi). Written so that nothing can wrap: `addr`
+// may come from a torn copy, and `addr + size <= hi` let a caller field of ~0 through to a wild
+// read (found by tests/native/fuzz_readers.cpp).
+bool within(uint64_t addr, uint64_t size, uint64_t lo, uint64_t hi) {
+    return addr >= lo && addr < hi && hi - addr >= size;
+}
 }  // namespace
 
 FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int max_depth)
@@ -130,7 +136,7 @@ Capture FrameCapture::walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, 
 
 // A frame from the chunk copy when it lies there, else read on its own.
 const uint8_t* FrameCapture::frame_bytes(uint64_t addr) {
-    if (addr >= chunk_lo_ && addr + L.if_size <= chunk_hi_) return chunk_.data() + (addr - chunk_lo_);
+    if (within(addr, L.if_size, chunk_lo_, chunk_hi_)) return chunk_.data() + (addr - chunk_lo_);
     if (!reader_.read(addr, frame_.data(), L.if_size)) return nullptr;
     return frame_.data();
 }
@@ -191,7 +197,7 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
     }
     const uint64_t first_frame = f;
     // Only an innermost frame outside the consistent copy (a generator's) needs the re-read.
-    check_top_ = !(f >= chunk_lo_ && f + L.if_size <= chunk_hi_);
+    check_top_ = !within(f, L.if_size, chunk_lo_, chunk_hi_);
 
     bool first = true;
     for (int hops = 0; f != 0; ++hops) {
@@ -220,7 +226,7 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
 // code object.
 bool FrameCapture::frames_intact(uint64_t from, uint64_t ancestor) const {
     for (int hops = 0; hops < 32 && from != ancestor; ++hops) {
-        if (!(from >= chunk_lo_ && from + L.if_size <= chunk_hi_)) return false;
+        if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
         const uint8_t* fb = chunk_.data() + (from - chunk_lo_);
         if ((load_u64(fb + L.if_code) & ~L.if_code_tag_mask) == 0) return false;
         from = load_u64(fb + L.if_previous);
@@ -232,7 +238,7 @@ bool FrameCapture::frames_intact(uint64_t from, uint64_t ancestor) const {
 bool FrameCapture::descends_to(uint64_t from, uint64_t target) const {
     for (int hops = 0; hops < 32 && from != 0; ++hops) {
         if (from == target) return true;
-        if (!(from >= chunk_lo_ && from + L.if_size <= chunk_hi_)) return false;
+        if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
         from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
     }
     return false;
@@ -327,7 +333,9 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
             // The instruction pointer must point into this code object's own bytecode.
             int64_t units = load_i64(cb + L.ob_size);
             int64_t off = static_cast<int64_t>(w.instr - (w.code + L.co_code_adaptive));
-            if (units <= 0 || (off & 1) != 0 || off < -2 || off >= units * 2) return reject(kTornInstruction);
+            // off / 2, not units * 2: a torn or reused header can hold any ob_size, and the product
+            // would overflow (undefined behaviour, found by tests/native/fuzz_readers.cpp).
+            if (units <= 0 || (off & 1) != 0 || off < -2 || off / 2 >= units) return reject(kTornInstruction);
             instr = off < 0 ? -1 : off;
         }
         FrameRecord& r = out[i];

@@ -6,21 +6,26 @@ namespace spprof {
 
 namespace {
 
+// Lines are summed in 64 bits: co_firstlineno can be anything up to INT_MAX (code.replace() allows
+// it) and a table's deltas can be large, so an int sum could overflow (undefined behaviour, found
+// by tests/native/fuzz_readers.cpp). A line outside int is reported as none.
+int as_line(int64_t line) { return line < INT32_MIN || line > INT32_MAX ? -1 : static_cast<int>(line); }
+
 // 3.9 co_lnotab: (byte increment, signed line increment) pairs.
-int lnotab_line(const uint8_t* t, size_t len, int line, int64_t offset) {
+int lnotab_line(const uint8_t* t, size_t len, int64_t line, int64_t offset) {
     int64_t addr = 0;
     for (size_t i = 0; i + 1 < len; i += 2) {
         addr += t[i];
         if (addr > offset) break;
         line += static_cast<int8_t>(t[i + 1]);
     }
-    return line;
+    return as_line(line);
 }
 
 // 3.10 co_linetable (PEP 626): (byte length, signed line delta or -128 for none) pairs.
-int linetable310_line(const uint8_t* t, size_t len, int line, int64_t offset) {
+int linetable310_line(const uint8_t* t, size_t len, int64_t line, int64_t offset) {
     int64_t end = 0;
-    int current = -1;
+    int64_t current = -1;
     for (size_t i = 0; i + 1 < len; i += 2) {
         int64_t start = end;
         end += t[i];
@@ -31,7 +36,7 @@ int linetable310_line(const uint8_t* t, size_t len, int line, int64_t offset) {
         } else {
             current = -1;
         }
-        if (start <= offset && offset < end) return current;
+        if (start <= offset && offset < end) return as_line(current);
     }
     return -1;
 }
@@ -63,7 +68,7 @@ struct Reader {
     }
 };
 
-int locations_line(const uint8_t* t, size_t len, int line, int64_t offset) {
+int locations_line(const uint8_t* t, size_t len, int64_t line, int64_t offset) {
     const int64_t unit = offset / 2;
     Reader r{t, len, 0};
     int64_t addr = 0;
@@ -72,7 +77,7 @@ int locations_line(const uint8_t* t, size_t len, int line, int64_t offset) {
         if (!(first & 0x80)) return -1;  // every entry starts with its high bit set
         int code = (first >> 3) & 15;
         int64_t end = addr + (first & 7) + 1;
-        int result = line;
+        int64_t result = line;
         switch (code) {
             case 15: result = -1; break;                      // no location
             case 14:                                          // long form
@@ -87,7 +92,7 @@ int locations_line(const uint8_t* t, size_t len, int line, int64_t offset) {
             default: r.byte(); break;                          // short form, same line
         }
         if (!r.ok) return -1;
-        if (addr <= unit && unit < end) return result;
+        if (addr <= unit && unit < end) return as_line(result);
         addr = end;
     }
     return -1;
