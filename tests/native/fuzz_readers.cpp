@@ -10,9 +10,11 @@
 // relocated into it. Unmutated copies double as oracles (the walker must find the real stack, the
 // decoders CPython's own answers).
 //
-// Usage: fuzz_readers [--seconds N | --long] [--seed S] [--iterations N] [--only TARGET]
+// Usage: fuzz_readers [--seconds N | --long] [--seed S] [--iterations N] [--only TARGET] [--reader R]
 //   --seconds  total time, split among the targets (default 10; --long is 600)
 //   --iterations  a per-target cap, for a run that is the same every time
+//   --reader   vm_readv (the default here) or proc_mem (which reads even PROT_NONE pages); not
+//              pipe: ASan's write() interceptor checks the copied range as if the program read it
 // A failure prints the target, the iteration and the seed; the same seed and --iterations replay it.
 #include "harness.h"
 
@@ -1058,7 +1060,7 @@ void collect_inputs() {
 int main(int argc, char** argv) {
     double seconds = 10;
     uint64_t seed = 20240607, max_iter = UINT64_MAX;
-    std::string only;
+    std::string only, reader;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
@@ -1066,8 +1068,9 @@ int main(int argc, char** argv) {
         else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 0);
         else if (a == "--iterations" && i + 1 < argc) max_iter = std::strtoull(argv[++i], nullptr, 0);
         else if (a == "--only" && i + 1 < argc) only = argv[++i];
+        else if (a == "--reader" && i + 1 < argc) reader = argv[++i];
         else {
-            std::fprintf(stderr, "usage: %s [--seconds N | --long] [--seed S] [--iterations N] [--only linetable|decode_str|frames|threads|symbols]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seconds N | --long] [--seed S] [--iterations N] [--only linetable|decode_str|frames|threads|symbols] [--reader vm_readv|proc_mem]\n", argv[0]);
             return 64;
         }
     }
@@ -1076,7 +1079,7 @@ int main(int argc, char** argv) {
     char err[512] = {0};
     CHECK(spprof_layout_init(&L, err, sizeof err) == 0, err);
     std::string error;
-    CHECK(R.open("", error), error);
+    CHECK(R.open(reader, error), error);
     harness::run_python(kSetup);
     collect_inputs();
 
