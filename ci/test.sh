@@ -2,7 +2,8 @@
 # Builds spprof and runs the test suite under every supported interpreter: 3.9-3.13 from
 # /root/.pyenv/versions, 3.14 from Debian's sid (ci/python314.sh). SPPROF_VERSIONS picks a
 # subset, e.g. SPPROF_VERSIONS="3.11 3.14". Extra arguments go to pytest. Then, once: the
-# restricted-environment run, a 60 s soak and the suite under ASan and UBSan.
+# restricted-environment run, a 60 s soak, the suite under ASan and UBSan, and the native checks
+# (the engine under TSan, every reader of interpreter memory fuzzed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test-tools || exit 1
@@ -57,6 +58,7 @@ if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "restricted environment (ci/restricted.sh)" bash ci/restricted.sh
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60
     extra "ASan + UBSan build, whole suite (ci/sanitizers.sh)" bash ci/sanitizers.sh
+    extra "engine under TSan, readers fuzzed under ASan + UBSan (ci/native_checks.sh)" bash ci/native_checks.sh
 fi
 
 echo
