@@ -62,7 +62,7 @@ def _check_options(options: Dict[str, Any]) -> Dict[str, Any]:
 def _check_output_path(output_path: Any) -> Optional[str]:
     if output_path is None:
         return None
-    path = path_str(output_path)
+    path = path_str(output_path, "output_path")
     if os.path.isdir(path):
         raise IsADirectoryError(f"output_path {path!r} is a directory")
     folder = os.path.dirname(os.path.abspath(path))

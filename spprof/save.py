@@ -19,13 +19,17 @@ FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collaps
                                    "chrome_trace": chrome_trace, "html": html}
 
 
-def path_str(path: Any) -> str:
-    """A path given as str, bytes or os.PathLike, as str."""
+def path_str(path: Any, name: str = "path") -> str:
+    """A path given as str, bytes or os.PathLike, as str; a TypeError naming `name` otherwise."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a str, bytes or os.PathLike path, not {type(path).__name__}")
     raw = os.fspath(path)
     return raw if isinstance(raw, str) else os.fsdecode(raw)
 
 
 def format_for(path: str, format: Optional[str]) -> str:
+    if format is not None and not isinstance(format, str):
+        raise TypeError(f"format must be a str, one of {', '.join(sorted(FORMATS))}; not {type(format).__name__}")
     if format is not None:
         if format not in FORMATS:
             raise ValueError(f"unknown format {format!r}; known formats: {', '.join(sorted(FORMATS))}")
