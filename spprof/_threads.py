@@ -24,8 +24,9 @@ def _record(thread: threading.Thread) -> None:
     if ident is None:
         return
     native = getattr(thread, "native_id", None) or 0
-    if thread is threading.current_thread():
-        # after os.fork() 3.9 and 3.10 keep the parent's native id on the thread that forked
+    if ident == threading.get_ident():
+        # after os.fork() 3.9 and 3.10 keep the parent's native id on the thread that forked.
+        # (Not current_thread(): in a starting thread it makes a _DummyThread, which calls this.)
         native = threading.get_native_id()
     _names[(ident, native)] = thread.name
     _names_by_ident[ident] = thread.name
