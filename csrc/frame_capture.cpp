@@ -13,15 +13,11 @@ const char* const kTornReasonNames[kTornReasons] = {
 namespace {
 constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
-constexpr size_t kChainSlots = 64;   // threads whose last chain and code objects are remembered
 constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
 constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
 
 bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
-// The slot of a thread's remembered chain and code objects, by its thread state's address (whose
-// low bits are mostly alike: malloc aligns it).
-size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_addr >> 6) % kChainSlots); }
 // True when the `size` bytes at `addr` lie in [lo, hi). Written so that nothing can wrap: `addr`
 // may come from a torn copy, and `addr + size <= hi` let a caller field of ~0 through to a wild
 // read (found by tests/native/fuzz_readers.cpp).

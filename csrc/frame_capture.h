@@ -19,6 +19,11 @@ namespace spprof {
 
 enum class Capture { Ok, Empty, Torn };
 
+constexpr size_t kChainSlots = 64;  // threads whose last chain and code objects are remembered
+// The slot of what is remembered of a thread, by its thread state's address (whose low bits are
+// mostly alike: malloc aligns it). Two threads may share a slot: users check the owner.
+inline size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_addr >> 6) % kChainSlots); }
+
 // Why a walk was rejected; counted for stats().
 enum TornReason { kTornPointer, kTornUnreadable, kTornNotFrame, kTornNotRunning, kTornSuspended,
                   kTornNotCode, kTornInstruction, kTornTopMoved, kTornReasons };

@@ -124,6 +124,7 @@ py::object stats() {
     d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
     d["duration_ns"] = monotonic_ns() - e.start_ns;
     d["reads"] = c.reads.load();
+    d["cpu_before_block"] = c.before_block.load();
     for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
     d["reader"] = std::string(e.sampler->reader_name());
     return d;

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <chrono>
 #include <functional>
 
@@ -39,7 +40,10 @@ uint64_t monotonic_ns() {
 
 Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, const NativeIds& ids)
     : L(layout), opts_(opts), queue_(queue), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads),
-      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1) {}
+      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
+      last_run_(opts.wall ? 0 : kChainSlots) {
+    for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
+}
 
 Sampler::~Sampler() { stop(); }
 
@@ -147,6 +151,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     const size_t n = threads_.size();
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     FrameRecord* frames = &cells_[1].frame;
+    const uint64_t elapsed = prev_tick_ns_ && t_ns > prev_tick_ns_ ? t_ns - prev_tick_ns_ : opts_.interval_ns;
+    prev_tick_ns_ = t_ns;
     for (size_t i = 0; i < n; ++i) {
         const ThreadSeen& t = threads_[i];
         uint64_t weight = opts_.interval_ns;
@@ -156,6 +162,20 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 continue;
             }
             if (!clocks_.observe(t.tstate, t.tid, count_new, weight) || weight == 0) continue;
+        }
+        // cpu mode: a thread that ran for only part of the time since the previous tick and now
+        // sleeps or waits for I/O used that CPU before it blocked. The call it waits in did not
+        // use it: it goes to where the thread was last seen running. (A thread waiting for the
+        // GIL stopped where it ran, so its stack now is the right one.) Only such threads cost
+        // the extra read of their kernel state.
+        LastRun* last = opts_.wall ? nullptr : &last_run_[thread_slot(t.tstate)];
+        const bool running = opts_.wall || weight * 10 >= elapsed * 9 || !thread_blocked(t.tid);
+        if (!running && last->tstate == t.tstate && last->tid == t.tid && last->depth > 0) {
+            std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
+            counters_.before_block.fetch_add(1, std::memory_order_relaxed);
+            if (push(t, t_ns, weight, last->depth, last->truncated)) counters_.collected.fetch_add(1, std::memory_order_relaxed);
+            else counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);
+            continue;
         }
         int depth = 0;
         bool truncated = false;
@@ -170,6 +190,13 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         if (c == Capture::Torn) {
             counters_.torn.fetch_add(1, std::memory_order_relaxed);
             continue;
+        }
+        if (running && last != nullptr) {
+            last->tstate = t.tstate;
+            last->tid = t.tid;
+            last->depth = depth;
+            last->truncated = truncated;
+            std::copy(frames, frames + depth, last->frames.begin());
         }
         if (push(t, t_ns, weight, depth, truncated)) counters_.collected.fetch_add(1, std::memory_order_relaxed);
         else counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);

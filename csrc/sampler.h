@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "frame_capture.h"
 #include "layout.h"
@@ -39,6 +40,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> unidentified{0};
     std::atomic<uint64_t> threads_max{0};
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory
+    std::atomic<uint64_t> before_block{0};  // cpu-mode samples charged to where the thread last ran
 };
 
 class Sampler {
@@ -81,6 +83,11 @@ private:
     boost::asio::io_context io_;
     std::atomic<uint32_t> tid_{0};
     std::atomic<uint64_t> final_cpu_ns_{0};  // stop() from another thread ends its run() at once
+    // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
+    struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
+                     std::vector<FrameRecord> frames; };
+    std::vector<LastRun> last_run_;
+    uint64_t prev_tick_ns_ = 0;
 };
 
 uint64_t monotonic_ns();

@@ -1,8 +1,13 @@
 #include "threads.h"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "code_identity.h"
 
@@ -110,6 +115,21 @@ uint64_t thread_cpu_ns(uint32_t tid, bool& ok) {
     struct timespec t;
     ok = tid != 0 && clock_gettime(id, &t) == 0;
     return ok ? static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec) : 0;
+}
+
+bool thread_blocked(uint32_t tid) {
+    // "running", or the number of the system call it waits in; a thread of our own process
+    // needs no ptrace right to read it
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/self/task/%u/syscall", tid);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[32];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0 || buf[0] < '0' || buf[0] > '9') return false;
+    buf[n] = '\0';
+    return std::strtol(buf, nullptr, 10) != SYS_futex;
 }
 
 CpuClocks::CpuClocks(size_t max_threads) : prev_(max_threads), cur_(max_threads) {}

@@ -81,5 +81,9 @@ private:
 };
 
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok);
+// True when the kernel says the thread waits in a system call other than futex now (asleep,
+// polling, reading). A futex wait is the GIL's or a lock's, and a thread that runs or cannot be
+// read counts as not blocked.
+bool thread_blocked(uint32_t tid);
 
 }  // namespace spprof

@@ -44,3 +44,25 @@ def test_sleeping_thread_is_sampled_at_every_tick_in_wall_mode():
     assert len(sleeper_samples) >= 0.9 * ticks, (len(sleeper_samples), ticks)
     assert all(s.weight_ns == 5_000_000 for s in sleeper_samples)
     assert all(s.frames[-1].function_name == "sleeper" for s in sleeper_samples)
+
+
+def cpu_then_sleep(rounds, cpu_s, sleep_s):
+    for _ in range(rounds):
+        end = time.thread_time() + cpu_s
+        while time.thread_time() < end:
+            pass
+        time.sleep(sleep_s)
+
+
+def test_cpu_used_just_before_a_sleep_is_not_charged_to_the_sleep():
+    # 30 ms of CPU, then 30 ms asleep, sampled every 10 ms: the CPU used between the last tick and
+    # the sleep must go to the code that used it, not to the sleep the next tick finds
+    spprof.start(interval_ms=10)
+    cpu_then_sleep(25, 0.03, 0.03)
+    profile = spprof.stop()
+    total = sum(s.weight_ns for s in profile.samples)
+    in_sleep = sum(s.weight_ns for s in profile.samples
+                   if any(f.function_name == "cpu_then_sleep" and f is s.frames[-1] for f in s.frames)
+                   and s.frames[-1].lineno == cpu_then_sleep.__code__.co_firstlineno + 5)
+    assert total > 0.5e9, total
+    assert in_sleep <= 0.04 * total, (in_sleep / total, len(profile.samples))
