@@ -40,6 +40,7 @@ uint64_t monotonic_ns() {
 
 Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, const NativeIds& ids)
     : L(layout), opts_(opts), queue_(queue), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads),
+      states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
       last_run_(opts.wall ? 0 : kChainSlots) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
@@ -169,7 +170,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         // GIL stopped where it ran, so its stack now is the right one.) Only such threads cost
         // the extra read of their kernel state.
         LastRun* last = opts_.wall ? nullptr : &last_run_[thread_slot(t.tstate)];
-        const bool running = opts_.wall || weight * 10 >= elapsed * 9 || !thread_blocked(t.tid);
+        const bool running = opts_.wall || weight * 10 >= elapsed * 9 ||
+                             !states_.blocked(thread_slot(t.tstate), t.tid);
         if (!running && last->tstate == t.tstate && last->tid == t.tid && last->depth > 0) {
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);

@@ -55,8 +55,11 @@ public:
     uint64_t reads() const { return reader_.syscalls(); }
     uint64_t cpu_ns() const;  // the sampler thread's own CPU time
     void stop();  // returns once the thread has ended; no tick runs after it
-    // In a forked child, where the thread does not exist: closes the reader's descriptors only.
-    void close_reader_after_fork() { reader_.close(); }
+    // In a forked child, where the thread does not exist: closes its descriptors only.
+    void close_reader_after_fork() {
+        reader_.close();
+        states_.close_all();
+    }
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
     const FrameCapture& capture() const { return capture_; }
@@ -75,6 +78,7 @@ private:
     SafeReader reader_;
     ThreadList threads_;
     CpuClocks clocks_;
+    ThreadStates states_;
     FrameCapture capture_;
     std::vector<SampleCell> cells_;
     SamplerCounters counters_;

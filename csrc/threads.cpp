@@ -117,16 +117,31 @@ uint64_t thread_cpu_ns(uint32_t tid, bool& ok) {
     return ok ? static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec) : 0;
 }
 
-bool thread_blocked(uint32_t tid) {
-    // "running", or the number of the system call it waits in; a thread of our own process
-    // needs no ptrace right to read it
-    char path[48];
-    std::snprintf(path, sizeof path, "/proc/self/task/%u/syscall", tid);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+ThreadStates::ThreadStates(size_t slots) : files_(slots) {}
+
+void ThreadStates::close_all() {
+    for (File& f : files_) {
+        if (f.fd >= 0) ::close(f.fd);
+        f = File{};
+    }
+}
+
+bool ThreadStates::blocked(size_t slot, uint32_t tid) {
+    File& f = files_[slot % files_.size()];
     char buf[32];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
+    ssize_t n = -1;
+    for (int attempt = 0; attempt < 2 && n <= 0; ++attempt) {
+        if (f.tid != tid || f.fd < 0 || attempt > 0) {  // another thread's, or gone stale
+            if (f.fd >= 0) ::close(f.fd);
+            char path[48];
+            std::snprintf(path, sizeof path, "/proc/self/task/%u/syscall", tid);
+            f.fd = ::open(path, O_RDONLY | O_CLOEXEC);
+            f.tid = tid;
+            if (f.fd < 0) return false;
+        }
+        n = ::pread(f.fd, buf, sizeof buf - 1, 0);  // the kernel writes the file afresh at offset 0
+    }
+    // "running", or the number of the system call it waits in
     if (n <= 0 || buf[0] < '0' || buf[0] > '9') return false;
     buf[n] = '\0';
     return std::strtol(buf, nullptr, 10) != SYS_futex;

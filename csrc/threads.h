@@ -81,9 +81,22 @@ private:
 };
 
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok);
-// True when the kernel says the thread waits in a system call other than futex now (asleep,
-// polling, reading). A futex wait is the GIL's or a lock's, and a thread that runs or cannot be
-// read counts as not blocked.
-bool thread_blocked(uint32_t tid);
+// Whether a thread waits in a system call other than futex now (asleep, polling, reading), from
+// the kernel's /proc/self/task/TID/syscall. A futex wait is the GIL's or a lock's, and a thread
+// that runs or cannot be read counts as not blocked. The files of up to `slots` threads stay
+// open, so a read costs one pread instead of open, read and close.
+class ThreadStates {
+public:
+    explicit ThreadStates(size_t slots);
+    ~ThreadStates() { close_all(); }
+    ThreadStates(const ThreadStates&) = delete;
+    ThreadStates& operator=(const ThreadStates&) = delete;
+    bool blocked(size_t slot, uint32_t tid);
+    void close_all();
+
+private:
+    struct File { uint32_t tid = 0; int fd = -1; };
+    std::vector<File> files_;
+};
 
 }  // namespace spprof
