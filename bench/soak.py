@@ -7,8 +7,8 @@ once the bound is reached, and that stop() is still fast at the end.
     python bench/soak.py --seconds 1800                        # by hand: 30 minutes
     python bench/soak.py --seconds 60 --memory-limit-mb 2      # CI's short form (ci/test.sh):
                                                                # the bound is reached halfway
-Exits 1 when the RSS grows faster than what spprof says it holds, or grows at all once the bound
-is reached (by more than --slack-kib-min a minute).
+Exits 1 when RSS grows (by more than --slack-kib-min a minute) once the bound is reached, or, on a
+run that never reaches it, faster than what spprof says it holds.
 """
 import argparse
 import json
@@ -102,11 +102,14 @@ def main():
         json.dump({**result, "series": series}, f)
     for k, v in result.items():
         print(f"{k:>28}: {v}")
-    ok = unexplained <= args.slack_kib_min
-    verdict = f"RSS beyond what spprof holds grows {unexplained:.0f} KiB/min"
+    # Before the bound, what spprof holds counts reserved capacity that RSS only reaches as the
+    # pages fill: the two are compared only on a run that never reaches the bound.
     if bounded_slope is not None:
-        ok = ok and bounded_slope <= args.slack_kib_min
-        verdict += f"; once the bound was reached RSS grows {bounded_slope:.0f} KiB/min"
+        ok = bounded_slope <= args.slack_kib_min
+        verdict = f"once the bound was reached RSS grows {bounded_slope:.0f} KiB/min"
+    else:
+        ok = unexplained <= args.slack_kib_min
+        verdict = f"RSS beyond what spprof holds grows {unexplained:.0f} KiB/min"
     print(f"soak: {'ok' if ok else 'FAILED'}: {verdict} (allowed {args.slack_kib_min:g})")
     raise SystemExit(0 if ok else 1)
 
