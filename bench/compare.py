@@ -39,6 +39,7 @@ RESULTS = os.path.join(HERE, "results")
 DEFAULT_VENV = os.path.expanduser(os.environ.get("SPPROF_COMPARE_VENV", "~/.cache/spprof/compare-venv"))
 
 sys.path.insert(0, HERE)
+from _machine import cpu_model  # noqa: E402
 from compare_workloads import WORKLOADS  # noqa: E402
 
 # The in-process spprof runner: start, run the workload as __main__, stop, save.
@@ -577,32 +578,28 @@ def markdown(rows: List[dict], workloads: List[str], configs: List[Config]) -> s
                 cells.append(f"{_x(r['wall_ratio'])} / {_x(r['cpu_ratio'])}")
         out.append(f"| {c.tool} | {c.label} | " + " | ".join(cells) + " |")
 
+    def median_table(title: str, rows: list, key: str, digits: int, with_tool: bool) -> List[str]:
+        # one row a config, one column a workload: the median of `key`, as a percentage
+        head = "| profiler | config | " if with_tool else "| config | "
+        lines = ["", f"### {title}", "", head + " | ".join(names[w] for w in workloads) + " |",
+                 "|---|" + ("---|" if with_tool else "") + "---|" * len(workloads)]
+        for c in rows:
+            cells = []
+            for w in workloads:
+                r = by.get((w, c.tool, c.label))
+                p = r.get(key) if r else None
+                cells.append("n/a" if not p else f"{p['median']:.{digits}f} %")
+            lines.append((f"| {c.tool} | {c.label} | " if with_tool else f"| {c.label} | ") + " | ".join(cells) + " |")
+        return lines
+
     oop = [c for c in configs if c.out_of_process]
     if oop:
-        out += ["", "### Out-of-process profilers: CPU of the profiler process, % of the unprofiled program's CPU"
-                " (median)", "",
-                "| profiler | config | " + " | ".join(names[w] for w in workloads) + " |",
-                "|---|---|" + "---|" * len(workloads)]
-        for c in oop:
-            cells = []
-            for w in workloads:
-                r = by.get((w, c.tool, c.label))
-                p = r.get("profiler_cpu_pct") if r else None
-                cells.append("n/a" if not p else f"{p['median']:.0f} %")
-            out.append(f"| {c.tool} | {c.label} | " + " | ".join(cells) + " |")
-
+        out += median_table("Out-of-process profilers: CPU of the profiler process, % of the unprofiled program's CPU"
+                            " (median)", oop, "profiler_cpu_pct", 0, True)
     spc = [c for c in configs if c.tool == "spprof"]
     if spc:
-        out += ["", "### spprof: its sampler thread's own CPU clock, % of the process CPU (median)", "",
-                "| config | " + " | ".join(names[w] for w in workloads) + " |",
-                "|---|" + "---|" * len(workloads)]
-        for c in spc:
-            cells = []
-            for w in workloads:
-                r = by.get((w, c.tool, c.label))
-                p = r.get("spprof_sampler_cpu_pct") if r else None
-                cells.append("n/a" if not p else f"{p['median']:.2f} %")
-            out.append(f"| {c.label} | " + " | ".join(cells) + " |")
+        out += median_table("spprof: its sampler thread's own CPU clock, % of the process CPU (median)", spc,
+                            "spprof_sampler_cpu_pct", 2, False)
 
     acc_w = [w for w in workloads if w != "c"]
     heads = {"a": "a: points off 70/30", "b": "b: max points off 10/20/30/40 (shares)",
@@ -656,17 +653,6 @@ def markdown(rows: List[dict], workloads: List[str], configs: List[Config]) -> s
 
 
 # -------------------------------------------------------------------- main
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def main() -> None:
     global ARGS_PY

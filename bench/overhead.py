@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from _machine import cpu_model, nproc
+
 WORKLOADS = (1, 4)  # busy threads
 CONFIGS = (  # (mode, interval_ms); mode None is the baseline
     (None, None),
@@ -143,22 +145,6 @@ def run_child(python: str, spec: dict, timeout: float) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"child {spec} failed ({proc.returncode}):\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def nproc() -> int:
-    # Like nproc(1): the CPUs this process may run on, not all the machine has.
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
 
 
 def expected_samples(mode: str, interval_ms: float, threads: int, run: dict) -> float:

@@ -32,6 +32,14 @@ def run_workload(name, *args, timeout=180, env=None):
     return proc, result
 
 
+def spin(n=300_000):
+    """A busy loop of n steps, for tests that need something to sample."""
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
 def weight_by(profile, key):
     """Sum of sample weights grouped by key(sample); samples with key None are left out."""
     out = defaultdict(int)

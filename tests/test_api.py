@@ -5,13 +5,7 @@ import threading
 import pytest
 
 import spprof
-
-
-def spin(n=200_000):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
+from conftest import spin
 
 
 def test_start_stop_roundtrip():

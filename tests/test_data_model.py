@@ -6,19 +6,13 @@ import platform
 import pytest
 
 import spprof
+from conftest import spin
 from spprof.save import FORMATS
-
-
-def spin(n=1_500_000):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
 
 
 def test_profile_fields_and_immutability():
     spprof.start(interval_ms=1)
-    spin()
+    spin(1_500_000)
     profile = spprof.stop()
     assert isinstance(profile.start_time, dt.datetime) and profile.start_time.tzinfo is not None
     assert profile.start_time <= profile.end_time
@@ -36,7 +30,7 @@ def test_profile_fields_and_immutability():
 
 def test_samples_are_not_built_until_asked_for(tmp_path):
     spprof.start(interval_ms=1)
-    spin()
+    spin(1_500_000)
     profile = spprof.stop()
     assert profile._samples is None
     repr(profile)

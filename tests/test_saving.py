@@ -6,14 +6,8 @@ import stat
 import pytest
 
 import spprof
+from conftest import spin
 from spprof import save as save_module
-
-
-def spin(n=300_000):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from pathlib import Path
 import jsonschema
 
 import spprof
+from conftest import spin
 
 # speedscope 1.25.0's own schema (dist/release/file-format-schema.json, MIT licence)
 SCHEMA = Path(__file__).resolve().parent / "data" / "speedscope-file-format-schema.json"
@@ -19,13 +20,6 @@ def check(doc):
         assert all(w >= 0 for w in p["weights"])
         assert p["endValue"] >= p["startValue"]
         assert all(0 <= i < n_frames for stack in p["samples"] for i in stack)
-
-
-def spin(n):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
 
 
 def test_speedscope_file_is_valid_and_names_threads(tmp_path):
@@ -44,7 +38,7 @@ def test_speedscope_file_is_valid_and_names_threads(tmp_path):
     assert any(n.startswith("helper (tid ") for n in names)
     assert doc["exporter"] == f"spprof {spprof.__version__}"
     frames = doc["shared"]["frames"]
-    assert any(f["name"] == "spin" and f["file"] == __file__ for f in frames)
+    assert any(f["name"] == "spin" and f["file"] == spin.__code__.co_filename for f in frames)
     assert doc == profile.to_speedscope()
 
 
