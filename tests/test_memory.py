@@ -5,9 +5,9 @@ from conftest import run_workload
 
 
 def test_memory_limit_bounds_the_profile_and_counts_the_drops():
-    proc, out = run_workload("memory_bound", 1, 8, timeout=120)
+    proc, out = run_workload("memory_bound", 1, 12, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # ~60 threads x 1000 ticks/s x 4 s of 24-byte samples is far past 1 MiB: the bound must bite
+    # ~60 threads x 1000 ticks/s x 12 s of 24-byte samples is far past 1 MiB: the bound must bite
     assert out["collected"] > 2 * out["limit_bytes"] // 24, out
     assert out["peak_held"] <= out["limit_bytes"], out
     assert out["dropped_memory_limit"] > 0 and out["profile_dropped"] >= out["dropped_memory_limit"], out
