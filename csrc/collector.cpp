@@ -65,8 +65,7 @@ void Collector::drain() {
         if (queue_.pop(&cells_[1], depth) != depth) break;        // never: pushed as one
         ingest(h, &cells_[1].frame);
     }
-    bytes_held_.store(data_->bytes_held() + symbols_->bytes_held() + stacks_by_hash_.size() * 64,
-                      std::memory_order_relaxed);
+    bytes_held_.store(held_now(), std::memory_order_relaxed);
     unverified_.store(symbols_->unverified(), std::memory_order_relaxed);
 }
 
@@ -95,11 +94,15 @@ uint32_t Collector::intern_stack() {
     return id;
 }
 
+size_t Collector::held_now() const {
+    return data_->bytes_held() + symbols_->bytes_held() + stacks_by_hash_.size() * 64;
+}
+
 // The sample table is the part that grows without end; doubling it past the bound would hold up
 // to twice the limit, so it grows only into the room left under the bound, less a sixteenth kept
 // for the stack and symbol tables.
 bool Collector::grow_samples() {
-    const size_t held = data_->bytes_held() + symbols_->bytes_held() + stacks_by_hash_.size() * 64;
+    const size_t held = held_now();
     const size_t bound = memory_limit_ - memory_limit_ / 16;
     if (held >= bound) return false;
     const size_t room = (bound - held) / sizeof(SampleEntry);

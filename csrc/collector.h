@@ -46,6 +46,7 @@ private:
     void ingest(const SampleHeader& h, const FrameRecord* frames);
     uint32_t intern_stack();
     bool grow_samples();
+    size_t held_now() const;  // the tables' bytes, as bytes_held() reports them after a drain
     uint32_t thread_index(uint64_t ident, uint32_t tid);
 
     const spprof_layout& L;

@@ -130,7 +130,7 @@ uint64_t Sampler::cpu_ns() const {
     return ok ? ns : final_cpu_ns_.load();
 }
 
-bool Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated) {
+void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated) {
     SampleHeader& h = cells_[0].header;
     h.t_ns = t_ns;
     h.thread_ident = t.ident;
@@ -139,8 +139,10 @@ bool Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int dept
     h.depth = static_cast<uint16_t>(depth);
     h.flags = truncated ? kSampleTruncated : 0;
     const size_t n = static_cast<size_t>(depth) + 1;
-    if (queue_.write_available() < n) return false;
-    return queue_.push(cells_.data(), n) == n;
+    if (queue_.write_available() >= n && queue_.push(cells_.data(), n) == n)
+        counters_.collected.fetch_add(1, std::memory_order_relaxed);
+    else
+        counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
@@ -169,14 +171,13 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         // use it: it goes to where the thread was last seen running. (A thread waiting for the
         // GIL stopped where it ran, so its stack now is the right one.) Only such threads cost
         // the extra read of their kernel state.
-        LastRun* last = opts_.wall ? nullptr : &last_run_[thread_slot(t.tstate)];
-        const bool running = opts_.wall || weight * 10 >= elapsed * 9 ||
-                             !states_.blocked(thread_slot(t.tstate), t.tid);
+        const size_t slot = thread_slot(t.tstate);
+        LastRun* last = opts_.wall ? nullptr : &last_run_[slot];
+        const bool running = opts_.wall || weight * 10 >= elapsed * 9 || !states_.blocked(slot, t.tid);
         if (!running && last->tstate == t.tstate && last->tid == t.tid && last->depth > 0) {
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);
-            if (push(t, t_ns, weight, last->depth, last->truncated)) counters_.collected.fetch_add(1, std::memory_order_relaxed);
-            else counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);
+            push(t, t_ns, weight, last->depth, last->truncated);
             continue;
         }
         int depth = 0;
@@ -200,8 +201,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             last->truncated = truncated;
             std::copy(frames, frames + depth, last->frames.begin());
         }
-        if (push(t, t_ns, weight, depth, truncated)) counters_.collected.fetch_add(1, std::memory_order_relaxed);
-        else counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);
+        push(t, t_ns, weight, depth, truncated);
     }
     if (!opts_.wall) clocks_.end_tick();
 }

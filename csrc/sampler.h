@@ -70,7 +70,8 @@ public:
 private:
     void run();
     void take_baseline();
-    bool push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated);
+    // Queues one sample and counts it as collected, or as dropped when the queue is full.
+    void push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated);
 
     const spprof_layout& L;
     SamplerOptions opts_;
