@@ -15,11 +15,11 @@ import os
 import sys
 import tempfile
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from . import _native, _threads
 from ._model import Frame, Profile, ProfilerStats, Sample
-from .save import path_str
+from .save import path_str, written_in_place
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profile", "Sample", "Frame",
@@ -70,8 +70,8 @@ def _check_output_path(output_path: Any) -> Optional[str]:
         raise FileNotFoundError(f"output_path folder {folder!r} does not exist")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise PermissionError(f"output_path {path!r} is not writable")
-    if os.path.exists(path) and not os.path.isfile(path):
-        return path  # a device or a pipe: written in place, as save() does
+    if written_in_place(path):
+        return path
     # A file made and removed: the only test that holds for root, read-only mounts and sysfs alike
     try:
         fd, probe = tempfile.mkstemp(prefix=".spprof-probe-", dir=folder)
@@ -83,12 +83,18 @@ def _check_output_path(output_path: Any) -> Optional[str]:
     return path
 
 
+def _check_arguments(interval_ms: Any, output_path: Any,
+                     options: Dict[str, Any]) -> Tuple[float, Optional[str], Dict[str, Any]]:
+    """Every argument of start(), Profiler and profile, checked before anything starts."""
+    interval = _check_interval(interval_ms)
+    opts = _check_options(options)
+    return interval, _check_output_path(output_path), opts
+
+
 def start(interval_ms: float = 10, output_path: Any = None, **options: Any) -> None:
     """Starts sampling every Python thread of the process every `interval_ms` milliseconds."""
     global _session
-    interval = _check_interval(interval_ms)
-    opts = _check_options(options)
-    path = _check_output_path(output_path)
+    interval, path, opts = _check_arguments(interval_ms, output_path, options)
     with _lock:
         if _native.is_active():
             raise RuntimeError("Profiler already running")

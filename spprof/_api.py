@@ -13,10 +13,8 @@ class Profiler:
     afterwards (None while running). Arguments are checked here, before anything starts."""
 
     def __init__(self, interval_ms: float = 10, output_path: Any = None, **options: Any) -> None:
-        from . import _check_interval, _check_options, _check_output_path
-        _check_interval(interval_ms)
-        _check_options(options)
-        _check_output_path(output_path)
+        from . import _check_arguments
+        _check_arguments(interval_ms, output_path, options)
         self.interval_ms = interval_ms
         self.output_path = output_path
         self.options = options
@@ -52,10 +50,8 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
     A call made while a profile is already running (a recursive call, or code already inside
     start()/stop() or a Profiler) joins that profile: it runs as it is and saves nothing.
     """
-    from . import _check_interval, _check_options, _check_output_path
-    _check_interval(interval_ms)
-    _check_options(options)
-    _check_output_path(output_path)
+    from . import _check_arguments
+    _check_arguments(interval_ms, output_path, options)
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)

@@ -3,7 +3,6 @@ wrote, collapsed stacks, or a live Profile, all into one shape, stacks summed pe
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field

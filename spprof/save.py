@@ -27,6 +27,11 @@ def path_str(path: Any, name: str = "path") -> str:
     return raw if isinstance(raw, str) else os.fsdecode(raw)
 
 
+def written_in_place(path: str) -> bool:
+    """A device or a pipe (/dev/stdout, a FIFO) is written in place, never renamed over."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
 def format_for(path: str, format: Optional[str]) -> str:
     if format is not None and not isinstance(format, str):
         raise TypeError(f"format must be a str, one of {', '.join(sorted(FORMATS))}; not {type(format).__name__}")
@@ -49,8 +54,7 @@ def save(profile: "Profile", path: Any, format: Optional[str] = None) -> None:
     fmt = format_for(path, format)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "cannot save a profile over a directory", path)
-    if os.path.exists(path) and not os.path.isfile(path):
-        # a device or a pipe (/dev/stdout, a FIFO): written in place, never renamed over
+    if written_in_place(path):
         FORMATS[fmt].write(profile, path)
         return
     folder = os.path.dirname(os.path.abspath(path))
