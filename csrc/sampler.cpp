@@ -168,13 +168,16 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         }
         // cpu mode: a thread that ran for only part of the time since the previous tick and now
         // sleeps or waits for I/O used that CPU before it blocked. The call it waits in did not
-        // use it: it goes to where the thread was last seen running. (A thread waiting for the
-        // GIL stopped where it ran, so its stack now is the right one.) Only such threads cost
-        // the extra read of their kernel state.
+        // use it: it goes to where the thread was seen running at its previous tick. (A thread
+        // waiting for the GIL stopped where it ran, so its stack now is the right one.) Only
+        // threads that were off the CPU for part of the interval cost the read of their kernel
+        // state; the 2% slack absorbs the skew between the clock reads.
         const size_t slot = thread_slot(t.tstate);
         LastRun* last = opts_.wall ? nullptr : &last_run_[slot];
-        const bool running = opts_.wall || weight * 10 >= elapsed * 9 || !states_.blocked(slot, t.tid);
-        if (!running && last->tstate == t.tstate && last->tid == t.tid && last->depth > 0) {
+        const bool running = opts_.wall || weight * 50 >= elapsed * 49 || !states_.blocked(slot, t.tid);
+        if (last != nullptr && (last->tstate != t.tstate || last->tid != t.tid)) last->fresh = false;
+        if (!running && last->fresh && last->depth > 0) {
+            last->fresh = false;
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);
             push(t, t_ns, weight, last->depth, last->truncated);
@@ -194,12 +197,15 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             counters_.torn.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
-        if (running && last != nullptr) {
+        if (last != nullptr) {
             last->tstate = t.tstate;
             last->tid = t.tid;
-            last->depth = depth;
-            last->truncated = truncated;
-            std::copy(frames, frames + depth, last->frames.begin());
+            last->fresh = running;
+            if (running) {
+                last->depth = depth;
+                last->truncated = truncated;
+                std::copy(frames, frames + depth, last->frames.begin());
+            }
         }
         push(t, t_ns, weight, depth, truncated);
     }

@@ -89,8 +89,10 @@ private:
     std::atomic<uint32_t> tid_{0};
     std::atomic<uint64_t> final_cpu_ns_{0};  // stop() from another thread ends its run() at once
     // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
+    // Fresh until the thread's next tick with CPU time: an older stack says little about where
+    // a thread that mostly waits spent its last burst.
     struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
-                     std::vector<FrameRecord> frames; };
+                     bool fresh = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
     uint64_t prev_tick_ns_ = 0;
 };
