@@ -10,11 +10,16 @@
 namespace spprof {
 
 namespace {
-constexpr auto kDrainPeriod = std::chrono::milliseconds(10);
+// A wake-up of a sleeping thread costs tens of microseconds of CPU on a virtual machine, so the
+// collector sleeps long unless the sampler asks for it, and then drains at most this often.
+constexpr auto kMinDrainPeriod = std::chrono::milliseconds(10);
+constexpr auto kIdleDrainPeriod = std::chrono::milliseconds(250);
 }
 
-Collector::Collector(const spprof_layout& layout, SampleQueue& queue, int max_depth, uint64_t memory_limit)
-    : L(layout), queue_(queue), memory_limit_(memory_limit), data_(new ProfileData()),
+Collector::Collector(const spprof_layout& layout, SampleQueue& queue, DrainSignal& signal, int max_depth,
+                     uint64_t memory_limit)
+    : L(layout), queue_(queue), signal_(signal), memory_limit_(memory_limit),
+      data_(new ProfileData()),
       cells_(static_cast<size_t>(max_depth) + 1) {
     symbols_.reset(new SymbolTable(layout, reader_, *data_));
     stack_.reserve(static_cast<size_t>(max_depth) + 1);
@@ -37,21 +42,19 @@ bool Collector::start(const std::string& forced_reader, std::string& error) {
 
 void Collector::run() {
     pthread_setname_np(pthread_self(), "spprof-collect");
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-        lock.unlock();
+    cpu_.begin();
+    for (;;) {
+        signal_.take();
         drain();
-        lock.lock();
-        cv_.wait_for(lock, kDrainPeriod, [this] { return stop_; });
+        const auto drained_at = std::chrono::steady_clock::now();
+        if (signal_.wait_until(drained_at + kIdleDrainPeriod, true)) break;
+        if (signal_.wait_until(drained_at + kMinDrainPeriod, false)) break;  // asked early: not yet
     }
+    cpu_.end();
 }
 
 std::unique_ptr<ProfileData> Collector::finish() {
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        stop_ = true;
-    }
-    cv_.notify_all();
+    signal_.stop();
     if (thread_.joinable()) thread_.join();
     drain();
     return std::move(data_);

@@ -6,10 +6,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -20,12 +18,14 @@
 #include "safe_read.h"
 #include "sample_queue.h"
 #include "symbols.h"
+#include "threads.h"
 
 namespace spprof {
 
 class Collector {
 public:
-    Collector(const spprof_layout& layout, SampleQueue& queue, int max_depth, uint64_t memory_limit);
+    Collector(const spprof_layout& layout, SampleQueue& queue, DrainSignal& signal, int max_depth,
+              uint64_t memory_limit);
     ~Collector();
     bool start(const std::string& forced_reader, std::string& error);
     // Stops the thread after a last drain and hands over the tables.
@@ -37,6 +37,8 @@ public:
     uint64_t dropped_memory() const { return dropped_memory_.load(std::memory_order_relaxed); }
     uint64_t bytes_held() const { return bytes_held_.load(std::memory_order_relaxed); }
     uint64_t unverified() const { return unverified_.load(std::memory_order_relaxed); }
+
+    uint64_t cpu_ns() const { return cpu_.ns(); }  // the collector thread's own CPU time
 
     // Drains everything queued now; on the collector thread, or by the benchmark with no thread.
     void drain();
@@ -51,6 +53,7 @@ private:
 
     const spprof_layout& L;
     SampleQueue& queue_;
+    DrainSignal& signal_;
     uint64_t memory_limit_;
     SafeReader reader_;
     std::unique_ptr<ProfileData> data_;
@@ -61,9 +64,7 @@ private:
     std::unordered_map<uint64_t, uint32_t> threads_by_key_;
 
     std::thread thread_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stop_ = false;
+    OwnThreadCpu cpu_;
 
     std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0};
 };

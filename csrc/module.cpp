@@ -54,6 +54,7 @@ struct Engine {
     spprof_layout layout{};
     SamplerOptions options;
     std::unique_ptr<SampleQueue> queue;
+    DrainSignal drain;
     std::unique_ptr<Collector> collector;
     std::unique_ptr<Sampler> sampler;
     uint64_t start_ns = 0;
@@ -89,9 +90,9 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->queue_cells = queue_cells_for(memory_limit_bytes);
     e->queue = std::make_unique<SampleQueue>(e->queue_cells);
     const uint64_t queue_bytes = e->queue_cells * sizeof(SampleCell);
-    e->collector = std::make_unique<Collector>(e->layout, *e->queue, max_depth,
+    e->collector = std::make_unique<Collector>(e->layout, *e->queue, e->drain, max_depth,
                                                memory_limit_bytes > queue_bytes ? memory_limit_bytes - queue_bytes : 0);
-    e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, native_ids());
+    e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, e->drain, native_ids());
     if (!e->collector->start(reader, error)) raise_os_error("spprof: " + error);
     e->start_ns = monotonic_ns();
     e->start_unix_ns = unix_ns();
@@ -121,6 +122,7 @@ py::object stats() {
     d["unverified_frames"] = e.collector->unverified();
     d["bytes_held"] = e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell);
     d["sampler_cpu_ns"] = e.sampler->cpu_ns();
+    d["collector_cpu_ns"] = e.collector->cpu_ns();
     d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
     d["duration_ns"] = monotonic_ns() - e.start_ns;
     d["reads"] = c.reads.load();
@@ -188,7 +190,8 @@ py::dict measure_tick(int iterations, const std::string& mode, int max_depth) {
     opts.wall = mode == "wall";
     opts.max_depth = max_depth;
     SampleQueue queue(kQueueCells);
-    Sampler sampler(layout, opts, queue, native_ids());
+    DrainSignal drain;  // no collector: nobody waits on it
+    Sampler sampler(layout, opts, queue, drain, native_ids());
     std::string error;
     if (!sampler.open("", error)) raise_os_error("spprof: " + error);
     std::vector<SampleCell> sink(1024);

@@ -6,7 +6,14 @@
 #pragma once
 
 #include <boost/lockfree/spsc_queue.hpp>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -38,5 +45,41 @@ union SampleCell {
 static_assert(sizeof(SampleCell) == 32, "cells are 32 bytes");
 
 using SampleQueue = boost::lockfree::spsc_queue<SampleCell>;
+
+// How the sampler wakes the collector early: when frames need naming while their code objects
+// live, or when the queue is half full. A raw futex on one word, so the sampler takes no lock; it
+// spends a system call only on a request the collector has not yet taken.
+class DrainSignal {
+public:
+    void request() {
+        if (!(word_.load(std::memory_order_relaxed) & kRequest) && !(word_.fetch_or(kRequest) & kRequest)) wake(1);
+    }
+    void stop() {
+        word_.fetch_or(kStop);
+        wake(INT_MAX);
+    }
+    void take() { word_.fetch_and(~kRequest); }
+    // Sleeps until `deadline`, or until stopped (true), or, when `requests`, until a request.
+    bool wait_until(std::chrono::steady_clock::time_point deadline, bool requests) {
+        for (;;) {
+            const uint32_t w = word_.load();
+            if (w & kStop) return true;
+            if (requests && (w & kRequest)) return false;
+            const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                deadline - std::chrono::steady_clock::now()).count();
+            if (left <= 0) return false;
+            struct timespec ts = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+            syscall(SYS_futex, word(), FUTEX_WAIT_PRIVATE, w, &ts, nullptr, 0);
+        }
+    }
+
+private:
+    static constexpr uint32_t kRequest = 1, kStop = 2;
+    static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) && std::atomic<uint32_t>::is_always_lock_free,
+                  "the futex word is a plain 32-bit word");
+    uint32_t* word() { return reinterpret_cast<uint32_t*>(&word_); }
+    void wake(int n) { syscall(SYS_futex, word(), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0); }
+    std::atomic<uint32_t> word_{0};
+};
 
 }  // namespace spprof

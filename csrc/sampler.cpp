@@ -14,12 +14,7 @@ namespace spprof {
 namespace {
 constexpr size_t kMaxThreads = 4096;
 constexpr int kRetries = 2;
-
-uint64_t own_cpu_ns() {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
+constexpr size_t kSeenCodes = 4096;  // a power of two
 
 // xorshift64*: the jitter needs no quality beyond not being periodic.
 struct Jitter {
@@ -38,8 +33,10 @@ uint64_t monotonic_ns() {
     return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
-Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, const NativeIds& ids)
-    : L(layout), opts_(opts), queue_(queue), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads),
+Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,
+                 const NativeIds& ids)
+    : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
+      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads),
       states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
       last_run_(opts.wall ? 0 : kChainSlots) {
@@ -87,7 +84,7 @@ void Sampler::stop() {
 
 void Sampler::run() {
     pthread_setname_np(pthread_self(), "spprof-sampler");
-    tid_.store(static_cast<uint32_t>(::gettid()));
+    cpu_.begin();
     boost::asio::steady_timer timer(io_);
 
     using clock = std::chrono::steady_clock;
@@ -118,16 +115,7 @@ void Sampler::run() {
     };
     schedule();
     io_.run();
-    final_cpu_ns_.store(own_cpu_ns());
-    tid_.store(0);
-}
-
-uint64_t Sampler::cpu_ns() const {
-    // Read through the thread's tid from outside, so the sampler spends no system call on it.
-    uint32_t tid = tid_.load();
-    bool ok = false;
-    uint64_t ns = tid ? thread_cpu_ns(tid, ok) : 0;
-    return ok ? ns : final_cpu_ns_.load();
+    cpu_.end();
 }
 
 void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated) {
@@ -143,6 +131,21 @@ void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int dept
         counters_.collected.fetch_add(1, std::memory_order_relaxed);
     else
         counters_.dropped_full.fetch_add(1, std::memory_order_relaxed);
+    if (queue_.write_available() < half_queue_) drain_.request();
+}
+
+bool Sampler::new_code(const FrameRecord* frames, int depth) {
+    bool fresh = false;
+    for (int i = 0; i < depth; ++i) {
+        const FrameRecord& f = frames[i];
+        SeenCode& s = seen_code_[((f.code >> 4) * 0x9E3779B97F4A7C15ull >> 52) & (kSeenCodes - 1)];
+        if (s.code != f.code || s.fingerprint != f.fingerprint) {
+            s.code = f.code;
+            s.fingerprint = f.fingerprint;
+            fresh = true;
+        }
+    }
+    return fresh;
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
@@ -208,6 +211,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             }
         }
         push(t, t_ns, weight, depth, truncated);
+        if (new_code(frames, depth)) drain_.request();
     }
     if (!opts_.wall) clocks_.end_tick();
 }

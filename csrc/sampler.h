@@ -45,7 +45,8 @@ struct SamplerCounters {
 
 class Sampler {
 public:
-    Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, const NativeIds& ids);
+    Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,
+            const NativeIds& ids);
     ~Sampler();
     // Opens the reader and takes the CPU baseline on the calling thread, then starts the timer
     // thread. False with a reason when it cannot sample here.
@@ -53,7 +54,7 @@ public:
     // Only the reader and the baseline, for tick() driven by the caller (the micro-benchmark).
     bool open(const std::string& forced_reader, std::string& error);
     uint64_t reads() const { return reader_.syscalls(); }
-    uint64_t cpu_ns() const;  // the sampler thread's own CPU time
+    uint64_t cpu_ns() const { return cpu_.ns(); }  // the sampler thread's own CPU time
     void stop();  // returns once the thread has ended; no tick runs after it
     // In a forked child, where the thread does not exist: closes its descriptors only.
     void close_reader_after_fork() {
@@ -72,10 +73,17 @@ private:
     void take_baseline();
     // Queues one sample and counts it as collected, or as dropped when the queue is full.
     void push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated);
+    // Whether a walk holds a code object this sampler has not seen lately: the collector must
+    // name it soon, while it still lives.
+    bool new_code(const FrameRecord* frames, int depth);
 
     const spprof_layout& L;
     SamplerOptions opts_;
     SampleQueue& queue_;
+    DrainSignal& drain_;
+    const size_t half_queue_;
+    struct SeenCode { uint64_t code = 0, fingerprint = 0; };
+    std::vector<SeenCode> seen_code_;  // direct-mapped by address
     SafeReader reader_;
     ThreadList threads_;
     CpuClocks clocks_;
@@ -86,8 +94,7 @@ private:
     std::thread thread_;
     std::atomic<bool> stopping_{false};
     boost::asio::io_context io_;
-    std::atomic<uint32_t> tid_{0};
-    std::atomic<uint64_t> final_cpu_ns_{0};  // stop() from another thread ends its run() at once
+    OwnThreadCpu cpu_;
     // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
     // Fresh until the thread's next tick with CPU time: an older stack says little about where
     // a thread that mostly waits spent its last burst.

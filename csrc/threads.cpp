@@ -117,6 +117,21 @@ uint64_t thread_cpu_ns(uint32_t tid, bool& ok) {
     return ok ? static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec) : 0;
 }
 
+void OwnThreadCpu::begin() { tid_.store(static_cast<uint32_t>(::gettid())); }
+
+void OwnThreadCpu::end() {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    final_ns_.store(static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec));
+    tid_.store(0);
+}
+
+uint64_t OwnThreadCpu::ns() const {
+    bool ok = false;
+    const uint64_t ns = thread_cpu_ns(tid_.load(), ok);
+    return ok ? ns : final_ns_.load();
+}
+
 ThreadStates::ThreadStates(size_t slots) : files_(slots) {}
 
 void ThreadStates::close_all() {

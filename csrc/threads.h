@@ -81,6 +81,19 @@ private:
 };
 
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok);
+
+// The CPU time one of spprof's own threads has used, readable from any thread while that thread
+// runs (through its tid, so the thread spends no system call on it) and after it has ended.
+class OwnThreadCpu {
+public:
+    void begin();  // first thing on the thread
+    void end();    // last thing on the thread
+    uint64_t ns() const;
+
+private:
+    std::atomic<uint32_t> tid_{0};
+    std::atomic<uint64_t> final_ns_{0};
+};
 // Whether a thread waits in a system call other than futex now (asleep, polling, reading), from
 // the kernel's /proc/self/task/TID/syscall. A futex wait is the GIL's or a lock's, and a thread
 // that runs or cannot be read counts as not blocked. The files of up to `slots` threads stay

@@ -151,7 +151,7 @@ def stats() -> Optional[ProfilerStats]:
         collected_samples=s["collected_samples"],
         dropped_samples=s["dropped_samples"],
         duration_ms=s["duration_ns"] / 1e6,
-        overhead_estimate_pct=100.0 * s["sampler_cpu_ns"] / process if process else 0.0,
+        overhead_estimate_pct=100.0 * (s["sampler_cpu_ns"] + s["collector_cpu_ns"]) / process if process else 0.0,
         torn_walks=s["torn_walks"],
         missed_ticks=s["missed_ticks"],
         threads_seen=s["threads_seen"],

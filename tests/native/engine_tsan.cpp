@@ -80,6 +80,7 @@ native_ids = [(t.ident, t.native_id) for t in workers] + [(threading.get_ident()
 
 struct Engine {  // as module.cpp's
     std::unique_ptr<SampleQueue> queue;
+    DrainSignal drain;
     std::unique_ptr<Collector> collector;
     std::unique_ptr<Sampler> sampler;
     SamplerOptions options;
@@ -176,8 +177,8 @@ int main(int argc, char** argv) {
         e.options.max_depth = round % 4 == 2 ? 16 : 128;  // sometimes truncated stacks (deep() is 60 deep)
         const size_t cells = round % 5 == 3 ? 4096 : (1u << 17);  // a small queue fills: drops are counted
         e.queue = std::make_unique<SampleQueue>(cells);
-        e.collector = std::make_unique<Collector>(layout, *e.queue, e.options.max_depth, 64ull << 20);
-        e.sampler = std::make_unique<Sampler>(layout, e.options, *e.queue, ids);
+        e.collector = std::make_unique<Collector>(layout, *e.queue, e.drain, e.options.max_depth, 64ull << 20);
+        e.sampler = std::make_unique<Sampler>(layout, e.options, *e.queue, e.drain, ids);
         // The fault-proof readers in turn ("" picks process_vm_readv here). Not the pipe reader:
         // TSan's write() interceptor treats the kernel's copy of interpreter memory as a plain read
         // by the program and reports it against the interpreter's own writes (the racy copy is the
