@@ -6,13 +6,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace spprof {
 
 namespace {
 constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
-constexpr size_t kPipeChunk = 4096;  // one page: a pipe takes it atomically
+constexpr int kPipeWant = 1 << 20;  // the unprivileged maximum by default (fs.pipe-max-size)
 }
 
 SafeReader::~SafeReader() { close(); }
@@ -41,6 +42,11 @@ bool SafeReader::probe(ReadMethod m) {
     }
     if (m == ReadMethod::Pipe && pipe_[0] < 0) {
         if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+        ::fcntl(pipe_[1], F_SETPIPE_SZ, kPipeWant);  // else the default size
+        const int size = ::fcntl(pipe_[1], F_GETPIPE_SZ);
+        // A page short of the size, so a batch never finds the pipe full: a short write then
+        // always means a bad address.
+        pipe_batch_ = size > 2 * 4096 ? static_cast<size_t>(size) - 4096 : 4096;
     }
     // A known value must come back, and an unmapped address must fail cleanly.
     volatile uint64_t known = 0x5370707266696c65ull;
@@ -79,23 +85,48 @@ bool SafeReader::read_proc_mem(uint64_t addr, void* dst, size_t len) {
     return true;
 }
 
-bool SafeReader::read_pipe(uint64_t addr, void* dst, size_t len) {
-    auto* out = static_cast<char*>(dst);
-    while (len > 0) {
-        size_t want = len < kPipeChunk ? len : kPipeChunk;
-        ++syscalls_;
-        ssize_t w = ::write(pipe_[1], reinterpret_cast<const void*>(addr), want);
-        if (w <= 0) return false;  // EFAULT: the range is not readable
-        size_t got = 0;
-        while (got < static_cast<size_t>(w)) {
-            ++syscalls_;
-            ssize_t r = ::read(pipe_[0], out + got, static_cast<size_t>(w) - got);
-            if (r <= 0) return false;
-            got += static_cast<size_t>(r);
-        }
-        out += w; addr += static_cast<uint64_t>(w); len -= static_cast<size_t>(w);
+size_t SafeReader::pipe_batch(const struct iovec* local, const struct iovec* remote, size_t n) {
+    ++syscalls_;
+    const ssize_t w = ::writev(pipe_[1], remote, static_cast<int>(n));
+    if (w <= 0) return 0;  // EFAULT: the first range is not readable
+    ++syscalls_;
+    const ssize_t r = ::readv(pipe_[0], local, static_cast<int>(n));
+    if (r != w) {  // never seen: a pipe gives back what it holds. Empty it, keep what came.
+        char sink[4096];
+        while (::read(pipe_[0], sink, sizeof sink) > 0) ++syscalls_;
+        return r > 0 ? static_cast<size_t>(r) : 0;
     }
-    return true;
+    return static_cast<size_t>(w);
+}
+
+size_t SafeReader::readv_pipe(const struct iovec* local, const struct iovec* remote, size_t n) {
+    size_t copied = 0;
+    while (n > 0 && remote[0].iov_base != nullptr) {
+        size_t batch = 0, want = 0;
+        while (batch < n && batch < kMaxIov && remote[batch].iov_base != nullptr &&
+               want + remote[batch].iov_len <= pipe_batch_)
+            want += remote[batch++].iov_len;
+        if (batch == 0) {  // one range longer than the pipe: in pieces
+            struct iovec l = local[0], r = remote[0];
+            while (l.iov_len > 0) {
+                const size_t part = std::min(l.iov_len, pipe_batch_);
+                struct iovec lp{l.iov_base, part}, rp{r.iov_base, part};
+                const size_t got = pipe_batch(&lp, &rp, 1);
+                copied += got;
+                if (got != part) return copied;
+                l.iov_base = static_cast<char*>(l.iov_base) + part;
+                r.iov_base = static_cast<char*>(r.iov_base) + part;
+                l.iov_len -= part;
+            }
+            ++local; ++remote; --n;
+            continue;
+        }
+        const size_t got = pipe_batch(local, remote, batch);
+        copied += got;
+        if (got != want) return copied;
+        local += batch; remote += batch; n -= batch;
+    }
+    return copied;
 }
 
 bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
@@ -108,7 +139,9 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
         return ::syscall(SYS_process_vm_readv, pid_, &l, 1UL, &r, 1UL, 0UL) == static_cast<ssize_t>(len);
     }
     if (method_ == ReadMethod::ProcMem) return read_proc_mem(addr, dst, len);
-    return read_pipe(addr, dst, len);
+    struct iovec l{dst, len};
+    struct iovec r{reinterpret_cast<void*>(addr), len};
+    return readv_pipe(&l, &r, 1) == len;
 }
 
 bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, size_t n) {
@@ -121,8 +154,9 @@ bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, si
 }
 
 size_t SafeReader::readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n) {
+    if (method_ == ReadMethod::Pipe) return readv_pipe(local, remote, n);
     size_t copied = 0;
-    if (method_ != ReadMethod::VmReadv) {
+    if (method_ == ReadMethod::ProcMem) {
         for (size_t i = 0; i < n; ++i) {
             if (!read(reinterpret_cast<uint64_t>(remote[i].iov_base), local[i].iov_base, local[i].iov_len)) break;
             copied += local[i].iov_len;

@@ -41,12 +41,15 @@ public:
 private:
     bool probe(ReadMethod m);
     bool read_proc_mem(uint64_t addr, void* dst, size_t len);
-    bool read_pipe(uint64_t addr, void* dst, size_t len);
+    // The pipe copies in one writev and one readv per batch that fits it.
+    size_t readv_pipe(const struct iovec* local, const struct iovec* remote, size_t n);
+    size_t pipe_batch(const struct iovec* local, const struct iovec* remote, size_t n);
 
     ReadMethod method_ = ReadMethod::VmReadv;
     int pid_ = 0;
     int mem_fd_ = -1;
     int pipe_[2] = {-1, -1};
+    size_t pipe_batch_ = 4096;
     uint64_t syscalls_ = 0;
 };
 
