@@ -212,16 +212,24 @@ py::dict measure_tick(int iterations, const std::string& mode, int max_depth) {
 
 // CPU per wake-up of a thread that only waits on a Boost.Asio steady_timer at absolute deadlines,
 // as the sampler does: the floor under a tick's cost on this machine.
-double measure_timer_wakeups(double interval_ms, int wakeups) {
+// The CPU a thread spends per wake on the Asio timer alone, or with `reads` copies of 256 bytes
+// through `reader` after each wake: on a virtual machine the first copy after a sleep costs far
+// more than the next ones, and this separates the two.
+double measure_timer_wakeups(double interval_ms, int wakeups, const std::string& reader, int reads) {
+    SafeReader r;
+    std::string error;
+    if (reads > 0 && !r.open(reader, error)) raise_os_error("spprof: " + error);
     py::gil_scoped_release nogil;
     double per_wake = 0;
     std::thread t([&] {
+        char src[256] = {1}, dst[256];
         boost::asio::io_context io;
         boost::asio::steady_timer timer(io);
         const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(interval_ms * 1e6));
         const auto origin = std::chrono::steady_clock::now();
         int k = 0;
         std::function<void(const boost::system::error_code&)> wait = [&](const boost::system::error_code&) {
+            for (int i = 0; i < reads && k > 0; ++i) r.read(reinterpret_cast<uint64_t>(src), dst, sizeof dst);
             if (++k > wakeups) return;
             timer.expires_at(origin + interval * k);
             timer.async_wait(wait);
@@ -302,6 +310,7 @@ PYBIND11_MODULE(_native, m) {
     m.def("stats", &stats);
     m.def("after_fork_child", &after_fork_child);
     m.def("measure_tick", &measure_tick, py::arg("iterations"), py::arg("mode") = "cpu", py::arg("max_depth") = 128);
-    m.def("measure_timer_wakeups", &measure_timer_wakeups, py::arg("interval_ms"), py::arg("wakeups"));
+    m.def("measure_timer_wakeups", &measure_timer_wakeups, py::arg("interval_ms"), py::arg("wakeups"),
+          py::arg("reader") = "", py::arg("reads") = 0);
     m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });
 }
