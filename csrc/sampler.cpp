@@ -169,15 +169,16 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             }
             if (!clocks_.observe(t.tstate, t.tid, count_new, weight) || weight == 0) continue;
         }
-        // cpu mode: a thread that ran for only part of the time since the previous tick and now
-        // sleeps or waits for I/O used that CPU before it blocked. The call it waits in did not
-        // use it: it goes to where the thread was seen running at its previous tick. (A thread
-        // waiting for the GIL stopped where it ran, so its stack now is the right one.) Only
-        // threads that were off the CPU for part of the interval cost the read of their kernel
-        // state; the 2% slack absorbs the skew between the clock reads.
+        // cpu mode: a thread that used CPU since the previous tick and now sleeps or waits for
+        // I/O used that CPU before it blocked. The call it waits in did not use it: it goes to
+        // where the thread was seen running at its previous tick. (A thread waiting for the GIL
+        // stopped where it ran, so its stack now is the right one.) Every thread that ran pays
+        // the read of its kernel state: one that ran nearly all the interval and blocked just
+        // before the tick is common in periodic work, and skipping the read for it charged
+        // whole intervals to the sleep.
         const size_t slot = thread_slot(t.tstate);
         LastRun* last = opts_.wall ? nullptr : &last_run_[slot];
-        const bool running = opts_.wall || weight * 50 >= elapsed * 49 || !states_.blocked(slot, t.tid);
+        const bool running = opts_.wall || !states_.blocked(slot, t.tid);
         if (last != nullptr && (last->tstate != t.tstate || last->tid != t.tid)) last->fresh = false;
         if (!running && last->fresh && last->depth > 0) {
             last->fresh = false;
