@@ -29,6 +29,7 @@ bool within(uint64_t addr, uint64_t size, uint64_t lo, uint64_t hi) {
 FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int max_depth)
     : L(layout), reader_(reader), max_depth_(max_depth), max_hops_(max_depth * 4 + 256) {
     chunk_.resize(kChunkCopy);
+    older_.resize(kChunkCopy);
     frame_.resize(std::max<size_t>(L.if_size, L.fo_size) + 64);
     walked_.resize(static_cast<size_t>(max_depth));
     unique_.resize(static_cast<size_t>(max_depth));
@@ -130,11 +131,31 @@ Capture FrameCapture::walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, 
     return Capture::Ok;
 }
 
-// A frame from the chunk copy when it lies there, else read on its own.
+// A frame from the chunk copy when it lies there, else from a copy of the older chunk it lies in,
+// else read on its own.
 const uint8_t* FrameCapture::frame_bytes(uint64_t addr) {
     if (within(addr, L.if_size, chunk_lo_, chunk_hi_)) return chunk_.data() + (addr - chunk_lo_);
+    if (within(addr, L.if_size, older_lo_, older_hi_) || copy_older_chunk(addr))
+        return older_.data() + (addr - older_lo_);
     if (!reader_.read(addr, frame_.data(), L.if_size)) return nullptr;
     return frame_.data();
+}
+
+// A deep stack spans several chunks, and the walk goes from each into the one before it, whose
+// address the copied header gave. That chunk's frames all lie below the first one met there, so
+// one read from its start to that frame copies them all: a read per chunk, not per frame.
+bool FrameCapture::copy_older_chunk(uint64_t addr) {
+    const uint64_t c = older_next_;
+    older_lo_ = older_hi_ = older_next_ = 0;
+    // Nothing may wrap: both addresses may come from a torn copy.
+    if (!plausible(c) || !plausible(addr) || addr < c + L.chunk_header || addr - c >= (1ull << 30)) return false;
+    const uint64_t hi = addr + L.if_size;
+    const uint64_t lo = std::max<uint64_t>(c, hi > kChunkCopy ? hi - kChunkCopy : 0);
+    if (!reader_.read(lo, older_.data(), hi - lo)) return false;
+    older_lo_ = lo;
+    older_hi_ = hi;
+    if (lo == c) older_next_ = load_u64(older_.data() + L.chunk_previous);
+    return true;
 }
 
 // 3.11+: _PyInterpreterFrames, mostly in the thread's current stack chunk. The current-frame
@@ -156,6 +177,7 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
     }
 
     chunk_lo_ = chunk_hi_ = 0;
+    older_lo_ = older_hi_ = older_next_ = 0;
     uint64_t f = 0;
     uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
     uint64_t top = load_u64(ts + L.ts_datastack_top);
@@ -163,7 +185,8 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
     if (plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30)) {
         // Frames pushed since the thread state was copied lie just above top: take some of them too.
         uint64_t hi = std::min(limit, top + kChunkSlack);
-        uint64_t lo = std::max<uint64_t>(chunk + L.chunk_header, hi > kChunkCopy ? hi - kChunkCopy : 0);
+        // From the chunk's start when it fits: its header links to the older chunk.
+        uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
         uint64_t again = 0;
         struct iovec* l = local_.data();
         struct iovec* r = remote_.data();
@@ -181,6 +204,7 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
             moved_to_ = again;
             chunk_lo_ = lo;
             chunk_hi_ = hi;
+            if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
         }
     }
     if (chunk_hi_ == 0 && !reader_.read(anchor, &f, sizeof f)) return reject(kTornUnreadable);

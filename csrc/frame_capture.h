@@ -49,6 +49,7 @@ private:
     Capture walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     Capture walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
     const uint8_t* frame_bytes(uint64_t addr);
+    bool copy_older_chunk(uint64_t addr);
     Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out);
     size_t add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r);
     void prefetch_done(size_t main_bytes, size_t copied);
@@ -64,6 +65,9 @@ private:
 
     std::vector<uint8_t> chunk_;        // copy of the used part of the current stack chunk
     uint64_t chunk_lo_ = 0, chunk_hi_ = 0;
+    std::vector<uint8_t> older_;        // copy of the older chunk the walk is in, when it left chunk_
+    uint64_t older_lo_ = 0, older_hi_ = 0;
+    uint64_t older_next_ = 0;           // the chunk before the last one copied, from its header
     std::vector<uint8_t> frame_;        // one frame read on its own
 
     // 3.9/3.10: each thread's last chain of frame addresses, read again in one batch.

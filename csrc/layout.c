@@ -115,6 +115,7 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
     l->ts_datastack_top = OFF(PyThreadState, datastack_top);
     l->ts_datastack_limit = OFF(PyThreadState, datastack_limit);
     l->chunk_header = OFF(_PyStackChunk, data);
+    l->chunk_previous = OFF(_PyStackChunk, previous);
 #endif
 }
 

@@ -48,6 +48,7 @@ struct spprof_layout {
     uint32_t ts_datastack_chunk, ts_datastack_top, ts_datastack_limit;
     uint32_t cframe_size, cframe_current_frame;
     uint32_t chunk_header;      /* offset of a stack chunk's data */
+    uint32_t chunk_previous;    /* offset of its link to the older chunk */
 
     /* PyFrameObject (SPPROF_FRAMES_OBJECTS) */
     uint32_t fo_size, fo_back, fo_code, fo_lasti, fo_state, fo_gen;

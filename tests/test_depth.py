@@ -31,3 +31,39 @@ def test_500_deep_recursion_keeps_innermost_frames(max_depth):
         assert s.frames[0].function_name == "<truncated>"
         assert len(s.frames) == kept + 1
         assert all(f.function_name == "recurse" for f in s.frames[1:])
+
+
+def parked(n, ready, done):
+    if n == 0:
+        ready.set()
+        done.wait()
+        return
+    parked(n - 1, ready, done)
+
+
+def test_a_stack_over_several_chunks_is_copied_in_a_few_reads_whole():
+    # 600 frames span several of 3.11+'s stack chunks (3.9/3.10 keep frames on the heap): each
+    # chunk is copied in one read, never frame by frame, and every frame is there
+    import threading
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
+    ready, done = threading.Event(), threading.Event()
+    t = threading.Thread(target=parked, args=(600, ready, done), name="deep")
+    t.start()
+    ready.wait()
+    spprof.start(interval_ms=5, mode="wall", max_depth=1000)
+    try:
+        while spprof.stats().collected_samples < 200:
+            pass
+    finally:
+        profile = spprof.stop()
+        done.set()
+        t.join()
+    deep = [s for s in profile.samples if s.thread_name == "deep"]
+    assert len(deep) > 50
+    for s in deep:
+        assert sum(f.function_name == "parked" for f in s.frames) == 601
+    ticks = profile.counters["ticks"]
+    # a tick reads the thread list, this thread's stack and the parked one's chunks (16 KiB, a
+    # hundred frames or more each), and their code objects: 8 to 20 reads a tick here, where
+    # frame by frame would be over 600
+    assert profile.counters["reads"] <= 40 * ticks, (profile.counters["reads"], ticks)
