@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/sample_cost.py
 
-Runs the sampler's tick on the calling thread (spprof._native.measure_tick), whose own Python
+Runs the sampler's tick on the calling thread (spprof._native.EngineBench), whose own Python
 stack is then the one sampled, at depths 1, 32 and 128, in cpu mode; prints the median of 7
-batches of 5000 ticks, and the system calls each tick spends reading memory. The timer's own
-wake-up is not included: bench/overhead.py measures everything together.
+batches of 5000 ticks, and the system calls each tick spends reading memory. Each tick is one
+call from Python, which adds well under a microsecond. The timer's own wake-up is not included:
+bench/overhead.py measures everything together. bench/test_micro.py has the same measurement
+under pytest-benchmark.
 """
 import platform
 import statistics
 import sys
+import time
 
 from spprof import _native, _threads
 
@@ -17,9 +20,18 @@ BATCHES, TICKS = 7, 5000
 
 
 def at_depth(depth, fn):
+    """Calls fn with `depth` frames of this module on the stack, counting fn's caller."""
     if depth <= 1:
         return fn()
     return at_depth(depth - 1, fn)
+
+
+def batch(engine):
+    depths = set()
+    t0 = time.perf_counter_ns()
+    for _ in range(TICKS):
+        depths.add(engine.tick())
+    return (time.perf_counter_ns() - t0) / TICKS, depths
 
 
 def main():
@@ -28,11 +40,14 @@ def main():
     print("|---|---|---|---|")
     _threads.install()  # 3.9/3.10 learn the calling thread's native id from threading
     for depth in (1, 32, 128):
-        runs = [at_depth(depth, lambda: _native.measure_tick(TICKS, "cpu", 128)) for _ in range(BATCHES)]
-        us = [r["ns_per_tick"] / 1000 for r in runs]
-        assert all(r["samples"] == TICKS for r in runs), runs  # every tick sampled this thread
-        reads = runs[-1]["reads"] / TICKS
-        print(f"| {depth} | {statistics.median(us):.2f} | {min(us):.2f}–{max(us):.2f} | {reads:.1f} |")
+        engine = _native.EngineBench("cpu", 128)
+        runs = [at_depth(depth, lambda: batch(engine)) for _ in range(BATCHES)]
+        seen = set().union(*(d for _, d in runs))
+        assert -1 not in seen, "a tick without a sample of this thread"
+        us = [ns / 1000 for ns, _ in runs]
+        reads = engine.reads / (BATCHES * TICKS)
+        print(f"| {depth} (sampled {min(seen)}–{max(seen)}) | {statistics.median(us):.2f} | "
+              f"{min(us):.2f}–{max(us):.2f} | {reads:.1f} |")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ digest=$(cat setup.py pyproject.toml csrc/* spprof/*.py | sha256sum | cut -d' ' 
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ] || ! .venv/bin/python -c "import spprof._native" 2>/dev/null; then
     log "installing spprof into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
     echo "$digest" > "$stamp"
 fi
 log "ready: .venv/bin/python ($(.venv/bin/python -c 'import platform; print(platform.python_version())'))"

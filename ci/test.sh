@@ -56,6 +56,8 @@ extra() {
 }
 if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "restricted environment (ci/restricted.sh)" bash ci/restricted.sh
+    extra "micro-benchmarks, each run once (bench/test_micro.py)" \
+        .venv/bin/pytest -p no:cacheprovider -q bench/test_micro.py --benchmark-disable
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60 --memory-limit-mb 2
     extra "ASan + UBSan build, whole suite (ci/sanitizers.sh)" bash ci/sanitizers.sh
     extra "engine under TSan, readers fuzzed under ASan + UBSan (ci/native_checks.sh)" bash ci/native_checks.sh

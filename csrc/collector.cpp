@@ -29,8 +29,12 @@ Collector::~Collector() {
     if (thread_.joinable()) finish();
 }
 
+bool Collector::open(const std::string& forced_reader, std::string& error) {
+    return reader_.open(forced_reader, error);
+}
+
 bool Collector::start(const std::string& forced_reader, std::string& error) {
-    if (!reader_.open(forced_reader, error)) return false;
+    if (!open(forced_reader, error)) return false;
     try {
         thread_ = std::thread([this] { run(); });
     } catch (const std::exception& e) {

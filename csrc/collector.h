@@ -28,6 +28,8 @@ public:
               uint64_t memory_limit);
     ~Collector();
     bool start(const std::string& forced_reader, std::string& error);
+    // Only the reader, for drain() driven by the caller (the micro-benchmark).
+    bool open(const std::string& forced_reader, std::string& error);
     // Stops the thread after a last drain and hands over the tables.
     std::unique_ptr<ProfileData> finish();
     // In a forked child, where the thread does not exist: closes the reader's descriptors only.

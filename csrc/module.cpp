@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
@@ -179,39 +180,59 @@ py::tuple sample_columns(const ProfileData& d) {
     return py::make_tuple(py::bytes(t), py::bytes(w), py::bytes(th), py::bytes(st));
 }
 
-// The cost of one sampler tick with warm caches, on the calling thread (whose own stack is then
-// one of those sampled): for the micro-benchmarks, never used while profiling.
-py::dict measure_tick(int iterations, const std::string& mode, int max_depth) {
-    if (g_engine) throw std::runtime_error("Profiler already running");
-    spprof_layout layout{};
-    char err[512] = {0};
-    if (spprof_layout_init(&layout, err, sizeof err) != 0) raise_os_error(err);
-    SamplerOptions opts;
-    opts.wall = mode == "wall";
-    opts.max_depth = max_depth;
-    SampleQueue queue(kQueueCells);
-    DrainSignal drain;  // no collector: nobody waits on it
-    Sampler sampler(layout, opts, queue, drain, native_ids());
-    std::string error;
-    if (!sampler.open("", error)) raise_os_error("spprof: " + error);
-    std::vector<SampleCell> sink(1024);
-    uint64_t t0 = monotonic_ns();
-    for (int i = 0; i < iterations; ++i) {
-        sampler.tick(monotonic_ns(), true);
-        while (queue.pop(sink.data(), sink.size()) > 0) {}
+// The sampler's tick and the collector's drain, driven on the calling thread for the
+// micro-benchmarks and never while profiling. The calling thread's own stack is the one sampled.
+class EngineBench {
+public:
+    EngineBench(const std::string& mode, int max_depth) : queue_(kQueueCells), sink_(static_cast<size_t>(max_depth)) {
+        if (g_engine) throw std::runtime_error("Profiler already running");
+        if (max_depth < 1 || max_depth > 4096) throw std::invalid_argument("max_depth must be in [1, 4096]");
+        char err[512] = {0};
+        if (spprof_layout_init(&layout_, err, sizeof err) != 0) raise_os_error(err);
+        SamplerOptions opts;
+        opts.wall = mode == "wall";
+        opts.max_depth = max_depth;
+        collector_ = std::make_unique<Collector>(layout_, queue_, drain_, max_depth, 1ull << 32);
+        sampler_ = std::make_unique<Sampler>(layout_, opts, queue_, drain_, native_ids());
+        std::string error;
+        if (!sampler_->open("", error) || !collector_->open("", error)) raise_os_error("spprof: " + error);
     }
-    uint64_t elapsed = monotonic_ns() - t0;
-    const SamplerCounters& c = sampler.counters();
-    py::dict d;
-    d["ns_per_tick"] = static_cast<double>(elapsed) / iterations;
-    d["samples"] = c.collected.load();
-    d["torn"] = c.torn.load();
-    d["reads"] = sampler.reads();
-    return d;
-}
+    // One tick whose samples are thrown away; the depth of the calling thread's, or -1 without one.
+    int tick() {
+        sampler_->tick(monotonic_ns(), true);
+        const uint32_t self = static_cast<uint32_t>(::gettid());
+        int depth = -1;
+        SampleCell header;
+        while (queue_.pop(&header, 1) == 1) {
+            if (header.header.native_tid == self) depth = header.header.depth;
+            queue_.pop(sink_.data(), header.header.depth);
+        }
+        return depth;
+    }
+    // `ticks` ticks whose samples stay queued for drain(); the samples queued.
+    uint64_t fill(int ticks) {
+        const uint64_t before = sampler_->counters().collected.load();
+        for (int i = 0; i < ticks; ++i) sampler_->tick(monotonic_ns(), true);
+        return sampler_->counters().collected.load() - before;
+    }
+    // The builder's work on everything queued: interning stacks, naming frames. The samples taken.
+    uint64_t drain() {
+        const uint64_t before = collector_->samples();
+        collector_->drain();
+        return collector_->samples() - before;
+    }
+    uint64_t reads() const { return sampler_->reads(); }
+    uint64_t torn() const { return sampler_->counters().torn.load(); }
 
-// CPU per wake-up of a thread that only waits on a Boost.Asio steady_timer at absolute deadlines,
-// as the sampler does: the floor under a tick's cost on this machine.
+private:
+    spprof_layout layout_{};
+    SampleQueue queue_;
+    DrainSignal drain_;  // nobody waits on it: drain() is called directly
+    std::unique_ptr<Collector> collector_;
+    std::unique_ptr<Sampler> sampler_;
+    std::vector<SampleCell> sink_;
+};
+
 // The CPU a thread spends per wake on the Asio timer alone, or with `reads` copies of 256 bytes
 // through `reader` after each wake: on a virtual machine the first copy after a sleep costs far
 // more than the next ones, and this separates the two.
@@ -309,7 +330,13 @@ PYBIND11_MODULE(_native, m) {
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
     m.def("stats", &stats);
     m.def("after_fork_child", &after_fork_child);
-    m.def("measure_tick", &measure_tick, py::arg("iterations"), py::arg("mode") = "cpu", py::arg("max_depth") = 128);
+    py::class_<EngineBench>(m, "EngineBench")
+        .def(py::init<const std::string&, int>(), py::arg("mode") = "cpu", py::arg("max_depth") = 128)
+        .def("tick", &EngineBench::tick)
+        .def("fill", &EngineBench::fill, py::arg("ticks"))
+        .def("drain", &EngineBench::drain)
+        .def_property_readonly("reads", &EngineBench::reads)
+        .def_property_readonly("torn", &EngineBench::torn);
     m.def("measure_timer_wakeups", &measure_timer_wakeups, py::arg("interval_ms"), py::arg("wakeups"),
           py::arg("reader") = "", py::arg("reads") = 0);
     m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });
