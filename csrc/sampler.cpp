@@ -157,8 +157,6 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     const size_t n = threads_.size();
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     FrameRecord* frames = &cells_[1].frame;
-    const uint64_t elapsed = prev_tick_ns_ && t_ns > prev_tick_ns_ ? t_ns - prev_tick_ns_ : opts_.interval_ns;
-    prev_tick_ns_ = t_ns;
     for (size_t i = 0; i < n; ++i) {
         const ThreadSeen& t = threads_[i];
         uint64_t weight = opts_.interval_ns;

@@ -101,7 +101,6 @@ private:
     struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
                      bool fresh = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
-    uint64_t prev_tick_ns_ = 0;
 };
 
 uint64_t monotonic_ns();
