@@ -83,7 +83,14 @@ def profile_four_workers(take_turns):
 def test_four_threads_share_by_work():
     # Running freely, the threads that wait for the GIL pay for its hand-offs and the last one
     # runs alone, so their CPU drifts a few points from their work: they take turns here.
-    got, truth = profile_four_workers(take_turns=True)
+    # A slow spell of this VM (steal time) can still make one thread's units dearer than
+    # another's, and then the kernel's own clocks are off the work split: that run says nothing
+    # of spprof, so it is run again (3.14 in CI once measured 9/23/24/43 % with spprof within
+    # 0.05 points of those clocks).
+    for _ in range(3):
+        got, truth = profile_four_workers(take_turns=True)
+        if all(abs(truth[f"w{k}"] - 10 * k) <= 3 for k in (1, 2, 3, 4)):
+            break
     for k in (1, 2, 3, 4):
         assert abs(got[f"w{k}"] - 10 * k) <= 5, (got, truth)
         assert abs(got[f"w{k}"] - truth[f"w{k}"]) <= 3, (got, truth)
