@@ -14,6 +14,11 @@ namespace spprof {
 namespace {
 constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
 constexpr int kPipeWant = 1 << 20;  // the unprivileged maximum by default (fs.pipe-max-size)
+constexpr size_t kMergeRanges = 8192;     // more ranges than this are read as they are
+constexpr size_t kMergeBytes = 1 << 20;   // the scratch buffer
+// Two ranges are merged across a gap of at most this: pinning a page costs about as much as
+// copying a kilobyte or two. Below a page, a merged range touches no page its parts do not.
+constexpr uint64_t kMergeGap = 1024;
 }
 
 SafeReader::~SafeReader() { close(); }
@@ -58,6 +63,13 @@ bool SafeReader::probe(ReadMethod m) {
 bool SafeReader::open(const std::string& forced, std::string& error) {
     close();
     pid_ = static_cast<int>(::getpid());
+    if (scratch_.empty()) {
+        order_.resize(kMergeRanges);
+        at_.resize(kMergeRanges);
+        span_local_.resize(kMergeRanges);
+        span_remote_.resize(kMergeRanges);
+        scratch_.resize(kMergeBytes);
+    }
     struct Candidate { const char* name; ReadMethod m; };
     // process_vm_readv first although a batch through the pipe costs less on a VM: it holds no
     // descriptor, so a program that closes descriptors it does not own (and opens a file that
@@ -147,16 +159,78 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
     return readv_pipe(&l, &r, 1) == len;
 }
 
+// The kernel pins the pages of every range of a read on its own, and for many small ranges
+// (a hundred thread states, a stack's code objects) that, not the copy, was most of the cost.
+bool SafeReader::merge(const struct iovec* remote, size_t n, bool in_order) {
+    spans_ = span_bytes_ = 0;
+    if (n < 2 || n > kMergeRanges || scratch_.empty()) return false;
+    uint64_t lo = 0, hi = 0;
+    for (size_t k = 0; k < n; ++k) {
+        const uint32_t i = order_[k];
+        const uint64_t a = reinterpret_cast<uint64_t>(remote[i].iov_base);
+        const uint64_t len = remote[i].iov_len;
+        if (a == 0 || a + len < a) return false;
+        if (spans_ > 0 && a >= (in_order ? hi : lo) && a <= hi + kMergeGap) {
+            const uint64_t grown = std::max(hi, a + len);
+            if (span_bytes_ + (grown - hi) > scratch_.size()) return false;
+            span_bytes_ += grown - hi;
+            hi = grown;
+            span_local_[spans_ - 1].iov_len = span_remote_[spans_ - 1].iov_len = hi - lo;
+        } else {
+            if (span_bytes_ + len > scratch_.size()) return false;
+            lo = a;
+            hi = a + len;
+            span_local_[spans_] = {scratch_.data() + span_bytes_, len};
+            span_remote_[spans_] = {remote[i].iov_base, len};
+            ++spans_;
+            span_bytes_ += len;
+        }
+        at_[i] = static_cast<size_t>(static_cast<uint8_t*>(span_local_[spans_ - 1].iov_base) - scratch_.data()) + (a - lo);
+    }
+    return spans_ < n;
+}
+
+// Copies the spans merge() made, then each range out of them. All-or-nothing.
+size_t SafeReader::copy_merged(const struct iovec* local, const struct iovec* remote, size_t n) {
+    if (readv_direct(span_local_.data(), span_remote_.data(), spans_) != span_bytes_) return 0;
+    size_t copied = 0;
+    for (size_t i = 0; i < n; ++i) {
+        std::memcpy(local[i].iov_base, scratch_.data() + at_[i], remote[i].iov_len);
+        copied += remote[i].iov_len;
+    }
+    return copied;
+}
+
 bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, size_t n) {
     size_t want = 0;
     for (size_t i = 0; i < n; ++i) {
         if (local[i].iov_len != remote[i].iov_len) return false;
         want += remote[i].iov_len;
     }
-    return readv_prefix(local, remote, n) == want;
+    if (n >= 2 && n <= kMergeRanges && !scratch_.empty()) {
+        for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
+        std::sort(order_.begin(), order_.begin() + static_cast<long>(n), [remote](uint32_t a, uint32_t b) {
+            return remote[a].iov_base < remote[b].iov_base;
+        });
+        // A merged read fails exactly when a range would have: there is nothing to retry.
+        if (merge(remote, n, false)) return copy_merged(local, remote, n) == want;
+    }
+    return readv_direct(local, remote, n) == want;
 }
 
 size_t SafeReader::readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n) {
+    if (n >= 2 && n <= kMergeRanges && !scratch_.empty()) {
+        for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
+        if (merge(remote, n, true)) {
+            const size_t got = copy_merged(local, remote, n);
+            if (got > 0) return got;
+            // Some range failed: read them as they are to learn which, in order.
+        }
+    }
+    return readv_direct(local, remote, n);
+}
+
+size_t SafeReader::readv_direct(const struct iovec* local, const struct iovec* remote, size_t n) {
     if (method_ == ReadMethod::Pipe) return readv_pipe(local, remote, n);
     size_t copied = 0;
     if (method_ == ReadMethod::ProcMem) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace spprof {
 
@@ -29,9 +30,11 @@ public:
 
     // All-or-nothing: true only when every byte was copied.
     bool read(uint64_t addr, void* dst, size_t len);
-    // Many ranges in as few system calls as the method allows; all-or-nothing.
+    // Many ranges in as few system calls as the method allows; all-or-nothing. Ranges that lie
+    // close together are copied as one (see merge()).
     bool readv(const struct iovec* local, const struct iovec* remote, size_t n);
     // The same, in order, stopping at the first range that fails: the bytes copied before it.
+    // Only neighbours in the given order are merged.
     size_t readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n);
 
     ReadMethod method() const { return method_; }
@@ -40,6 +43,13 @@ public:
 
 private:
     bool probe(ReadMethod m);
+    size_t readv_direct(const struct iovec* local, const struct iovec* remote, size_t n);
+    // Groups the ranges, taken in order_[0..n), into spans_ of the scratch buffer; false when
+    // merging would save nothing or the spans do not fit. `in_order`: a range joins a span only
+    // after its end, so each range is still copied after the ones before it (a second read of
+    // one address stays a later read).
+    bool merge(const struct iovec* remote, size_t n, bool in_order);
+    size_t copy_merged(const struct iovec* local, const struct iovec* remote, size_t n);
     bool read_proc_mem(uint64_t addr, void* dst, size_t len);
     // The pipe copies in one writev and one readv per batch that fits it.
     size_t readv_pipe(const struct iovec* local, const struct iovec* remote, size_t n);
@@ -51,6 +61,12 @@ private:
     int pipe_[2] = {-1, -1};
     size_t pipe_batch_ = 4096;
     uint64_t syscalls_ = 0;
+    // merging, sized by open() so that no read allocates
+    std::vector<uint32_t> order_;
+    std::vector<size_t> at_;  // where each range lies in scratch_
+    std::vector<struct iovec> span_local_, span_remote_;
+    size_t spans_ = 0, span_bytes_ = 0;
+    std::vector<uint8_t> scratch_;
 };
 
 }  // namespace spprof
