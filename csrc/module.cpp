@@ -128,6 +128,8 @@ py::object stats() {
     d["duration_ns"] = monotonic_ns() - e.start_ns;
     d["reads"] = c.reads.load();
     d["cpu_before_block"] = c.before_block.load();
+    d["clock_reads_skipped"] = e.sampler->clocks().skipped();
+    d["clock_full_reads"] = e.sampler->clocks().full_reads();
     for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
     d["reader"] = std::string(e.sampler->reader_name());
     return d;

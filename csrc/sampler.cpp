@@ -36,7 +36,7 @@ uint64_t monotonic_ns() {
 Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,
                  const NativeIds& ids)
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
-      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads),
+      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
       last_run_(opts.wall ? 0 : kChainSlots) {
@@ -69,7 +69,10 @@ void Sampler::take_baseline() {
     for (int attempt = 0; attempt < 5; ++attempt) {
         if (!threads_.enumerate()) continue;
         uint64_t d;
-        for (size_t i = 0; i < threads_.size(); ++i) clocks_.observe(threads_[i].tstate, threads_[i].tid, false, d);
+        for (size_t i = 0; i < threads_.size(); ++i) {
+            const ThreadSeen& t = threads_[i];
+            clocks_.observe(t.tstate, t.tid, t.activity, false, false, d);
+        }
         clocks_.end_tick();
         return;
     }
@@ -156,16 +159,18 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     }
     const size_t n = threads_.size();
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
+    if (!opts_.wall) clocks_.begin_tick(n);
     FrameRecord* frames = &cells_[1].frame;
     for (size_t i = 0; i < n; ++i) {
         const ThreadSeen& t = threads_[i];
+        const bool holds_gil = t.tstate == threads_.gil_holder();
         uint64_t weight = opts_.interval_ns;
         if (!opts_.wall) {
             if (t.tid == 0) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
                 continue;
             }
-            if (!clocks_.observe(t.tstate, t.tid, count_new, weight) || weight == 0) continue;
+            if (!clocks_.observe(t.tstate, t.tid, t.activity, holds_gil, count_new, weight) || weight == 0) continue;
         }
         // cpu mode: a thread that used CPU since the previous tick and now sleeps or waits for
         // I/O used that CPU before it blocked. The call it waits in did not use it: it goes to
@@ -173,10 +178,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         // stopped where it ran, so its stack now is the right one.) Every thread that ran pays
         // the read of its kernel state: one that ran nearly all the interval and blocked just
         // before the tick is common in periodic work, and skipping the read for it charged
-        // whole intervals to the sleep.
+        // whole intervals to the sleep. The GIL's holder runs Python code: it needs no read.
         const size_t slot = thread_slot(t.tstate);
         LastRun* last = opts_.wall ? nullptr : &last_run_[slot];
-        const bool running = opts_.wall || !states_.blocked(slot, t.tid);
+        const bool running = opts_.wall || holds_gil || !states_.blocked(slot, t.tid);
         if (last != nullptr && (last->tstate != t.tstate || last->tid != t.tid)) last->fresh = false;
         if (!running && last->fresh && last->depth > 0) {
             last->fresh = false;

@@ -64,6 +64,7 @@ public:
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
     const FrameCapture& capture() const { return capture_; }
+    const CpuClocks& clocks() const { return clocks_; }
 
     // One tick's work, also used by the micro-benchmark. `t_ns` is the tick's monotonic time.
     void tick(uint64_t t_ns, bool count_new);

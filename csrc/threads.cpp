@@ -44,9 +44,10 @@ uint32_t NativeIds::get(uint64_t ident) const {
 ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t max_threads)
     : L(layout), reader_(reader), ids_(ids), max_(max_threads) {
     copies_.resize(max_threads * L.ts_size);
+    gil_.resize(L.gil_size);
     seen_.resize(max_threads);
-    iov_local_.resize(max_threads + 1);
-    iov_remote_.resize(max_threads + 1);
+    iov_local_.resize(max_threads + 2);
+    iov_remote_.resize(max_threads + 2);
 }
 
 void ThreadList::record(size_t i, uint64_t ts) {
@@ -57,10 +58,12 @@ void ThreadList::record(size_t i, uint64_t ts) {
     t.ident = load_u64(copy + L.ts_thread_id);
     t.tid = L.has_native_thread_id ? static_cast<uint32_t>(load_u64(copy + L.ts_native_thread_id))
                                    : ids_.get(t.ident);
+    // 3.11+: the top of the frame stack moves on every call; before, the frame pointer itself
+    t.activity = mix64(load_u64(copy + L.ts_frame), L.has_native_thread_id ? load_u64(copy + L.ts_datastack_top) : 0);
 }
 
-// The list rarely changes between ticks: read the head and every thread state of the last tick
-// in one system call, and keep the result if the chain still links them in the same order.
+// The list rarely changes between ticks: read the head, every thread state of the last tick and
+// the GIL in one system call, and keep the result if the chain still links them in the same order.
 bool ThreadList::enumerate_as_before() {
     const size_t n = count_;
     if (n == 0 || n >= max_) return false;
@@ -71,7 +74,9 @@ bool ThreadList::enumerate_as_before() {
         iov_local_[i + 1] = {copies_.data() + i * L.ts_size, L.ts_size};
         iov_remote_[i + 1] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
     }
-    if (!reader_.readv(iov_local_.data(), iov_remote_.data(), n + 1)) return false;
+    iov_local_[n + 1] = {gil_.data(), gil_.size()};
+    iov_remote_[n + 1] = {reinterpret_cast<void*>(L.gil), gil_.size()};
+    if (!reader_.readv(iov_local_.data(), iov_remote_.data(), n + 2)) return false;
     uint64_t expect = head;
     for (size_t i = 0; i < n; ++i) {
         const uint8_t* copy = copies_.data() + i * L.ts_size;
@@ -80,11 +85,14 @@ bool ThreadList::enumerate_as_before() {
     }
     if (expect != 0) return false;
     for (size_t i = 0; i < n; ++i) record(i, seen_[i].tstate);
+    // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
+    if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = load_u64(gil_.data() + L.gil_last_holder);
     return true;
 }
 
 bool ThreadList::enumerate() {
     overflowed_ = false;
+    gil_holder_ = 0;
     if (enumerate_as_before()) return true;
     count_ = 0;
     uint64_t ts = 0;
@@ -162,28 +170,80 @@ bool ThreadStates::blocked(size_t slot, uint32_t tid) {
     return std::strtol(buf, nullptr, 10) != SYS_futex;
 }
 
-CpuClocks::CpuClocks(size_t max_threads) : prev_(max_threads), cur_(max_threads) {}
+CpuClocks::CpuClocks(size_t max_threads, uint64_t interval_ns)
+    : prev_(max_threads), cur_(max_threads), threshold_ns_(interval_ns / 4) {}
 
-bool CpuClocks::observe(uint64_t tstate, uint32_t tid, bool count_new, uint64_t& delta_ns) {
+namespace {
+uint64_t clock_ns(clockid_t id) {
+    struct timespec t;
+    if (clock_gettime(id, &t) != 0) return 0;
+    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+bool entry_less(uint64_t tid_a, uint64_t ts_a, uint64_t tid_b, uint64_t ts_b) {
+    return tid_a != tid_b ? tid_a < tid_b : ts_a < ts_b;
+}
+}  // namespace
+
+void CpuClocks::begin_tick(size_t threads) {
+    read_ns_ = 0;
+    skipped_now_ = 0;
+    gating_ = threads >= kGateThreads;
+    if (!gating_) {
+        have_base_ = false;
+        gate_ = false;
+        return;
+    }
+    process_ns_ = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    own_ns_ = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    gate_ = have_base_ && !read_all_;
+    if (read_all_) full_reads_.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool CpuClocks::observe(uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
+                        uint64_t& delta_ns) {
+    auto less = [](const Entry& a, const Entry& b) { return entry_less(a.tid, a.tstate, b.tid, b.tstate); };
+    Entry key{tid, tstate, 0, 0, 0};
+    auto end = prev_.begin() + static_cast<long>(nprev_);
+    auto it = std::lower_bound(prev_.begin(), end, key, less);
+    const bool known = it != end && it->tid == tid && it->tstate == tstate;
+    if (gate_ && known && it->idle >= kIdleTicks && it->activity == activity && !holds_gil) {
+        if (ncur_ < cur_.size()) cur_[ncur_++] = *it;
+        ++skipped_now_;
+        delta_ns = 0;
+        return true;
+    }
     bool ok;
     uint64_t now = thread_cpu_ns(tid, ok);
     if (!ok) return false;
-    Entry key{tid, tstate, 0};
-    auto less = [](const Entry& a, const Entry& b) { return a.tid != b.tid ? a.tid < b.tid : a.tstate < b.tstate; };
-    auto it = std::lower_bound(prev_.begin(), prev_.begin() + static_cast<long>(nprev_), key, less);
-    bool known = it != prev_.begin() + static_cast<long>(nprev_) && it->tid == tid && it->tstate == tstate;
     if (known && now >= it->cpu_ns) delta_ns = now - it->cpu_ns;
     else delta_ns = count_new ? now : 0;  // a new thread, or a tid reused by one
-    if (ncur_ < cur_.size()) cur_[ncur_++] = {tid, tstate, now};
+    read_ns_ += delta_ns;
+    uint8_t idle = 0;
+    if (known && delta_ns == 0) idle = static_cast<uint8_t>(std::min<int>(it->idle + 1, 255));
+    if (ncur_ < cur_.size()) cur_[ncur_++] = {tid, tstate, now, activity, idle};
     return true;
 }
 
 void CpuClocks::end_tick() {
+    if (gating_) {
+        if (skipped_now_ == 0) {
+            unread_ns_ = 0;  // every clock is current: nothing is left unaccounted
+        } else {
+            const int64_t used = static_cast<int64_t>(process_ns_ - process_prev_) -
+                                 static_cast<int64_t>(own_ns_ - own_prev_) - static_cast<int64_t>(read_ns_);
+            unread_ns_ = std::max<int64_t>(0, unread_ns_ + used);
+        }
+        read_all_ = unread_ns_ > static_cast<int64_t>(threshold_ns_);
+        process_prev_ = process_ns_;
+        own_prev_ = own_ns_;
+        have_base_ = true;
+        skipped_total_.fetch_add(skipped_now_, std::memory_order_relaxed);
+    }
     std::swap(prev_, cur_);
     nprev_ = ncur_;
     ncur_ = 0;
     std::sort(prev_.begin(), prev_.begin() + static_cast<long>(nprev_),
-              [](const Entry& a, const Entry& b) { return a.tid != b.tid ? a.tid < b.tid : a.tstate < b.tstate; });
+              [](const Entry& a, const Entry& b) { return entry_less(a.tid, a.tstate, b.tid, b.tstate); });
 }
 
 void CpuClocks::keep_previous() { ncur_ = 0; }

@@ -33,6 +33,7 @@ struct ThreadSeen {
     uint64_t tstate;
     uint64_t ident;
     uint32_t tid;           // 0 while the OS thread has not started or is unknown
+    uint64_t activity;      // its frame pointers: they change when it calls or returns
     const uint8_t* copy;    // the copied thread state
 };
 
@@ -47,6 +48,9 @@ public:
     size_t size() const { return count_; }
     const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
     bool overflowed() const { return overflowed_; }
+    // The thread state that held the GIL when the list was copied, 0 when it was free or not read.
+    // That thread was running Python code, not waiting in a system call.
+    uint64_t gil_holder() const { return gil_holder_; }
 
 private:
     bool enumerate_as_before();
@@ -57,6 +61,8 @@ private:
     const NativeIds& ids_;
     size_t max_;
     std::vector<uint8_t> copies_;
+    std::vector<uint8_t> gil_;
+    uint64_t gil_holder_ = 0;
     std::vector<ThreadSeen> seen_;
     std::vector<struct iovec> iov_local_, iov_remote_;
     size_t count_ = 0;
@@ -64,20 +70,44 @@ private:
 };
 
 // CPU time each thread used since the previous tick, from the kernel's per-thread clock.
+//
+// A clock read is a system call, and in an application of many threads, most of them waiting,
+// reading every clock at every tick was most of the sampler's cost. With kGateThreads threads or
+// more, the clock of a thread is left unread while three things hold: it did not advance at its
+// last kIdleTicks reads, the thread's frame pointers are as at the previous tick, and it does not
+// hold the GIL. Its CPU is not lost: the process's CPU clock, less the clocks that were read and
+// the sampler's own, is what the unread threads (and any thread Python does not know) used, and
+// once that passes a quarter of an interval every clock is read at the next tick.
 class CpuClocks {
 public:
-    explicit CpuClocks(size_t max_threads);
+    static constexpr size_t kGateThreads = 8;
+    static constexpr uint8_t kIdleTicks = 2;
+
+    CpuClocks(size_t max_threads, uint64_t interval_ns);
+    // Called on the thread that observes, before its observe() calls.
+    void begin_tick(size_t threads);
     // The CPU time of (tstate, tid) since it was last observed. A thread not seen before counts
     // from its start when `count_new` (it began after the previous tick), else it only sets a
-    // baseline. Returns false when the clock cannot be read (the thread has exited).
-    bool observe(uint64_t tstate, uint32_t tid, bool count_new, uint64_t& delta_ns);
+    // baseline. `activity` is what of its thread state changes when it calls or returns.
+    // Returns false when the clock cannot be read (the thread has exited).
+    bool observe(uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
+                 uint64_t& delta_ns);
     void end_tick();       // what was observed becomes the baseline of the next tick
     void keep_previous();  // a skipped tick keeps the old baseline
+    uint64_t skipped() const { return skipped_total_.load(std::memory_order_relaxed); }
+    uint64_t full_reads() const { return full_reads_.load(std::memory_order_relaxed); }
 
 private:
-    struct Entry { uint32_t tid; uint64_t tstate; uint64_t cpu_ns; };
+    struct Entry { uint32_t tid; uint64_t tstate; uint64_t cpu_ns; uint64_t activity; uint8_t idle; };
     std::vector<Entry> prev_, cur_;
     size_t nprev_ = 0, ncur_ = 0;
+    const uint64_t threshold_ns_;
+    bool gating_ = false, gate_ = false, read_all_ = false, have_base_ = false;
+    uint64_t process_ns_ = 0, own_ns_ = 0, process_prev_ = 0, own_prev_ = 0;
+    uint64_t read_ns_ = 0;      // CPU of the clocks read this tick
+    size_t skipped_now_ = 0;
+    int64_t unread_ns_ = 0;     // CPU the process used that no read clock accounts for
+    std::atomic<uint64_t> skipped_total_{0}, full_reads_{0};
 };
 
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok);
