@@ -19,6 +19,7 @@ constexpr size_t kMergeBytes = 1 << 20;   // the scratch buffer
 // Two ranges are merged across a gap of at most this: pinning a page costs about as much as
 // copying a kilobyte or two. Below a page, a merged range touches no page its parts do not.
 constexpr uint64_t kMergeGap = 1024;
+constexpr size_t kInPlace = ~size_t{0};
 }
 
 SafeReader::~SafeReader() { close(); }
@@ -161,16 +162,26 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
 
 // The kernel pins the pages of every range of a read on its own, and for many small ranges
 // (a hundred thread states, a stack's code objects) that, not the copy, was most of the cost.
-bool SafeReader::merge(const struct iovec* remote, size_t n, bool in_order) {
+// A range longer than the gap is read straight into place: copying it twice costs more than its
+// pinning.
+bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order) {
     spans_ = span_bytes_ = 0;
     if (n < 2 || n > kMergeRanges || scratch_.empty()) return false;
     uint64_t lo = 0, hi = 0;
+    bool open_span = false;  // the last span is in scratch_ and may grow
     for (size_t k = 0; k < n; ++k) {
         const uint32_t i = order_[k];
         const uint64_t a = reinterpret_cast<uint64_t>(remote[i].iov_base);
         const uint64_t len = remote[i].iov_len;
         if (a == 0 || a + len < a) return false;
-        if (spans_ > 0 && a >= (in_order ? hi : lo) && a <= hi + kMergeGap) {
+        if (len > kMergeGap) {
+            span_local_[spans_] = local[i];
+            span_remote_[spans_++] = remote[i];
+            at_[i] = kInPlace;
+            open_span = false;
+            continue;
+        }
+        if (open_span && a >= (in_order ? hi : lo) && a <= hi + kMergeGap) {
             const uint64_t grown = std::max(hi, a + len);
             if (span_bytes_ + (grown - hi) > scratch_.size()) return false;
             span_bytes_ += grown - hi;
@@ -184,6 +195,7 @@ bool SafeReader::merge(const struct iovec* remote, size_t n, bool in_order) {
             span_remote_[spans_] = {remote[i].iov_base, len};
             ++spans_;
             span_bytes_ += len;
+            open_span = true;
         }
         at_[i] = static_cast<size_t>(static_cast<uint8_t*>(span_local_[spans_ - 1].iov_base) - scratch_.data()) + (a - lo);
     }
@@ -192,10 +204,12 @@ bool SafeReader::merge(const struct iovec* remote, size_t n, bool in_order) {
 
 // Copies the spans merge() made, then each range out of them. All-or-nothing.
 size_t SafeReader::copy_merged(const struct iovec* local, const struct iovec* remote, size_t n) {
-    if (readv_direct(span_local_.data(), span_remote_.data(), spans_) != span_bytes_) return 0;
+    size_t want = 0;
+    for (size_t s = 0; s < spans_; ++s) want += span_remote_[s].iov_len;
+    if (readv_direct(span_local_.data(), span_remote_.data(), spans_) != want) return 0;
     size_t copied = 0;
     for (size_t i = 0; i < n; ++i) {
-        std::memcpy(local[i].iov_base, scratch_.data() + at_[i], remote[i].iov_len);
+        if (at_[i] != kInPlace) std::memcpy(local[i].iov_base, scratch_.data() + at_[i], remote[i].iov_len);
         copied += remote[i].iov_len;
     }
     return copied;
@@ -213,7 +227,7 @@ bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, si
             return remote[a].iov_base < remote[b].iov_base;
         });
         // A merged read fails exactly when a range would have: there is nothing to retry.
-        if (merge(remote, n, false)) return copy_merged(local, remote, n) == want;
+        if (merge(local, remote, n, false)) return copy_merged(local, remote, n) == want;
     }
     return readv_direct(local, remote, n) == want;
 }
@@ -221,7 +235,7 @@ bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, si
 size_t SafeReader::readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n) {
     if (n >= 2 && n <= kMergeRanges && !scratch_.empty()) {
         for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
-        if (merge(remote, n, true)) {
+        if (merge(local, remote, n, true)) {
             const size_t got = copy_merged(local, remote, n);
             if (got > 0) return got;
             // Some range failed: read them as they are to learn which, in order.

@@ -48,7 +48,7 @@ private:
     // merging would save nothing or the spans do not fit. `in_order`: a range joins a span only
     // after its end, so each range is still copied after the ones before it (a second read of
     // one address stays a later read).
-    bool merge(const struct iovec* remote, size_t n, bool in_order);
+    bool merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order);
     size_t copy_merged(const struct iovec* local, const struct iovec* remote, size_t n);
     bool read_proc_mem(uint64_t addr, void* dst, size_t len);
     // The pipe copies in one writev and one readv per batch that fits it.
@@ -65,7 +65,7 @@ private:
     std::vector<uint32_t> order_;
     std::vector<size_t> at_;  // where each range lies in scratch_
     std::vector<struct iovec> span_local_, span_remote_;
-    size_t spans_ = 0, span_bytes_ = 0;
+    size_t spans_ = 0, span_bytes_ = 0;  // span_bytes_: the part in scratch_
     std::vector<uint8_t> scratch_;
 };
 
