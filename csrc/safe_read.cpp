@@ -14,8 +14,8 @@ namespace spprof {
 namespace {
 constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
 constexpr int kPipeWant = 1 << 20;  // the unprivileged maximum by default (fs.pipe-max-size)
-constexpr size_t kMergeRanges = 8192;     // more ranges than this are read as they are
-constexpr size_t kMergeBytes = 1 << 20;   // the scratch buffer
+constexpr size_t kMergeRanges = 1024;     // more ranges than this (or bytes than the scratch) are read as they are
+constexpr size_t kMergeBytes = 64 << 10;   // the scratch buffer
 // Two ranges are merged across a gap of at most this: pinning a page costs about as much as
 // copying a kilobyte or two. Below a page, a merged range touches no page its parts do not.
 constexpr uint64_t kMergeGap = 1024;
@@ -64,12 +64,12 @@ bool SafeReader::probe(ReadMethod m) {
 bool SafeReader::open(const std::string& forced, std::string& error) {
     close();
     pid_ = static_cast<int>(::getpid());
-    if (scratch_.empty()) {
-        order_.resize(kMergeRanges);
-        at_.resize(kMergeRanges);
-        span_local_.resize(kMergeRanges);
-        span_remote_.resize(kMergeRanges);
-        scratch_.resize(kMergeBytes);
+    if (!scratch_) {
+        order_.reset(new uint32_t[kMergeRanges]);
+        at_.reset(new size_t[kMergeRanges]);
+        span_local_.reset(new struct iovec[kMergeRanges]);
+        span_remote_.reset(new struct iovec[kMergeRanges]);
+        scratch_.reset(new uint8_t[kMergeBytes]);
     }
     struct Candidate { const char* name; ReadMethod m; };
     // process_vm_readv first although a batch through the pipe costs less on a VM: it holds no
@@ -166,7 +166,7 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
 // pinning.
 bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order) {
     spans_ = span_bytes_ = 0;
-    if (n < 2 || n > kMergeRanges || scratch_.empty()) return false;
+    if (n < 2 || n > kMergeRanges || !scratch_) return false;
     uint64_t lo = 0, hi = 0;
     bool open_span = false;  // the last span is in scratch_ and may grow
     for (size_t k = 0; k < n; ++k) {
@@ -183,21 +183,21 @@ bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, si
         }
         if (open_span && a >= (in_order ? hi : lo) && a <= hi + kMergeGap) {
             const uint64_t grown = std::max(hi, a + len);
-            if (span_bytes_ + (grown - hi) > scratch_.size()) return false;
+            if (span_bytes_ + (grown - hi) > kMergeBytes) return false;
             span_bytes_ += grown - hi;
             hi = grown;
             span_local_[spans_ - 1].iov_len = span_remote_[spans_ - 1].iov_len = hi - lo;
         } else {
-            if (span_bytes_ + len > scratch_.size()) return false;
+            if (span_bytes_ + len > kMergeBytes) return false;
             lo = a;
             hi = a + len;
-            span_local_[spans_] = {scratch_.data() + span_bytes_, len};
+            span_local_[spans_] = {scratch_.get() + span_bytes_, len};
             span_remote_[spans_] = {remote[i].iov_base, len};
             ++spans_;
             span_bytes_ += len;
             open_span = true;
         }
-        at_[i] = static_cast<size_t>(static_cast<uint8_t*>(span_local_[spans_ - 1].iov_base) - scratch_.data()) + (a - lo);
+        at_[i] = static_cast<size_t>(static_cast<uint8_t*>(span_local_[spans_ - 1].iov_base) - scratch_.get()) + (a - lo);
     }
     return spans_ < n;
 }
@@ -206,10 +206,10 @@ bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, si
 size_t SafeReader::copy_merged(const struct iovec* local, const struct iovec* remote, size_t n) {
     size_t want = 0;
     for (size_t s = 0; s < spans_; ++s) want += span_remote_[s].iov_len;
-    if (readv_direct(span_local_.data(), span_remote_.data(), spans_) != want) return 0;
+    if (readv_direct(span_local_.get(), span_remote_.get(), spans_) != want) return 0;
     size_t copied = 0;
     for (size_t i = 0; i < n; ++i) {
-        if (at_[i] != kInPlace) std::memcpy(local[i].iov_base, scratch_.data() + at_[i], remote[i].iov_len);
+        if (at_[i] != kInPlace) std::memcpy(local[i].iov_base, scratch_.get() + at_[i], remote[i].iov_len);
         copied += remote[i].iov_len;
     }
     return copied;
@@ -221,9 +221,9 @@ bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, si
         if (local[i].iov_len != remote[i].iov_len) return false;
         want += remote[i].iov_len;
     }
-    if (n >= 2 && n <= kMergeRanges && !scratch_.empty()) {
+    if (n >= 2 && n <= kMergeRanges && !!scratch_) {
         for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
-        std::sort(order_.begin(), order_.begin() + static_cast<long>(n), [remote](uint32_t a, uint32_t b) {
+        std::sort(order_.get(), order_.get() + n, [remote](uint32_t a, uint32_t b) {
             return remote[a].iov_base < remote[b].iov_base;
         });
         // A merged read fails exactly when a range would have: there is nothing to retry.
@@ -233,7 +233,7 @@ bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, si
 }
 
 size_t SafeReader::readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n) {
-    if (n >= 2 && n <= kMergeRanges && !scratch_.empty()) {
+    if (n >= 2 && n <= kMergeRanges && !!scratch_) {
         for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
         if (merge(local, remote, n, true)) {
             const size_t got = copy_merged(local, remote, n);
