@@ -9,10 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <chrono>
-#include <functional>
 #include <thread>
 
 #include <cerrno>
@@ -22,6 +18,7 @@
 
 #include "collector.h"
 #include "layout.h"
+#include "metronome.h"
 #include "profile_data.h"
 #include "sampler.h"
 #include "speedscope.h"
@@ -235,7 +232,7 @@ private:
     std::vector<SampleCell> sink_;
 };
 
-// The CPU a thread spends per wake on the Asio timer alone, or with `reads` copies of 256 bytes
+// The CPU a thread spends per wake on the sampler's Metronome alone, or with `reads` copies of 256 bytes
 // through `reader` after each wake: on a virtual machine the first copy after a sleep costs far
 // more than the next ones, and this separates the two.
 double measure_timer_wakeups(double interval_ms, int wakeups, const std::string& reader, int reads) {
@@ -246,21 +243,15 @@ double measure_timer_wakeups(double interval_ms, int wakeups, const std::string&
     double per_wake = 0;
     std::thread t([&] {
         char src[256] = {1}, dst[256];
-        boost::asio::io_context io;
-        boost::asio::steady_timer timer(io);
-        const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(interval_ms * 1e6));
-        const auto origin = std::chrono::steady_clock::now();
+        Metronome metronome(static_cast<uint64_t>(interval_ms * 1e6));
+        std::atomic<uint64_t> missed{0};
         int k = 0;
-        std::function<void(const boost::system::error_code&)> wait = [&](const boost::system::error_code&) {
-            for (int i = 0; i < reads && k > 0; ++i) r.read(reinterpret_cast<uint64_t>(src), dst, sizeof dst);
-            if (++k > wakeups) return;
-            timer.expires_at(origin + interval * k);
-            timer.async_wait(wait);
-        };
         struct timespec a, b;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-        wait({});
-        io.run();
+        metronome.run([&] {
+            for (int i = 0; i < reads; ++i) r.read(reinterpret_cast<uint64_t>(src), dst, sizeof dst);
+            if (++k == wakeups) metronome.stop();
+        }, missed);
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
         per_wake = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / wakeups;
     });

@@ -4,10 +4,7 @@
 #include <unistd.h>
 #include <time.h>
 
-#include <boost/asio/steady_timer.hpp>
 #include <algorithm>
-#include <chrono>
-#include <functional>
 
 namespace spprof {
 
@@ -16,15 +13,6 @@ constexpr size_t kMaxThreads = 4096;
 constexpr int kRetries = 2;
 constexpr size_t kSeenCodes = 4096;  // a power of two
 
-// xorshift64*: the jitter needs no quality beyond not being periodic.
-struct Jitter {
-    uint64_t s;
-    int64_t next(int64_t span) {
-        s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
-        uint64_t r = s * 2685821657736338717ull;
-        return span > 0 ? static_cast<int64_t>(r % static_cast<uint64_t>(2 * span + 1)) - span : 0;
-    }
-};
 }  // namespace
 
 uint64_t monotonic_ns() {
@@ -38,7 +26,7 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
       seen_code_(kSeenCodes), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
-      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
+      capture_(layout, reader_, opts.max_depth), metronome_(opts.interval_ns), cells_(static_cast<size_t>(opts.max_depth) + 1),
       last_run_(opts.wall ? 0 : kChainSlots) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
 }
@@ -47,7 +35,6 @@ Sampler::~Sampler() { stop(); }
 
 bool Sampler::start(const std::string& forced_reader, std::string& error) {
     if (!open(forced_reader, error)) return false;
-    stopping_ = false;
     try {
         thread_ = std::thread([this] { run(); });
     } catch (const std::exception& e) {
@@ -80,44 +67,18 @@ void Sampler::take_baseline() {
 
 void Sampler::stop() {
     if (!thread_.joinable()) return;
-    stopping_ = true;
-    io_.stop();  // also holds when run() has not started yet: it then returns at once
+    metronome_.stop();  // also holds when run() has not started yet: it then returns at once
     thread_.join();
 }
 
 void Sampler::run() {
     pthread_setname_np(pthread_self(), "spprof-sampler");
     cpu_.begin();
-    boost::asio::steady_timer timer(io_);
-
-    using clock = std::chrono::steady_clock;
-    const auto interval = std::chrono::nanoseconds(opts_.interval_ns);
-    const auto origin = clock::now();
-    const int64_t span = static_cast<int64_t>(opts_.interval_ns / 20);  // +-5%
-    Jitter jitter{0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(origin.time_since_epoch().count())};
-    uint64_t k = 1;
-
-    std::function<void(const boost::system::error_code&)> on_tick;
-    auto schedule = [&] {
-        timer.expires_at(origin + interval * static_cast<int64_t>(k) + std::chrono::nanoseconds(jitter.next(span)));
-        timer.async_wait(on_tick);
-    };
-    on_tick = [&](const boost::system::error_code& ec) {
-        if (ec || stopping_) return;
+    metronome_.run([this] {
         tick(monotonic_ns(), true);
         counters_.ticks.fetch_add(1, std::memory_order_relaxed);
         counters_.reads.store(reader_.syscalls(), std::memory_order_relaxed);
-        // A late wake-up skips the ticks it overran and counts them; it never fires them back to back.
-        const uint64_t due = static_cast<uint64_t>((clock::now() - origin) / interval);
-        if (due > k) {
-            counters_.missed_ticks.fetch_add(due - k, std::memory_order_relaxed);
-            k = due;
-        }
-        ++k;
-        schedule();
-    };
-    schedule();
-    io_.run();
+    }, counters_.missed_ticks);
     cpu_.end();
 }
 

@@ -6,8 +6,6 @@
 // waiting: a full queue drops the sample and counts it.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -17,6 +15,7 @@
 
 #include "frame_capture.h"
 #include "layout.h"
+#include "metronome.h"
 #include "safe_read.h"
 #include "sample_queue.h"
 #include "threads.h"
@@ -90,11 +89,10 @@ private:
     CpuClocks clocks_;
     ThreadStates states_;
     FrameCapture capture_;
+    Metronome metronome_;
     std::vector<SampleCell> cells_;
     SamplerCounters counters_;
     std::thread thread_;
-    std::atomic<bool> stopping_{false};
-    boost::asio::io_context io_;
     OwnThreadCpu cpu_;
     // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
     // Fresh until the thread's next tick with CPU time: an older stack says little about where
