@@ -42,11 +42,16 @@ def late_worker(work, cpu):
         cpu["work"] = time.thread_time() - before
         time.sleep(0.15)  # ticks that read its clock once more, after the work
 
+    return late_thread(run, go.set)
+
+
+def late_thread(target, release):
+    """A body for with_idle_threads: runs target in a thread named "late", released 20 ticks on."""
     def body():
-        w = threading.Thread(target=run, name="late")
+        w = threading.Thread(target=target, name="late")
         w.start()
-        time.sleep(0.2)  # 20 ticks idle
-        go.set()
+        time.sleep(0.2)
+        release()
         w.join()
 
     return body
@@ -98,14 +103,7 @@ def test_cpu_used_with_the_gil_released_in_one_frame_is_charged():
         cpu["work"] = time.thread_time() - before
         time.sleep(0.15)
 
-    def body():
-        w = threading.Thread(target=hasher, name="late")
-        w.start()
-        time.sleep(0.2)  # 20 ticks idle
-        gate.release()
-        w.join()
-
-    profile = with_idle_threads(body)
+    profile = with_idle_threads(late_thread(hasher, gate.release))
     got = late_thread_weight(profile) / 1e9
     assert abs(got - cpu["work"]) <= 0.1 * cpu["work"], (got, cpu, profile.counters)
     assert profile.counters["clock_full_reads"] > 0, profile.counters
