@@ -8,9 +8,9 @@
 # Both embed the pyenv interpreter they were built for and link csrc/ (not the pybind11 module).
 #
 # Usage: bash ci/native_checks.sh [--seconds N | --long] [--seed S]   (arguments go to the fuzzer)
-#   SPPROF_NATIVE_VERSIONS  interpreters to check (default "3.9 3.10 3.11 3.13": object frames with
-#                           lnotab, then with the PEP 626 line table, cframe with the location table,
-#                           current_frame with co_version; 3.12 also works)
+#   SPPROF_NATIVE_VERSIONS  interpreters to check (default "3.9 3.10 3.11 3.12 3.13": object frames
+#                           with lnotab, then with the PEP 626 line table, cframe with the location
+#                           table, the same with C-stack entry frames, current_frame with co_version)
 # Builds are kept in ~/.cache/spprof/native-checks and redone only when a source changed.
 # Prints "native checks: clean" at the end, or exits nonzero.
 set -uo pipefail
@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         || { log "cannot install ${missing[*]}"; exit 1; }
 fi
 
-versions=${SPPROF_NATIVE_VERSIONS:-"3.9 3.10 3.11 3.13"}
+versions=${SPPROF_NATIVE_VERSIONS:-"3.9 3.10 3.11 3.12 3.13"}
 cache=${SPPROF_CACHE:-$HOME/.cache/spprof}/native-checks
 mkdir -p "$cache"
 warn="-Wall -Wextra -Wno-missing-field-initializers -Wno-unused-parameter"

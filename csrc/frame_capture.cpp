@@ -228,10 +228,12 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
         int owner = static_cast<signed char>(fb[L.if_owner]);
         uint64_t prev = load_u64(fb + L.if_previous);
         if (first) { remember_top(f + L.if_code, f + L.if_previous, fb + L.if_code, fb + L.if_previous); first = false; }
-        bool shim = owner == L.owner_cstack || owner == L.owner_interpreter;
+        const uint64_t code = load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
+        // 3.12 writes an entry frame's code before its owner: one copied in between is a shim too
+        bool shim = owner == L.owner_cstack || owner == L.owner_interpreter ||
+                    (L.trampoline_code != 0 && code == L.trampoline_code);
         if (!shim) {
             if (n == max_depth_) { truncated = true; break; }
-            uint64_t code = load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
             walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr)};
             // A suspended generator's frame has no caller: the chain changed under the walk.
             if (prev == 0 && owner == L.owner_generator) return reject(kTornSuspended);

@@ -99,6 +99,9 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
 #else
     l->interp_threads_head = OFF(PyInterpreterState, tstate_head);
 #endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    l->trampoline_code = (uint64_t)(uintptr_t)interp->interpreter_trampoline;
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
     l->gil = (uint64_t)(uintptr_t)interp->ceval.gil;
 #else

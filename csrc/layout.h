@@ -59,6 +59,7 @@ struct spprof_layout {
     uint32_t if_size, if_code, if_previous, if_instr, if_owner;
     uint64_t if_code_tag_mask;  /* 3.14 tags f_executable as a _PyStackRef */
     int owner_generator, owner_cstack, owner_interpreter;   /* -1 where the version has none */
+    uint64_t trampoline_code;   /* 3.12: the code object of every C-stack entry frame; 0 elsewhere */
 
     /* PyCodeObject */
     uint32_t co_size, co_firstlineno, co_name, co_qualname, co_filename, co_linetable;

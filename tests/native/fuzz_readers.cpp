@@ -472,6 +472,8 @@ void check_capture(Capture c, int depth, bool truncated, const std::vector<Frame
         bool ok;
         uint64_t type = read_u64(out[i].code + L.ob_type, ok);
         CHECK(ok && type == L.code_type, fmt("%s #%llu: frame %d's code 0x%llx is no code object", what, (unsigned long long)iter, i, (unsigned long long)out[i].code));
+        CHECK(L.trampoline_code == 0 || out[i].code != L.trampoline_code,
+              fmt("%s #%llu: frame %d is 3.12's entry-frame trampoline, not a frame of the program", what, (unsigned long long)iter, i));
         CHECK(out[i].instr_bytes >= -1, fmt("%s #%llu: instruction offset %lld", what, (unsigned long long)iter, (long long)out[i].instr_bytes));
         if (L.frame_model != SPPROF_FRAMES_OBJECTS) {
             int64_t units = static_cast<int64_t>(read_u64(out[i].code + L.ob_size, ok));
