@@ -37,11 +37,7 @@ size_t queue_cells_for(uint64_t memory_limit_bytes) {
     return std::max<size_t>(4096, std::min(kQueueCells, cells));
 }
 
-int64_t unix_ns() {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return static_cast<int64_t>(t.tv_sec) * 1000000000ll + t.tv_nsec;
-}
+int64_t unix_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
 
 NativeIds& native_ids() {
     static NativeIds* ids = new NativeIds();  // never freed: the sampler of a late stop may read it
@@ -63,11 +59,7 @@ struct Engine {
 
 std::unique_ptr<Engine> g_engine;
 
-uint64_t process_cpu_ns() {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
+uint64_t process_cpu_ns() { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
 [[noreturn]] void raise_os_error(const std::string& msg) {
     PyErr_SetString(PyExc_OSError, msg.c_str());
@@ -246,14 +238,12 @@ double measure_timer_wakeups(double interval_ms, int wakeups, const std::string&
         Metronome metronome(static_cast<uint64_t>(interval_ms * 1e6));
         std::atomic<uint64_t> missed{0};
         int k = 0;
-        struct timespec a, b;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         metronome.run([&] {
             for (int i = 0; i < reads; ++i) r.read(reinterpret_cast<uint64_t>(src), dst, sizeof dst);
             if (++k == wakeups) metronome.stop();
         }, missed);
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-        per_wake = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / wakeups;
+        per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
     });
     t.join();
     return per_wake;

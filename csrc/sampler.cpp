@@ -16,9 +16,7 @@ constexpr size_t kSeenCodes = 4096;  // a power of two
 }  // namespace
 
 uint64_t monotonic_ns() {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,

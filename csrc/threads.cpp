@@ -116,21 +116,23 @@ bool ThreadList::refresh(size_t i) {
            load_u64(copy + L.ts_thread_id) == t.ident;
 }
 
+uint64_t clock_ns(clockid_t id, bool& ok) {
+    struct timespec t;
+    ok = clock_gettime(id, &t) == 0;
+    return ok ? static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec) : 0;
+}
+
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok) {
     // The kernel's CPU clock of one thread by its tid (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD);
     // unlike pthread_getcpuclockid it cannot touch a pthread_t that has already died.
-    clockid_t id = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6u);
-    struct timespec t;
-    ok = tid != 0 && clock_gettime(id, &t) == 0;
-    return ok ? static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec) : 0;
+    ok = false;
+    return tid != 0 ? clock_ns(static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6u), ok) : 0;
 }
 
 void OwnThreadCpu::begin() { tid_.store(static_cast<uint32_t>(::gettid())); }
 
 void OwnThreadCpu::end() {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    final_ns_.store(static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec));
+    final_ns_.store(clock_ns(CLOCK_THREAD_CPUTIME_ID));
     tid_.store(0);
 }
 
@@ -174,11 +176,6 @@ CpuClocks::CpuClocks(size_t max_threads, uint64_t interval_ns)
     : prev_(max_threads), cur_(max_threads), threshold_ns_(interval_ns / 4) {}
 
 namespace {
-uint64_t clock_ns(clockid_t id) {
-    struct timespec t;
-    if (clock_gettime(id, &t) != 0) return 0;
-    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
 bool entry_less(uint64_t tid_a, uint64_t ts_a, uint64_t tid_b, uint64_t ts_b) {
     return tid_a != tid_b ? tid_a < tid_b : ts_a < ts_b;
 }

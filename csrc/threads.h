@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sys/uio.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -110,6 +111,12 @@ private:
     std::atomic<uint64_t> skipped_total_{0}, full_reads_{0};
 };
 
+// A kernel clock in nanoseconds; `ok` false (and 0) when it cannot be read.
+uint64_t clock_ns(clockid_t id, bool& ok);
+inline uint64_t clock_ns(clockid_t id) {
+    bool ok;
+    return clock_ns(id, ok);
+}
 uint64_t thread_cpu_ns(uint32_t tid, bool& ok);
 
 // The CPU time one of spprof's own threads has used, readable from any thread while that thread
