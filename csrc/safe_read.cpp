@@ -167,6 +167,9 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
 bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order) {
     spans_ = span_bytes_ = 0;
     if (n < 2 || n > kMergeRanges || !scratch_) return false;
+    for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
+    if (!in_order)
+        std::sort(order_.get(), order_.get() + n, [remote](uint32_t a, uint32_t b) { return remote[a].iov_base < remote[b].iov_base; });
     uint64_t lo = 0, hi = 0;
     bool open_span = false;  // the last span is in scratch_ and may grow
     for (size_t k = 0; k < n; ++k) {
@@ -221,25 +224,16 @@ bool SafeReader::readv(const struct iovec* local, const struct iovec* remote, si
         if (local[i].iov_len != remote[i].iov_len) return false;
         want += remote[i].iov_len;
     }
-    if (n >= 2 && n <= kMergeRanges && !!scratch_) {
-        for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
-        std::sort(order_.get(), order_.get() + n, [remote](uint32_t a, uint32_t b) {
-            return remote[a].iov_base < remote[b].iov_base;
-        });
-        // A merged read fails exactly when a range would have: there is nothing to retry.
-        if (merge(local, remote, n, false)) return copy_merged(local, remote, n) == want;
-    }
+    // A merged read fails exactly when a range would have: there is nothing to retry.
+    if (merge(local, remote, n, false)) return copy_merged(local, remote, n) == want;
     return readv_direct(local, remote, n) == want;
 }
 
 size_t SafeReader::readv_prefix(const struct iovec* local, const struct iovec* remote, size_t n) {
-    if (n >= 2 && n <= kMergeRanges && !!scratch_) {
-        for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
-        if (merge(local, remote, n, true)) {
-            const size_t got = copy_merged(local, remote, n);
-            if (got > 0) return got;
-            // Some range failed: read them as they are to learn which, in order.
-        }
+    if (merge(local, remote, n, true)) {
+        const size_t got = copy_merged(local, remote, n);
+        if (got > 0) return got;
+        // Some range failed: read them as they are to learn which, in order.
     }
     return readv_direct(local, remote, n);
 }

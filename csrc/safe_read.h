@@ -44,10 +44,10 @@ public:
 private:
     bool probe(ReadMethod m);
     size_t readv_direct(const struct iovec* local, const struct iovec* remote, size_t n);
-    // Groups the ranges, taken in order_[0..n), into spans_ of the scratch buffer; false when
-    // merging would save nothing or the spans do not fit. `in_order`: a range joins a span only
-    // after its end, so each range is still copied after the ones before it (a second read of
-    // one address stays a later read).
+    // Groups the ranges into spans_ of the scratch buffer, by address or (`in_order`) as given;
+    // false when merging would save nothing or the spans do not fit. In order, a range joins a
+    // span only after its end, so each range is still copied after the ones before it (a second
+    // read of one address stays a later read).
     bool merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order);
     size_t copy_merged(const struct iovec* local, const struct iovec* remote, size_t n);
     bool read_proc_mem(uint64_t addr, void* dst, size_t len);

@@ -175,12 +175,6 @@ bool ThreadStates::blocked(size_t slot, uint32_t tid) {
 CpuClocks::CpuClocks(size_t max_threads, uint64_t interval_ns)
     : prev_(max_threads), cur_(max_threads), threshold_ns_(interval_ns / 4) {}
 
-namespace {
-bool entry_less(uint64_t tid_a, uint64_t ts_a, uint64_t tid_b, uint64_t ts_b) {
-    return tid_a != tid_b ? tid_a < tid_b : ts_a < ts_b;
-}
-}  // namespace
-
 void CpuClocks::begin_tick(size_t threads) {
     read_ns_ = 0;
     skipped_now_ = 0;
@@ -198,10 +192,9 @@ void CpuClocks::begin_tick(size_t threads) {
 
 bool CpuClocks::observe(uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
                         uint64_t& delta_ns) {
-    auto less = [](const Entry& a, const Entry& b) { return entry_less(a.tid, a.tstate, b.tid, b.tstate); };
-    Entry key{tid, tstate, 0, 0, 0};
+    const Entry key{tid, tstate, 0, 0, 0};
     auto end = prev_.begin() + static_cast<long>(nprev_);
-    auto it = std::lower_bound(prev_.begin(), end, key, less);
+    auto it = std::lower_bound(prev_.begin(), end, key, Entry::before);
     const bool known = it != end && it->tid == tid && it->tstate == tstate;
     if (gate_ && known && it->idle >= kIdleTicks && it->activity == activity && !holds_gil) {
         if (ncur_ < cur_.size()) cur_[ncur_++] = *it;
@@ -239,8 +232,7 @@ void CpuClocks::end_tick() {
     std::swap(prev_, cur_);
     nprev_ = ncur_;
     ncur_ = 0;
-    std::sort(prev_.begin(), prev_.begin() + static_cast<long>(nprev_),
-              [](const Entry& a, const Entry& b) { return entry_less(a.tid, a.tstate, b.tid, b.tstate); });
+    std::sort(prev_.begin(), prev_.begin() + static_cast<long>(nprev_), Entry::before);
 }
 
 void CpuClocks::keep_previous() { ncur_ = 0; }

@@ -99,7 +99,10 @@ public:
     uint64_t full_reads() const { return full_reads_.load(std::memory_order_relaxed); }
 
 private:
-    struct Entry { uint32_t tid; uint64_t tstate; uint64_t cpu_ns; uint64_t activity; uint8_t idle; };
+    struct Entry {
+        uint32_t tid; uint64_t tstate; uint64_t cpu_ns; uint64_t activity; uint8_t idle;
+        static bool before(const Entry& a, const Entry& b) { return a.tid != b.tid ? a.tid < b.tid : a.tstate < b.tstate; }
+    };
     std::vector<Entry> prev_, cur_;
     size_t nprev_ = 0, ncur_ = 0;
     const uint64_t threshold_ns_;
