@@ -119,6 +119,7 @@ py::object stats() {
     d["cpu_before_block"] = c.before_block.load();
     d["clock_reads_skipped"] = e.sampler->clocks().skipped();
     d["clock_full_reads"] = e.sampler->clocks().full_reads();
+    d["thread_states_left_stale"] = c.states_stale.load();
     for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
     d["reader"] = std::string(e.sampler->reader_name());
     return d;

@@ -54,9 +54,10 @@ void Sampler::take_baseline() {
     for (int attempt = 0; attempt < 5; ++attempt) {
         if (!threads_.enumerate()) continue;
         uint64_t d;
+        clocks_.begin_tick(threads_.size(), true);
         for (size_t i = 0; i < threads_.size(); ++i) {
             const ThreadSeen& t = threads_[i];
-            clocks_.observe(t.tstate, t.tid, t.activity, false, false, d);
+            clocks_.observe(i, t.tstate, t.tid, t.activity, false, false, d);
         }
         clocks_.end_tick();
         return;
@@ -111,6 +112,10 @@ bool Sampler::new_code(const FrameRecord* frames, int depth) {
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
+    // A thread whose clock will not be read needs no fresh copy of its state either.
+    if (!opts_.wall)
+        for (size_t i = 0; i < threads_.size(); ++i)
+            if (clocks_.quiet(i, threads_[i].tstate, threads_[i].tid)) threads_.leave_stale(i);
     if (!threads_.enumerate()) {
         counters_.torn_lists.fetch_add(1, std::memory_order_relaxed);
         clocks_.keep_previous();
@@ -120,8 +125,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     if (!opts_.wall) clocks_.begin_tick(n);
     FrameRecord* frames = &cells_[1].frame;
+    uint64_t stale = 0;
     for (size_t i = 0; i < n; ++i) {
         const ThreadSeen& t = threads_[i];
+        stale += !threads_.fresh(i);
         const bool holds_gil = t.tstate == threads_.gil_holder();
         uint64_t weight = opts_.interval_ns;
         if (!opts_.wall) {
@@ -129,7 +136,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
                 continue;
             }
-            if (!clocks_.observe(t.tstate, t.tid, t.activity, holds_gil, count_new, weight) || weight == 0) continue;
+            if (!clocks_.observe(i, t.tstate, t.tid, t.activity, holds_gil, count_new, weight) || weight == 0) continue;
         }
         // cpu mode: a thread that used CPU since the previous tick and now sleeps or waits for
         // I/O used that CPU before it blocked. The call it waits in did not use it: it goes to
@@ -149,6 +156,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             push(t, t_ns, weight, last->depth, last->truncated);
             continue;
         }
+        // It was quiet and left uncopied, and now ran: its stack needs its state as it is now.
+        if (!threads_.fresh(i) && !threads_.refresh(i)) continue;  // likely gone
         int depth = 0;
         bool truncated = false;
         Capture c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
@@ -177,6 +186,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         if (new_code(frames, depth)) drain_.request();
     }
     if (!opts_.wall) clocks_.end_tick();
+    if (stale != 0) counters_.states_stale.fetch_add(stale, std::memory_order_relaxed);
 }
 
 }  // namespace spprof

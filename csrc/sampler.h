@@ -40,6 +40,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> threads_max{0};
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory
     std::atomic<uint64_t> before_block{0};  // cpu-mode samples charged to where the thread last ran
+    std::atomic<uint64_t> states_stale{0};  // thread states not copied at a tick (quiet threads)
 };
 
 class Sampler {

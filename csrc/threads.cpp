@@ -46,6 +46,8 @@ ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const Na
     copies_.resize(max_threads * L.ts_size);
     gil_.resize(L.gil_size);
     seen_.resize(max_threads);
+    stale_ok_.resize(max_threads);
+    fresh_.resize(max_threads);
     iov_local_.resize(max_threads + 2);
     iov_remote_.resize(max_threads + 2);
 }
@@ -62,29 +64,40 @@ void ThreadList::record(size_t i, uint64_t ts) {
     t.activity = mix64(load_u64(copy + L.ts_frame), L.has_native_thread_id ? load_u64(copy + L.ts_datastack_top) : 0);
 }
 
-// The list rarely changes between ticks: read the head, every thread state of the last tick and
-// the GIL in one system call, and keep the result if the chain still links them in the same order.
+// The list rarely changes between ticks: read the head, the thread states of the last tick (less
+// those marked by leave_stale) and the GIL in one system call, and keep the result if the chain
+// still links them in the same order. A new thread is linked in at the head, which is always
+// read; an uncopied thread's link is unknown, and the check resumes at the next copied one.
 bool ThreadList::enumerate_as_before() {
     const size_t n = count_;
     if (n == 0 || n >= max_) return false;
+    const bool all = ++since_all_ >= kCopyAllEvery;
+    if (all) since_all_ = 0;
     uint64_t head = 0;
     iov_local_[0] = {&head, sizeof head};
     iov_remote_[0] = {reinterpret_cast<void*>(L.interp + L.interp_threads_head), sizeof head};
+    size_t k = 1;
     for (size_t i = 0; i < n; ++i) {
-        iov_local_[i + 1] = {copies_.data() + i * L.ts_size, L.ts_size};
-        iov_remote_[i + 1] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
+        fresh_[i] = all || !stale_ok_[i];
+        if (!fresh_[i]) continue;
+        iov_local_[k] = {copies_.data() + i * L.ts_size, L.ts_size};
+        iov_remote_[k++] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
     }
-    iov_local_[n + 1] = {gil_.data(), gil_.size()};
-    iov_remote_[n + 1] = {reinterpret_cast<void*>(L.gil), gil_.size()};
-    if (!reader_.readv(iov_local_.data(), iov_remote_.data(), n + 2)) return false;
+    iov_local_[k] = {gil_.data(), gil_.size()};
+    iov_remote_[k++] = {reinterpret_cast<void*>(L.gil), gil_.size()};
+    if (!reader_.readv(iov_local_.data(), iov_remote_.data(), k)) return false;
     uint64_t expect = head;
+    bool known = true;
     for (size_t i = 0; i < n; ++i) {
+        if (known && expect != seen_[i].tstate) return false;
+        known = fresh_[i] != 0;
+        if (!known) continue;
         const uint8_t* copy = copies_.data() + i * L.ts_size;
-        if (expect != seen_[i].tstate || load_u64(copy + L.ts_interp) != L.interp) return false;
+        if (load_u64(copy + L.ts_interp) != L.interp) return false;
         expect = load_u64(copy + L.ts_next);
     }
-    if (expect != 0) return false;
-    for (size_t i = 0; i < n; ++i) record(i, seen_[i].tstate);
+    if (known && expect != 0) return false;
+    for (size_t i = 0; i < n; ++i) if (fresh_[i]) record(i, seen_[i].tstate);
     // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
     if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = load_u64(gil_.data() + L.gil_last_holder);
     return true;
@@ -93,7 +106,10 @@ bool ThreadList::enumerate_as_before() {
 bool ThreadList::enumerate() {
     overflowed_ = false;
     gil_holder_ = 0;
-    if (enumerate_as_before()) return true;
+    const bool as_before = enumerate_as_before();
+    std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0);
+    if (as_before) return true;
+    since_all_ = 0;
     count_ = 0;
     uint64_t ts = 0;
     if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
@@ -103,6 +119,7 @@ bool ThreadList::enumerate() {
         uint8_t* copy = copies_.data() + count_ * L.ts_size;
         // not ours: freed and reused
         if (!reader_.read(ts, copy, L.ts_size) || load_u64(copy + L.ts_interp) != L.interp) { count_ = 0; return false; }
+        fresh_[count_] = 1;
         record(count_++, ts);
         ts = load_u64(copy + L.ts_next);
     }
@@ -112,8 +129,10 @@ bool ThreadList::enumerate() {
 bool ThreadList::refresh(size_t i) {
     ThreadSeen& t = seen_[i];
     uint8_t* copy = copies_.data() + i * L.ts_size;
-    return reader_.read(t.tstate, copy, L.ts_size) && load_u64(copy + L.ts_interp) == L.interp &&
-           load_u64(copy + L.ts_thread_id) == t.ident;
+    fresh_[i] = reader_.read(t.tstate, copy, L.ts_size) && load_u64(copy + L.ts_interp) == L.interp &&
+                load_u64(copy + L.ts_thread_id) == t.ident;
+    if (!fresh_[i]) since_all_ = kCopyAllEvery;  // its copy is now torn: never leave it stale
+    return fresh_[i] != 0;
 }
 
 uint64_t clock_ns(clockid_t id, bool& ok) {
@@ -173,12 +192,14 @@ bool ThreadStates::blocked(size_t slot, uint32_t tid) {
 }
 
 CpuClocks::CpuClocks(size_t max_threads, uint64_t interval_ns)
-    : prev_(max_threads), cur_(max_threads), threshold_ns_(interval_ns / 4) {}
+    : prev_(max_threads), cur_(max_threads), order_(max_threads), threshold_ns_(interval_ns / 4) {}
 
-void CpuClocks::begin_tick(size_t threads) {
+void CpuClocks::begin_tick(size_t threads, bool baseline) {
     read_ns_ = 0;
     skipped_now_ = 0;
-    gating_ = threads >= kGateThreads;
+    ncur_ = std::min(threads, cur_.size());
+    std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
+    gating_ = !baseline && threads >= kGateThreads;
     if (!gating_) {
         have_base_ = false;
         gate_ = false;
@@ -190,14 +211,32 @@ void CpuClocks::begin_tick(size_t threads) {
     if (read_all_) full_reads_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool CpuClocks::observe(uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
+const CpuClocks::Entry* CpuClocks::previous(size_t i, uint64_t tstate, uint32_t tid) {
+    if (i < nprev_ && prev_[i].tid == tid && prev_[i].tstate == tstate) return &prev_[i];
+    auto key = [this](uint32_t p) { return std::make_pair(prev_[p].tid, prev_[p].tstate); };
+    if (!ordered_) {
+        for (size_t p = 0; p < nprev_; ++p) order_[p] = static_cast<uint32_t>(p);
+        std::sort(order_.begin(), order_.begin() + static_cast<long>(nprev_),
+                  [&](uint32_t a, uint32_t b) { return key(a) < key(b); });
+        ordered_ = true;
+    }
+    const auto end = order_.begin() + static_cast<long>(nprev_);
+    const auto it = std::lower_bound(order_.begin(), end, std::make_pair(tid, tstate),
+                                     [&](uint32_t p, const std::pair<uint32_t, uint64_t>& k) { return key(p) < k; });
+    return it != end && key(*it) == std::make_pair(tid, tstate) ? &prev_[*it] : nullptr;
+}
+
+bool CpuClocks::quiet(size_t i, uint64_t tstate, uint32_t tid) const {
+    return have_base_ && !read_all_ && nprev_ >= kGateThreads && i < nprev_ && prev_[i].tid == tid &&
+           tid != 0 && prev_[i].tstate == tstate && prev_[i].idle >= kIdleTicks;
+}
+
+bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
                         uint64_t& delta_ns) {
-    const Entry key{tid, tstate, 0, 0, 0};
-    auto end = prev_.begin() + static_cast<long>(nprev_);
-    auto it = std::lower_bound(prev_.begin(), end, key, Entry::before);
-    const bool known = it != end && it->tid == tid && it->tstate == tstate;
-    if (gate_ && known && it->idle >= kIdleTicks && it->activity == activity && !holds_gil) {
-        if (ncur_ < cur_.size()) cur_[ncur_++] = *it;
+    const Entry* before = tid != 0 ? previous(i, tstate, tid) : nullptr;
+    Entry* slot = i < ncur_ ? &cur_[i] : nullptr;
+    if (gate_ && before != nullptr && before->idle >= kIdleTicks && before->activity == activity && !holds_gil) {
+        if (slot != nullptr) *slot = *before;
         ++skipped_now_;
         delta_ns = 0;
         return true;
@@ -205,12 +244,12 @@ bool CpuClocks::observe(uint64_t tstate, uint32_t tid, uint64_t activity, bool h
     bool ok;
     uint64_t now = thread_cpu_ns(tid, ok);
     if (!ok) return false;
-    if (known && now >= it->cpu_ns) delta_ns = now - it->cpu_ns;
+    if (before != nullptr && now >= before->cpu_ns) delta_ns = now - before->cpu_ns;
     else delta_ns = count_new ? now : 0;  // a new thread, or a tid reused by one
     read_ns_ += delta_ns;
     uint8_t idle = 0;
-    if (known && delta_ns == 0) idle = static_cast<uint8_t>(std::min<int>(it->idle + 1, 255));
-    if (ncur_ < cur_.size()) cur_[ncur_++] = {tid, tstate, now, activity, idle};
+    if (before != nullptr && delta_ns == 0) idle = static_cast<uint8_t>(std::min<int>(before->idle + 1, 255));
+    if (slot != nullptr) *slot = {tid, tstate, now, activity, idle};
     return true;
 }
 
@@ -232,7 +271,7 @@ void CpuClocks::end_tick() {
     std::swap(prev_, cur_);
     nprev_ = ncur_;
     ncur_ = 0;
-    std::sort(prev_.begin(), prev_.begin() + static_cast<long>(nprev_), Entry::before);
+    ordered_ = false;
 }
 
 void CpuClocks::keep_previous() { ncur_ = 0; }

@@ -44,8 +44,15 @@ public:
     // Copies every thread state of the interpreter. False when the list changed under the walk
     // (a pointer failed a check); the caller then skips the tick.
     bool enumerate();
-    // Copies thread i's state again, for a walk to retry on fresher data.
+    // Copies thread i's state again, for a walk to retry on fresher data, or for a thread whose
+    // copy was left stale. When that fails, the next enumerate() copies every thread state.
     bool refresh(size_t i);
+    // Thread i of the current list need not be copied at the next enumerate(): its copy stays
+    // the last one. Each page copied costs the kernel a page pin, and in a server of many
+    // waiting threads those pins were most of a tick. The marks last one enumerate().
+    void leave_stale(size_t i) { if (i < count_) stale_ok_[i] = 1; }
+    // Whether thread i's copy was taken by the last enumerate() or a refresh() since.
+    bool fresh(size_t i) const { return fresh_[i] != 0; }
     size_t size() const { return count_; }
     const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
     bool overflowed() const { return overflowed_; }
@@ -54,6 +61,10 @@ public:
     uint64_t gil_holder() const { return gil_holder_; }
 
 private:
+    // Even with marks, every thread state is copied this often: a thread that exits between
+    // two uncopied neighbours is noticed then, and its stale entry dropped.
+    static constexpr unsigned kCopyAllEvery = 16;
+
     bool enumerate_as_before();
     void record(size_t i, uint64_t ts);
 
@@ -65,6 +76,8 @@ private:
     std::vector<uint8_t> gil_;
     uint64_t gil_holder_ = 0;
     std::vector<ThreadSeen> seen_;
+    std::vector<uint8_t> stale_ok_, fresh_;
+    unsigned since_all_ = 0;
     std::vector<struct iovec> iov_local_, iov_remote_;
     size_t count_ = 0;
     bool overflowed_ = false;
@@ -85,25 +98,33 @@ public:
     static constexpr uint8_t kIdleTicks = 2;
 
     CpuClocks(size_t max_threads, uint64_t interval_ns);
-    // Called on the thread that observes, before its observe() calls.
-    void begin_tick(size_t threads);
-    // The CPU time of (tstate, tid) since it was last observed. A thread not seen before counts
-    // from its start when `count_new` (it began after the previous tick), else it only sets a
-    // baseline. `activity` is what of its thread state changes when it calls or returns.
-    // Returns false when the clock cannot be read (the thread has exited).
-    bool observe(uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
+    // Called on the thread that observes, before its observe() calls; `baseline` when the calls
+    // only set where the next tick counts from.
+    void begin_tick(size_t threads, bool baseline = false);
+    // The CPU time of (tstate, tid), thread `i` of this tick's list, since it was last observed.
+    // A thread not seen before counts from its start when `count_new` (it began after the
+    // previous tick), else it only sets a baseline. `activity` is what of its thread state
+    // changes when it calls or returns. Returns false when the clock cannot be read (the thread
+    // has exited).
+    bool observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
                  uint64_t& delta_ns);
+    // Before begin_tick: whether thread i of the previous tick's list, if it is still
+    // (tstate, tid), will have its clock left unread unless it holds the GIL or its activity
+    // changed. Its thread state then need not be copied either.
+    bool quiet(size_t i, uint64_t tstate, uint32_t tid) const;
     void end_tick();       // what was observed becomes the baseline of the next tick
     void keep_previous();  // a skipped tick keeps the old baseline
     uint64_t skipped() const { return skipped_total_.load(std::memory_order_relaxed); }
     uint64_t full_reads() const { return full_reads_.load(std::memory_order_relaxed); }
 
 private:
-    struct Entry {
-        uint32_t tid; uint64_t tstate; uint64_t cpu_ns; uint64_t activity; uint8_t idle;
-        static bool before(const Entry& a, const Entry& b) { return a.tid != b.tid ? a.tid < b.tid : a.tstate < b.tstate; }
-    };
+    // By position in the thread list, which rarely changes: found at its own position, a thread
+    // needs no search. tid 0 marks a position with no clock.
+    struct Entry { uint32_t tid; uint64_t tstate; uint64_t cpu_ns; uint64_t activity; uint8_t idle; };
+    const Entry* previous(size_t i, uint64_t tstate, uint32_t tid);
     std::vector<Entry> prev_, cur_;
+    std::vector<uint32_t> order_;  // positions of prev_ by (tid, tstate), sorted once a thread moved
+    bool ordered_ = false;
     size_t nprev_ = 0, ncur_ = 0;
     const uint64_t threshold_ns_;
     bool gating_ = false, gate_ = false, read_all_ = false, have_base_ = false;

@@ -86,6 +86,37 @@ def test_a_thread_that_wakes_after_a_long_wait_is_charged_all_its_cpu():
     assert in_burst.get("burst", 0) / 1e9 >= 0.9 * cpu["work"], (in_burst, cpu)
 
 
+def parked_inner(go):
+    go.wait()
+
+
+def parked_outer(go):
+    parked_inner(go)
+
+
+def test_a_thread_whose_state_was_left_uncopied_is_walked_as_it_is_after_waking():
+    # A quiet thread's state is not copied at every tick. Once it runs again, its stack must come
+    # from its state as it is now: never the frames it was parked in.
+    go = threading.Event()
+    cpu = {}
+
+    def run():
+        parked_outer(go)
+        cpu["woke_ns"] = time.monotonic_ns()
+        before = time.thread_time()
+        burst()
+        cpu["work"] = time.thread_time() - before
+        time.sleep(0.15)
+
+    profile = with_idle_threads(late_thread(run, go.set))
+    assert profile.counters["thread_states_left_stale"] > 0, profile.counters
+    after = [s for s in profile.samples if s.thread_name == "late" and s.timestamp_ns >= cpu["woke_ns"]]
+    parked = [s for s in after if any(f.function_name.startswith("parked_") for f in s.frames)]
+    assert parked == [], parked[:3]
+    in_burst = sum(s.weight_ns for s in after if any(f.function_name == "burst" for f in s.frames))
+    assert in_burst / 1e9 >= 0.9 * cpu["work"], (in_burst, cpu, profile.counters)
+
+
 def test_cpu_used_with_the_gil_released_in_one_frame_is_charged():
     # The thread waits and works in one frame, in C calls that release the GIL: neither its frames
     # nor the GIL show the work, only the process's clock does.
