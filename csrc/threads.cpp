@@ -205,8 +205,6 @@ void CpuClocks::begin_tick(size_t threads, bool baseline) {
         gate_ = false;
         return;
     }
-    process_ns_ = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-    own_ns_ = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     gate_ = have_base_ && !read_all_;
     if (read_all_) full_reads_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -255,6 +253,13 @@ bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activi
 
 void CpuClocks::end_tick() {
     if (gating_) {
+        // Read after the threads' clocks: the process's clock leaves out the time a thread
+        // running on another CPU has used since that CPU's last scheduler tick, and reading the
+        // thread's own clock brings it in. Read before, a busy thread's clock ran ahead of the
+        // process's by up to a scheduler tick, and that noise alone read every clock at 1 tick
+        // in 10.
+        process_ns_ = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+        own_ns_ = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         if (skipped_now_ == 0) {
             unread_ns_ = 0;  // every clock is current: nothing is left unaccounted
         } else {
