@@ -124,7 +124,8 @@ def _child_latency(spec: dict) -> dict:
     return {"start_s": starts, "stop_s": stops}
 
 
-TIMER_VARIANTS = (("", 0), ("vm_readv", 1), ("vm_readv", 2), ("pipe", 1), ("pipe", 2))
+# ("sleep", 0): a clock_nanosleep loop with no Asio and no reads, the machine's own price of a wake
+TIMER_VARIANTS = (("sleep", 0), ("", 0), ("vm_readv", 1), ("vm_readv", 2), ("pipe", 1), ("pipe", 2))
 
 
 def timer_key(ms: int, reader: str, reads: int) -> str:
@@ -132,8 +133,9 @@ def timer_key(ms: int, reader: str, reads: int) -> str:
 
 
 def timer_table(timer: dict) -> str:
-    out = ["| interval | timer alone | + 1 copy, process_vm_readv | + 2 copies | + 1 copy, pipe | + 2 copies |",
-           "|---|---|---|---|---|---|"]
+    out = ["| interval | clock_nanosleep alone | Asio timer alone | + 1 copy, process_vm_readv | + 2 copies"
+           " | + 1 copy, pipe | + 2 copies |",
+           "|---|---|---|---|---|---|---|"]
     for ms in (1, 10):
         cells = [f"{timer[timer_key(ms, r, n)]:.1f} µs" for r, n in TIMER_VARIANTS]
         out.append(f"| {ms} ms | " + " | ".join(cells) + " |")
@@ -148,7 +150,10 @@ def _child_timer(spec: dict) -> dict:
     for _ in range(3):
         for ms in (1, 10):
             for reader, reads in TIMER_VARIANTS:
-                per_wake = _native.measure_timer_wakeups(ms, int(1000 / ms), reader, reads) / 1000
+                if reader == "sleep":
+                    per_wake = _native.measure_sleep_wakeups(ms, int(1000 / ms)) / 1000
+                else:
+                    per_wake = _native.measure_timer_wakeups(ms, int(1000 / ms), reader, reads) / 1000
                 out.setdefault(timer_key(ms, reader, reads), []).append(per_wake)
     return {k: statistics.median(v) for k, v in out.items()}
 
@@ -280,8 +285,8 @@ def main() -> None:
     timer = run_child(args.python, {"kind": "timer"}, timeout)
     print(markdown(rows))
     print()
-    print("CPU per wake of a thread on the Asio timer, alone and with copies of 256 bytes after each wake"
-          " (medians of 3, 1 s each):")
+    print("CPU per wake of a thread that only sleeps (clock_nanosleep), on the Asio timer, and on the timer"
+          " with copies of 256 bytes after each wake (medians of 3, 1 s each):")
     print(timer_table(timer))
     for k in ("start", "stop"):
         print(f"{k}() latency (1 busy background thread, interval 10 ms, {LATENCY_REPEATS} repeats): "

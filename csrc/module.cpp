@@ -225,6 +225,20 @@ private:
     std::vector<SampleCell> sink_;
 };
 
+// The CPU time a new thread spends running `body`, without the GIL, per one of its `wakeups`.
+template <class Body>
+double cpu_per_wake(int wakeups, Body body) {
+    py::gil_scoped_release nogil;
+    double per_wake = 0;
+    std::thread t([&] {
+        const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        body();
+        per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
+    });
+    t.join();
+    return per_wake;
+}
+
 // The CPU a thread spends per wake on the sampler's Metronome alone, or with `reads` copies of 256 bytes
 // through `reader` after each wake: on a virtual machine the first copy after a sleep costs far
 // more than the next ones, and this separates the two.
@@ -232,22 +246,31 @@ double measure_timer_wakeups(double interval_ms, int wakeups, const std::string&
     SafeReader r;
     std::string error;
     if (reads > 0 && !r.open(reader, error)) raise_os_error("spprof: " + error);
-    py::gil_scoped_release nogil;
-    double per_wake = 0;
-    std::thread t([&] {
+    Metronome metronome(static_cast<uint64_t>(interval_ms * 1e6));  // set up outside the count
+    return cpu_per_wake(wakeups, [&] {
         char src[256] = {1}, dst[256];
-        Metronome metronome(static_cast<uint64_t>(interval_ms * 1e6));
         std::atomic<uint64_t> missed{0};
         int k = 0;
-        const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         metronome.run([&] {
             for (int i = 0; i < reads; ++i) r.read(reinterpret_cast<uint64_t>(src), dst, sizeof dst);
             if (++k == wakeups) metronome.stop();
         }, missed);
-        per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
     });
-    t.join();
-    return per_wake;
+}
+
+// The same for a thread that only sleeps to absolute deadlines with clock_nanosleep, no Asio, no
+// epoll, no reads: what this machine charges for waking a thread, below which no sampler goes.
+double measure_sleep_wakeups(double interval_ms, int wakeups) {
+    return cpu_per_wake(wakeups, [&] {
+        const uint64_t step = static_cast<uint64_t>(interval_ms * 1e6);
+        uint64_t deadline = monotonic_ns();
+        for (int k = 0; k < wakeups; ++k) {
+            deadline += step;
+            const struct timespec ts = {static_cast<time_t>(deadline / 1000000000ull),
+                                        static_cast<long>(deadline % 1000000000ull)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {}
+        }
+    });
 }
 
 }  // namespace
@@ -323,5 +346,6 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("torn", &EngineBench::torn);
     m.def("measure_timer_wakeups", &measure_timer_wakeups, py::arg("interval_ms"), py::arg("wakeups"),
           py::arg("reader") = "", py::arg("reads") = 0);
+    m.def("measure_sleep_wakeups", &measure_sleep_wakeups, py::arg("interval_ms"), py::arg("wakeups"));
     m.def("register_native_id", [](uint64_t ident, uint32_t tid) { native_ids().put(ident, tid); });
 }
