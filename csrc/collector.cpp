@@ -126,6 +126,7 @@ void Collector::ingest(const SampleHeader& h, const FrameRecord* frames) {
     }
     stack_.clear();
     if (h.flags & kSampleTruncated) stack_.push_back(symbols_->truncated_frame());
+    if (h.flags & kSampleUnknown) stack_.push_back(symbols_->unknown_frame());
     for (size_t i = h.depth; i-- > 0;) {
         uint32_t f = symbols_->frame_for(frames[i].code, frames[i].fingerprint, frames[i].instr_bytes);
         if (f != SymbolTable::kHidden) stack_.push_back(f);

@@ -8,11 +8,13 @@ namespace spprof {
 
 const char* const kTornReasonNames[kTornReasons] = {
     "torn_pointer", "torn_unreadable", "torn_not_frame", "torn_not_running", "torn_suspended",
-    "torn_not_code", "torn_instruction", "torn_top_moved"};
+    "torn_not_code", "torn_instruction", "torn_top_moved", "torn_anchor"};
 
 namespace {
 constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
+constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 cframe moved
+constexpr int kQuickRetries = 2;      // torn walks taken again at once
 constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
 constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
@@ -59,8 +61,16 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     truncated = false;
     pf_ = nullptr;
     pf_ready_ = false;
-    Capture c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts_addr, ts, n, truncated)
-                                                       : walk_interpreter(ts_addr, ts, n, truncated);
+    // A walk through a generator's frame reads that frame after the consistent copy, and the
+    // generator may have suspended in between: such a walk is taken again at once, before the
+    // thread moves further from where its state was copied.
+    Capture c = Capture::Torn;
+    for (int attempt = 0; c == Capture::Torn && attempt <= kQuickRetries; ++attempt) {
+        n = 0;
+        truncated = false;
+        c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts_addr, ts, n, truncated)
+                                                   : walk_interpreter(ts_addr, ts, n, truncated);
+    }
     depth = 0;
     if (c != Capture::Ok) return c;
     if (n == 0) return Capture::Empty;
@@ -165,16 +175,17 @@ bool FrameCapture::copy_older_chunk(uint64_t addr) {
 // frame is an ancestor of the other in it (the thread only went deeper, or only returned), and
 // torn otherwise. Requiring equality would drop nearly every sample taken inside a short call.
 Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
-    uint64_t anchor;
     moved_to_ = 0;
-    if (L.frame_model == SPPROF_FRAMES_CFRAME) {
-        uint64_t cframe = load_u64(ts + L.ts_frame);
-        if (cframe == 0) return Capture::Empty;
-        if (!plausible(cframe)) return reject(kTornPointer);
-        anchor = cframe + L.cframe_current_frame;
-    } else {
-        anchor = ts_addr + L.ts_frame;
-    }
+    // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
+    // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
+    // copy may name one already left, whose stale slot holds an outer or dead frame. The cframe
+    // pointer is read before and after the anchor in the same batch, and the batch is taken again
+    // from the newer cframe when it moved.
+    const bool via_cframe = L.frame_model == SPPROF_FRAMES_CFRAME;
+    uint64_t cframe = via_cframe ? load_u64(ts + L.ts_frame) : 0;
+    if (via_cframe && cframe == 0) return Capture::Empty;
+    if (via_cframe && !plausible(cframe)) return reject(kTornPointer);
+    uint64_t anchor = via_cframe ? cframe + L.cframe_current_frame : ts_addr + L.ts_frame;
 
     chunk_lo_ = chunk_hi_ = 0;
     older_lo_ = older_hi_ = older_next_ = 0;
@@ -182,30 +193,41 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
     uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
     uint64_t top = load_u64(ts + L.ts_datastack_top);
     uint64_t limit = load_u64(ts + L.ts_datastack_limit);
-    if (plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30)) {
+    for (int attempt = 0; plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30); ++attempt) {
+        if (!plausible(cframe) && via_cframe) return reject(kTornPointer);
+        anchor = via_cframe ? cframe + L.cframe_current_frame : anchor;
         // Frames pushed since the thread state was copied lie just above top: take some of them too.
         uint64_t hi = std::min(limit, top + kChunkSlack);
         // From the chunk's start when it fits: its header links to the older chunk.
         uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
-        uint64_t again = 0;
+        uint64_t again = 0, cf_before = cframe, cf_after = cframe;
         struct iovec* l = local_.data();
         struct iovec* r = remote_.data();
-        l[0] = {&f, 8};
-        l[1] = {chunk_.data(), hi - lo};
-        l[2] = {&again, 8};
-        r[0] = {reinterpret_cast<void*>(anchor), 8};
-        r[1] = {reinterpret_cast<void*>(lo), hi - lo};
-        r[2] = {reinterpret_cast<void*>(anchor), 8};
-        const size_t main_bytes = 16 + (hi - lo);
-        size_t total = 3 + add_prefetch(ts_addr, l + 3, r + 3);
+        size_t k = 0;
+        void* const cf_addr = reinterpret_cast<void*>(ts_addr + L.ts_frame);
+        if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
+        l[k] = {&f, 8};
+        r[k++] = {reinterpret_cast<void*>(anchor), 8};
+        l[k] = {chunk_.data(), hi - lo};
+        r[k++] = {reinterpret_cast<void*>(lo), hi - lo};
+        l[k] = {&again, 8};
+        r[k++] = {reinterpret_cast<void*>(anchor), 8};
+        if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
+        const size_t main_bytes = 8 * k - 8 + (hi - lo);
+        size_t total = k + add_prefetch(ts_addr, l + k, r + k);
         size_t copied = reader_.readv_prefix(l, r, total);
         prefetch_done(main_bytes, copied);
-        if (copied >= main_bytes) {
-            moved_to_ = again;
-            chunk_lo_ = lo;
-            chunk_hi_ = hi;
-            if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
+        if (copied < main_bytes) break;
+        if (cf_before != cframe || cf_after != cframe) {
+            if (attempt == kAnchorRetries) return reject(kTornAnchor);
+            cframe = cf_after;
+            continue;
         }
+        moved_to_ = again;
+        chunk_lo_ = lo;
+        chunk_hi_ = hi;
+        if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
+        break;
     }
     if (chunk_hi_ == 0 && !reader_.read(anchor, &f, sizeof f)) return reject(kTornUnreadable);
     if (f == 0) return Capture::Empty;

@@ -26,7 +26,7 @@ inline size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_add
 
 // Why a walk was rejected; counted for stats().
 enum TornReason { kTornPointer, kTornUnreadable, kTornNotFrame, kTornNotRunning, kTornSuspended,
-                  kTornNotCode, kTornInstruction, kTornTopMoved, kTornReasons };
+                  kTornNotCode, kTornInstruction, kTornTopMoved, kTornAnchor, kTornReasons };
 extern const char* const kTornReasonNames[kTornReasons];
 
 class FrameCapture {

@@ -105,6 +105,7 @@ py::object stats() {
     d["dropped_memory_limit"] = e.collector->dropped_memory();
     d["torn_walks"] = c.torn.load() + c.torn_lists.load();
     d["walk_retries"] = c.retries.load();
+    d["torn_charged"] = c.torn_charged.load();
     d["missed_ticks"] = c.missed_ticks.load();
     d["ticks"] = c.ticks.load();
     d["threads_seen"] = c.threads_max.load();

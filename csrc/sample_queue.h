@@ -36,7 +36,8 @@ struct FrameRecord {
     int64_t reserved;
 };
 
-enum : uint16_t { kSampleTruncated = 1 };
+// kSampleUnknown: the walk was torn after every retry; its weight goes to "<unknown>", not nowhere.
+enum : uint16_t { kSampleTruncated = 1, kSampleUnknown = 2 };
 
 union SampleCell {
     SampleHeader header;

@@ -81,14 +81,14 @@ void Sampler::run() {
     cpu_.end();
 }
 
-void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated) {
+void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, uint16_t flags) {
     SampleHeader& h = cells_[0].header;
     h.t_ns = t_ns;
     h.thread_ident = t.ident;
     h.weight_ns = weight;
     h.native_tid = t.tid;
     h.depth = static_cast<uint16_t>(depth);
-    h.flags = truncated ? kSampleTruncated : 0;
+    h.flags = flags;
     const size_t n = static_cast<size_t>(depth) + 1;
     if (queue_.write_available() >= n && queue_.push(cells_.data(), n) == n)
         counters_.collected.fetch_add(1, std::memory_order_relaxed);
@@ -153,7 +153,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             last->fresh = false;
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);
-            push(t, t_ns, weight, last->depth, last->truncated);
+            push(t, t_ns, weight, last->depth, last->truncated ? kSampleTruncated : 0);
             continue;
         }
         // It was quiet and left uncopied, and now ran: its stack needs its state as it is now.
@@ -169,7 +169,11 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         }
         if (c == Capture::Empty) continue;
         if (c == Capture::Torn) {
+            // The thread ran, so its time is kept: it goes to "<unknown>", never to a stack that
+            // may not have been running, and is counted.
             counters_.torn.fetch_add(1, std::memory_order_relaxed);
+            counters_.torn_charged.fetch_add(1, std::memory_order_relaxed);
+            push(t, t_ns, weight, 0, kSampleUnknown);
             continue;
         }
         if (last != nullptr) {
@@ -182,7 +186,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 std::copy(frames, frames + depth, last->frames.begin());
             }
         }
-        push(t, t_ns, weight, depth, truncated);
+        push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
         if (new_code(frames, depth)) drain_.request();
     }
     if (!opts_.wall) clocks_.end_tick();

@@ -34,6 +34,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> collected{0};
     std::atomic<uint64_t> dropped_full{0};
     std::atomic<uint64_t> torn{0};         // walks rejected after every retry
+    std::atomic<uint64_t> torn_charged{0}; // ... whose weight went to <unknown>
     std::atomic<uint64_t> retries{0};
     std::atomic<uint64_t> torn_lists{0};
     std::atomic<uint64_t> unidentified{0};
@@ -73,7 +74,7 @@ private:
     void run();
     void take_baseline();
     // Queues one sample and counts it as collected, or as dropped when the queue is full.
-    void push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, bool truncated);
+    void push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, uint16_t flags);
     // Whether a walk holds a code object this sampler has not seen lately: the collector must
     // name it soon, while it still lives.
     bool new_code(const FrameRecord* frames, int depth);

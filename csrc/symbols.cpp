@@ -14,8 +14,10 @@ SymbolTable::SymbolTable(const spprof_layout& layout, SafeReader& reader, Profil
     : L(layout), reader_(reader), out_(out), code_copy_(layout.co_size) {
     out_.symbols.push_back({"<unverified>", "", 0});
     out_.symbols.push_back({"<truncated>", "", 0});
+    out_.symbols.push_back({"<unknown>", "", 0});
     unverified_frame_ = intern_frame(kUnverified, 0);
     truncated_frame_ = intern_frame(kTruncated, 0);
+    unknown_frame_ = intern_frame(kUnknown, 0);
 }
 
 const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t fingerprint) {

@@ -20,6 +20,7 @@ class SymbolTable {
 public:
     static constexpr uint32_t kUnverified = 0;
     static constexpr uint32_t kTruncated = 1;
+    static constexpr uint32_t kUnknown = 2;
 
     SymbolTable(const spprof_layout& layout, SafeReader& reader, ProfileData& out);
     // The frame id for a code object (with the sampler's fingerprint) at an instruction offset;
@@ -27,6 +28,7 @@ public:
     static constexpr uint32_t kHidden = 0xFFFFFFFFu;
     uint32_t frame_for(uint64_t code, uint64_t fingerprint, int64_t instr_bytes);
     uint32_t truncated_frame() const { return truncated_frame_; }
+    uint32_t unknown_frame() const { return unknown_frame_; }
     uint64_t unverified() const { return unverified_; }
     size_t bytes_held() const;
 
@@ -54,7 +56,7 @@ private:
     std::unordered_map<Site, Resolved, SiteHash> codes_;  // instr unused: 0
     std::unordered_map<uint64_t, uint32_t> frames_by_line_;                  // (symbol, line)
     std::unordered_map<Site, uint32_t, SiteHash> frames_by_instr_;
-    uint32_t unverified_frame_, truncated_frame_;
+    uint32_t unverified_frame_, truncated_frame_, unknown_frame_;
     uint64_t unverified_ = 0;
 };
 
