@@ -13,6 +13,7 @@ const char* const kTornReasonNames[kTornReasons] = {
 namespace {
 constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
+constexpr uint64_t kTopFirst = 1024;  // bytes below the copied top that are read before the rest
 constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 cframe moved
 constexpr int kQuickRetries = 2;      // torn walks taken again at once
 constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
@@ -208,12 +209,20 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
         if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
         l[k] = {&f, 8};
         r[k++] = {reinterpret_cast<void*>(anchor), 8};
-        l[k] = {chunk_.data(), hi - lo};
-        r[k++] = {reinterpret_cast<void*>(lo), hi - lo};
+        // The innermost frames first, right after the pointer to them: a frame copied later may
+        // already have returned and its slot hold the next callee (a loop's last call, for longer
+        // than the others), which would then be charged for the call that was running.
+        const uint64_t mid = std::max(lo, std::min(hi, top > kTopFirst ? top - kTopFirst : 0));
+        l[k] = {chunk_.data() + (mid - lo), hi - mid};
+        r[k++] = {reinterpret_cast<void*>(mid), hi - mid};
+        if (mid > lo) {
+            l[k] = {chunk_.data(), mid - lo};
+            r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
+        }
         l[k] = {&again, 8};
         r[k++] = {reinterpret_cast<void*>(anchor), 8};
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
-        const size_t main_bytes = 8 * k - 8 + (hi - lo);
+        const size_t main_bytes = 8 * static_cast<size_t>(2 + 2 * via_cframe) + (hi - lo);
         size_t total = k + add_prefetch(ts_addr, l + k, r + k);
         size_t copied = reader_.readv_prefix(l, r, total);
         prefetch_done(main_bytes, copied);
