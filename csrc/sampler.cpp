@@ -50,6 +50,7 @@ bool Sampler::open(const std::string& forced_reader, std::string& error) {
 
 // CPU time used before start() is not part of the profile.
 void Sampler::take_baseline() {
+    last_tick_ns_ = monotonic_ns();
     if (opts_.wall) return;
     for (int attempt = 0; attempt < 5; ++attempt) {
         if (!threads_.enumerate()) continue;
@@ -121,6 +122,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         clocks_.keep_previous();
         return;
     }
+    // wall mode: a tick is worth the time since the previous one, so a late or skipped tick
+    // (a busy machine, a torn thread list) leaves no hole in the profile's total
+    const uint64_t wall_weight = last_tick_ns_ != 0 && t_ns > last_tick_ns_ ? t_ns - last_tick_ns_ : opts_.interval_ns;
+    last_tick_ns_ = t_ns;
     const size_t n = threads_.size();
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     if (!opts_.wall) clocks_.begin_tick(n);
@@ -130,7 +135,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         const ThreadSeen& t = threads_[i];
         stale += !threads_.fresh(i);
         const bool holds_gil = t.tstate == threads_.gil_holder();
-        uint64_t weight = opts_.interval_ns;
+        uint64_t weight = wall_weight;
         if (!opts_.wall) {
             if (t.tid == 0) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);

@@ -102,6 +102,7 @@ private:
     struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
                      bool fresh = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
+    uint64_t last_tick_ns_ = 0;  // wall mode: the previous tick that sampled, or the start
 };
 
 uint64_t monotonic_ns();

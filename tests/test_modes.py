@@ -42,7 +42,10 @@ def test_sleeping_thread_is_sampled_at_every_tick_in_wall_mode():
     sleeper_samples = [s for s in profile.samples if s.thread_name == "sleeper"]
     assert ticks > 100
     assert len(sleeper_samples) >= 0.9 * ticks, (len(sleeper_samples), ticks)
-    assert all(s.weight_ns == 5_000_000 for s in sleeper_samples)
+    # each tick is worth the time since the previous one: late ticks leave no hole
+    assert all(s.weight_ns > 0 for s in sleeper_samples)
+    duration = (profile.end_time - profile.start_time).total_seconds() * 1e9
+    assert abs(sum(s.weight_ns for s in sleeper_samples) / duration - 1) <= 0.05
     assert all(s.frames[-1].function_name == "sleeper" for s in sleeper_samples)
 
 

@@ -602,7 +602,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 
     Mutator mut;
     mut.start();
-    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0;
+    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0;
     uint64_t results[3] = {0, 0, 0};
     std::vector<uint8_t> ts_arg;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -621,6 +621,15 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
             ts_arg.assign(w, w + L.ts_size);
             clean = muts == 0;
             if (!clean && rng.chance(15)) store_u64(ts_arg.data() + L.ts_frame, pool_word(rng, img->base(), img->size(), &img->frames));
+            if (clean && L.frame_model == SPPROF_FRAMES_CFRAME && img->frames.size() > 2 && rng.chance(50)) {
+                // The copy names a _PyCFrame the thread has left (a coroutine's evaluation loop
+                // that returned), whose slot still holds an outer frame: the walk must follow the
+                // thread state's cframe as it is now, and find the whole stack.
+                const uint64_t stale = img->base() + img->size() - 256;
+                store_u64(img->bytes() + (stale - img->base()) + L.cframe_current_frame, img->frames[2]);
+                store_u64(ts_arg.data() + L.ts_frame, stale);
+                ++stale_cframes;
+            }
         } else {
             img = rnd.get();
             random_image(rng, *img, ts_arg);
@@ -675,6 +684,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     st.notes["Torn"] = results[2];
     st.notes["walks with memory changing under them"] = live;
     st.notes["clean copies matching the real walk"] = oracle;
+    st.notes["... of them through a stale cframe"] = stale_cframes;
     st.notes["slowest walk (us)"] = worst_ns / 1000;
     uint64_t torn_total = 0;
     for (int r = 0; r < kTornReasons; ++r) {
@@ -683,7 +693,8 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
         st.notes[kTornReasonNames[r]] = n;
         torn_total += n;
     }
-    CHECK(torn_total == results[2], fmt("torn counters %llu != torn walks %llu", (unsigned long long)torn_total, (unsigned long long)results[2]));
+    // a torn walk is taken again at once, and every attempt counts its reason
+    CHECK(torn_total >= results[2], fmt("torn counters %llu < torn walks %llu", (unsigned long long)torn_total, (unsigned long long)results[2]));
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -129,10 +129,10 @@ def main():
     elif KIND == "greenlets":
         greenlets(deadline)
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    profile = spprof.stop()
     after = costs_per_call()
     cost = statistics.median(costs + after)
     spread = abs(statistics.median(after) - statistics.median(costs)) / cost
-    profile = spprof.stop()
     ident = __import__("threading").get_ident()
     total = leaf = a = b = 0
     for s in profile.samples:
