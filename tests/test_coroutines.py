@@ -39,7 +39,7 @@ def test_generator_and_coroutine_time_is_all_in_the_profile(kind, interval_ms, m
         c = out["counters"]
         walks = c["collected_samples"]
         assert c["torn_walks"] <= 0.01 * walks, c
-        assert c["torn_charged"] <= c["torn_walks"], c  # kept as <unknown>, so in total_s
+        assert c.get("torn_charged", 0) <= c["torn_walks"], c  # kept as <unknown>, so in total_s
         leaf = 100 * out["leaf_s"] / out["total_s"]
         truth = 100 * out["leaf_measured_s"] / out["cpu_s"]
         assert abs(leaf - truth) <= 5, (leaf, truth, out)

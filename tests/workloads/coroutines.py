@@ -134,7 +134,7 @@ def main():
     cost = statistics.median(costs + after)
     spread = abs(statistics.median(after) - statistics.median(costs)) / cost
     ident = __import__("threading").get_ident()
-    total = leaf = a = b = 0
+    total = leaf = a = b = na = nb = 0
     for s in profile.samples:
         if s.thread_id != ident:
             continue
@@ -144,11 +144,13 @@ def main():
             leaf += s.weight_ns
         if names and names[-1] == "tiny_a":
             a += s.weight_ns
+            na += 1
         if names and names[-1] == "tiny_b":
             b += s.weight_ns
+            nb += 1
     print(json.dumps({
         "total_s": total / 1e9, "leaf_s": leaf / 1e9, "cpu_s": cpu, "wall_s": wall,
-        "leaf_measured_s": calls[0] * cost, "cost_spread": spread, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9,
+        "leaf_measured_s": calls[0] * cost, "cost_spread": spread, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
         "counters": profile.counters,
     }))
 
