@@ -13,9 +13,9 @@ def run(kind, interval_ms, mode):
 
 
 def disturbed(out):
-    # The machine's own clocks say the run was starved: the thread got well under the CPU it
-    # asked for (it never sleeps), or the leaf's cost per call moved between the calibrations.
-    return out["cpu_s"] < 0.8 * out["wall_s"] or out["cost_spread"] > 0.15
+    # The machine's own clocks say the run was starved: the thread, which never sleeps, got well
+    # under the CPU it asked for.
+    return out["cpu_s"] < 0.8 * out["wall_s"]
 
 
 def accuracy_run(kind, interval_ms, mode, check):

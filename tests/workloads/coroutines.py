@@ -7,14 +7,15 @@ calling tiny_a twice and tiny_b once, identical bodies), greenlets (two greenlet
 each leaf_work). Prints one JSON line: the profile's total and leaf_work's weight in the main
 thread, the thread's CPU and wall time over the profile, leaf_work's measured time, the counters.
 
-leaf_work's time is its calls times its cost per call, measured with time.thread_time around
-batches of calls before and after the profile: a clock read around every call would put a
-system call beside every call, and a thread is preempted mostly where it makes system calls, so
-a profile taken on a busy machine finds it there more often than its CPU time says.
+leaf_work's time is measured by difference: after the profile, the same number of steps runs
+again with an empty leaf_work, and the thread's CPU of that run is what the rest cost. (A clock
+read around every call would put a system call beside every call, and a thread is preempted
+mostly where it makes system calls: a profile taken on a busy machine would find it there more
+often than its CPU says. A cost per call measured in a loop of its own is some points cheaper
+than in the workload, whose other code evicts its caches.)
 """
 import asyncio
 import json
-import statistics
 import sys
 import time
 
@@ -22,6 +23,7 @@ import spprof
 
 KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 calls = [0]
+budget = [None]  # steps left in the run without leaf_work's work; None: run until the deadline
 
 
 def leaf_work():
@@ -31,23 +33,28 @@ def leaf_work():
     return total
 
 
+def no_work():
+    return 0
+
+
+work = [leaf_work]
+
+
 def timed_leaf():
     calls[0] += 1
-    leaf_work()
+    work[0]()
 
 
-def costs_per_call():
-    out = []
-    for _ in range(5):
-        t = time.thread_time()
-        for _ in range(200):
-            leaf_work()
-        out.append((time.thread_time() - t) / 200)
-    return out
+def more(deadline):
+    now = time.monotonic()  # read in both runs, so both pay for it
+    if budget[0] is None:
+        return now < deadline
+    budget[0] -= 1
+    return budget[0] >= 0
 
 
 async def task(deadline):
-    while time.monotonic() < deadline:
+    while more(deadline):
         timed_leaf()
         await asyncio.sleep(0)
 
@@ -71,7 +78,7 @@ def stage(items):
 
 def generators(deadline):
     pipeline = stage(stage(source()))
-    while time.monotonic() < deadline:
+    while more(deadline):
         next(pipeline)
 
 
@@ -101,7 +108,7 @@ def greenlets(deadline):
     import greenlet
 
     def body():
-        while time.monotonic() < deadline:
+        while more(deadline):
             timed_leaf()
             other.switch()
 
@@ -115,11 +122,7 @@ def greenlets(deadline):
     main.switch()
 
 
-def main():
-    costs = costs_per_call()
-    deadline = time.monotonic() + SECONDS
-    spprof.start(interval_ms=INTERVAL, mode=MODE)
-    cpu0, wall0 = time.thread_time(), time.perf_counter()
+def run(deadline):
     if KIND == "tasks":
         asyncio.run(tasks(deadline))
     elif KIND == "generators":
@@ -128,11 +131,22 @@ def main():
         tiny(deadline)
     elif KIND == "greenlets":
         greenlets(deadline)
+
+
+def main():
+    deadline = time.monotonic() + SECONDS
+    spprof.start(interval_ms=INTERVAL, mode=MODE)
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    run(deadline)
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     profile = spprof.stop()
-    after = costs_per_call()
-    cost = statistics.median(costs + after)
-    spread = abs(statistics.median(after) - statistics.median(costs)) / cost
+    # the same steps again, without leaf_work's work
+    steps, work[0] = calls[0], no_work
+    budget[0] = steps // 2 if KIND in ("generators", "greenlets") else steps  # two calls a step
+    cpu0 = time.thread_time()
+    if KIND != "tiny":
+        run(None)
+    rest = time.thread_time() - cpu0
     ident = __import__("threading").get_ident()
     total = leaf = a = b = na = nb = 0
     for s in profile.samples:
@@ -150,7 +164,7 @@ def main():
             nb += 1
     print(json.dumps({
         "total_s": total / 1e9, "leaf_s": leaf / 1e9, "cpu_s": cpu, "wall_s": wall,
-        "leaf_measured_s": calls[0] * cost, "cost_spread": spread, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
+        "leaf_measured_s": max(0.0, cpu - rest), "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
         "counters": profile.counters,
     }))
 
