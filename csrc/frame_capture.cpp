@@ -71,6 +71,8 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
         truncated = false;
         c = L.frame_model == SPPROF_FRAMES_OBJECTS ? walk_objects(ts_addr, ts, n, truncated)
                                                    : walk_interpreter(ts_addr, ts, n, truncated);
+        Prefetch& slot = prefetch_[thread_slot(ts_addr)];
+        if (slot.tstate == ts_addr) slot.outside = outside_;
     }
     depth = 0;
     if (c != Capture::Ok) return c;
@@ -148,6 +150,15 @@ const uint8_t* FrameCapture::frame_bytes(uint64_t addr) {
     if (within(addr, L.if_size, chunk_lo_, chunk_hi_)) return chunk_.data() + (addr - chunk_lo_);
     if (within(addr, L.if_size, older_lo_, older_hi_) || copy_older_chunk(addr))
         return older_.data() + (addr - older_lo_);
+    outside_ = true;
+    if (pf_later_) {
+        pf_later_ = false;
+        local_[0] = {frame_.data(), L.if_size};
+        remote_[0] = {reinterpret_cast<void*>(addr), L.if_size};
+        const size_t copied = reader_.readv_prefix(local_.data(), remote_.data(), 1 + add_prefetch(ts_addr_, &local_[1], &remote_[1]));
+        prefetch_done(L.if_size, copied);
+        return copied >= L.if_size ? frame_.data() : nullptr;
+    }
     if (!reader_.read(addr, frame_.data(), L.if_size)) return nullptr;
     return frame_.data();
 }
@@ -190,6 +201,13 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
 
     chunk_lo_ = chunk_hi_ = 0;
     older_lo_ = older_hi_ = older_next_ = 0;
+    // A thread whose last stack left the chunk (a generator's or coroutine's frame) reads the code
+    // objects ahead with that frame, not with the chunk: a long batch would let the generator
+    // suspend before its frame is read, and the walk be torn.
+    const Prefetch& slot = prefetch_[thread_slot(ts_addr)];
+    pf_later_ = slot.tstate == ts_addr && slot.outside;
+    ts_addr_ = ts_addr;
+    outside_ = false;
     uint64_t f = 0;
     uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
     uint64_t top = load_u64(ts + L.ts_datastack_top);
@@ -223,7 +241,7 @@ Capture FrameCapture::walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int&
         r[k++] = {reinterpret_cast<void*>(anchor), 8};
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
         const size_t main_bytes = 8 * static_cast<size_t>(2 + 2 * via_cframe) + (hi - lo);
-        size_t total = k + add_prefetch(ts_addr, l + k, r + k);
+        size_t total = k + (pf_later_ ? 0 : add_prefetch(ts_addr, l + k, r + k));
         size_t copied = reader_.readv_prefix(l, r, total);
         prefetch_done(main_bytes, copied);
         if (copied < main_bytes) break;
@@ -305,6 +323,7 @@ size_t FrameCapture::add_prefetch(uint64_t ts_addr, struct iovec* l, struct iove
     if (pf_->tstate != ts_addr) {
         pf_->tstate = ts_addr;
         pf_->n = 0;
+        pf_->outside = false;
     }
     size_t k = 0;
     for (int i = 0; i < pf_->n; ++i) {

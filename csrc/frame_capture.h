@@ -85,12 +85,16 @@ private:
 
     // The code objects (and names) of each thread's last sample, read speculatively in the same
     // system call as its frames: a thread that runs the same functions needs no further read.
-    struct Prefetch { uint64_t tstate = 0; int n = 0; std::vector<uint64_t> codes, names; };
+    // `outside`: its last walk read a frame outside the chunk copy (3.11+).
+    struct Prefetch { uint64_t tstate = 0; int n = 0; bool outside = false; std::vector<uint64_t> codes, names; };
     std::vector<Prefetch> prefetch_;
     std::vector<uint8_t> pf_codes_, pf_names_;
     Prefetch* pf_ = nullptr;
     size_t pf_bytes_ = 0;
     bool pf_ready_ = false;
+    bool pf_later_ = false;   // this walk reads ahead with its first frame outside the chunk
+    bool outside_ = false;    // this walk read a frame outside the chunk
+    uint64_t ts_addr_ = 0;
 
     // What the consistency re-read compares: the innermost frame's code and caller fields.
     uint64_t top_addr_[2] = {0, 0};
