@@ -12,13 +12,7 @@ versions=${SPPROF_VERSIONS:-"3.9 3.10 3.11 3.12 3.13 3.14"}
 cache=${SPPROF_CACHE:-$HOME/.cache/spprof}
 passed=0 failed=0 results=()
 
-interpreter() {
-    if [ "$1" = 3.14 ]; then
-        bash ci/python314.sh
-    else
-        ls -d /root/.pyenv/versions/"$1".*/bin/python3 2>/dev/null | sort -V | tail -n 1
-    fi
-}
+source ci/interpreters.sh
 
 for v in $versions; do
     py=$(interpreter "$v") || py=""
@@ -56,6 +50,8 @@ extra() {
 }
 if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "restricted environment (ci/restricted.sh)" bash ci/restricted.sh
+    extra "wheels for every version, installed with no headers and profiling the demo (ci/wheels.sh)" \
+        env SPPROF_VERSIONS="$versions" bash ci/wheels.sh
     extra "micro-benchmarks, each run once (bench/test_micro.py)" \
         .venv/bin/pytest -p no:cacheprovider -q bench/test_micro.py --benchmark-disable
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60 --memory-limit-mb 2
