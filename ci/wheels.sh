@@ -37,7 +37,7 @@ for v in $versions; do
             "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-index --no-deps "$WHEEL"
             cd /
             "$VENV/bin/python" -c "import spprof._native, spprof; print(spprof.__file__)" | grep -q "$VENV"
-            "$VENV/bin/python" '"$PWD"'/ci/demo.py "$OUT" >/dev/null
+            "$VENV/bin/python" '"$PWD"'/examples/demo.py "$OUT" >/dev/null
         ' >&2 || { echo "[wheels] Python $v: the installed wheel failed the demo" >&2; status=1; continue; }
     .venv/bin/python -c "import json,sys; d=json.load(open(sys.argv[1])); assert sum(len(p['samples']) for p in d['profiles']) > 0" \
         "$work/demo-$v.json" || { echo "[wheels] Python $v: the demo's profile is empty" >&2; status=1; continue; }
