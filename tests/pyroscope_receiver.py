@@ -1,7 +1,12 @@
-"""A receiver of Grafana Pyroscope's HTTP ingest API (POST /ingest?name=APP.cpu{k=v,...}&from=..
-&until=..&format=pprof&sampleRate=..&spyName=..), for the tests and the benchmark: a real HTTP
+"""A receiver of Grafana Pyroscope's HTTP push APIs, for the tests and the benchmark: a real HTTP
 server on 127.0.0.1 that parses every request as Pyroscope would and keeps it. Its answers can
-be scripted (status, Retry-After, a delay) to play a failing or slow server."""
+be scripted (status, Retry-After, a delay) to play a failing or slow server.
+
+- POST /ingest?name=APP.cpu{k=v,...}&from=..&until=..&format=pprof&sampleRate=..&spyName=.. with
+  the pprof as the body: the documented ingest API, which spprof uses;
+- POST /push.v1.PusherService/Push (Connect protocol, a gzipped PushRequest protobuf: series of
+  labels and raw pprof samples): what pyroscope-io 1.x sends. Both end up as the same record:
+  the series' labels and the pprof body."""
 from __future__ import annotations
 
 import gzip
@@ -28,6 +33,22 @@ def parse_name(name: str) -> Tuple[str, Dict[str, str]]:
     return m.group("app"), labels
 
 
+def parse_push(body: bytes) -> Tuple[str, Dict[str, str], bytes]:
+    """A PushRequest (push/v1/push.proto: series=1 {labels=1 {name=1, value=2}, samples=2
+    {raw_profile=1}}) of one series: ("SERVICE.KIND", labels, the first raw pprof)."""
+    from test_formats import read_message
+    series = read_message(body)[1]
+    assert len(series) == 1, "one series a request"
+    s = read_message(series[0])
+    labels = {}
+    for raw in s[1]:
+        pair = read_message(raw)
+        labels[pair[1][0].decode()] = pair[2][0].decode() if 2 in pair else ""
+    raw_profile = read_message(s[2][0])[1][0]
+    kind = {"process_cpu": "cpu", "wall": "wall"}.get(labels.get("__name__", ""), labels.get("__name__", ""))
+    return f"{labels.get('service_name', '')}.{kind}", labels, raw_profile
+
+
 class Receiver:
     """`answer(request) -> (status, headers, delay_s)` decides each reply (default 200)."""
 
@@ -50,7 +71,10 @@ class Receiver:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-                app, labels = parse_name(query.get("name", ""))
+                if parts.path == "/push.v1.PusherService/Push":
+                    app, labels, body = parse_push(body)
+                else:
+                    app, labels = parse_name(query.get("name", ""))
                 req = {"path": parts.path, "query": query, "app": app, "labels": labels, "body": body,
                        "headers": {k.lower(): v for k, v in self.headers.items()}, "time": time.monotonic(),
                        "content_type": self.headers.get("Content-Type", "")}
@@ -60,7 +84,7 @@ class Receiver:
                 status, headers, delay = receiver.answer(req)
                 if delay:
                     time.sleep(delay)
-                if parts.path != "/ingest":
+                if parts.path not in ("/ingest", "/push.v1.PusherService/Push"):
                     status = 404
                 req["status"] = status
                 payload = b"" if status == 200 else f"status {status}".encode()

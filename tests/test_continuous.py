@@ -38,7 +38,7 @@ def no_session_left():
 
 def decode_body(body, tmp_path, name="w.pb.gz"):
     path = tmp_path / name
-    path.write_bytes(body)
+    path.write_bytes(body if body[:2] == b"\x1f\x8b" else gzip.compress(body))  # Push's raw profiles are plain
     return path, decode_pprof(path)
 
 
@@ -423,3 +423,33 @@ def test_spprof_run_push(receiver, tmp_path):
                           env=_python_env(SPPROF_OUTPUT_DIR=str(out)), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert [n for n in os.listdir(out) if n.startswith("runapp-")]
+
+
+def test_the_receiver_speaks_the_agents_protocol(receiver, tmp_path):
+    """pyroscope-io (Grafana's agent, from PyPI) pointed at the same receiver: its requests parse
+    with the same code, to the same series labels and the same kind of pprof body as ours."""
+    pytest.importorskip("pyroscope", reason="pyroscope-io is not installed (pip install pyroscope-io)")
+    code = ("import pyroscope, time\n"
+            f"pyroscope.configure(application_name='peer.app', server_address={receiver.url!r}, "
+            "tags={'env': 'x'}, upload_interval=1)\n"
+            "x = 0\nend = time.monotonic() + 2.5\nwhile time.monotonic() < end:\n    x += 1\n"
+            "pyroscope.shutdown()\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=_python_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reqs = receiver.ok()
+    assert reqs, [r["path"] for r in receiver.requests]
+    for i, r in enumerate(reqs):
+        assert r["app"] == "peer.app.cpu" and r["labels"]["env"] == "x"
+        w = decode_body(r["body"], tmp_path, f"peer{i}.pb.gz")[1]
+        assert ("cpu", "nanoseconds") in w["sample_type"] or ("samples", "count") in w["sample_type"]
+
+
+def test_tls_failure_is_retried_and_never_fatal(receiver):
+    # https to a server that speaks plain http: the handshake fails, as with a wrong certificate
+    spprof.start_continuous("app", push_url=receiver.url.replace("http:", "https:"), window_s=1, flush_timeout_s=1)
+    _busy(2.5)
+    t0 = time.monotonic()
+    stats = spprof.stop_continuous()
+    assert time.monotonic() - t0 < 1 + 2.0
+    assert stats["windows_sent"] == 0 and stats["windows_retried"] >= 1, stats
+    assert "cannot reach" in stats["last_error"]
