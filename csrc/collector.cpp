@@ -161,6 +161,7 @@ void Collector::start_afresh() {
     unverified_before_ += symbols_->unverified();
     data_ = std::move(fresh);
     symbols_ = std::move(symbols);
+    afresh_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {

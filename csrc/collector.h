@@ -42,6 +42,7 @@ public:
     // Samples of a tick before an edge that reached the collector after that edge's cut: they
     // are counted in the next window, never lost.
     uint64_t late_at_edge() const { return late_at_edge_.load(std::memory_order_relaxed); }
+    uint64_t tables_started_afresh() const { return afresh_.load(std::memory_order_relaxed); }
     // In a forked child, where the thread does not exist: closes the reader's descriptors only.
     void close_reader_after_fork() { reader_.close(); }
 
@@ -84,7 +85,7 @@ private:
     std::mutex mu_;
     uint64_t last_edge_ns_ = 0;
 
-    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0}, late_at_edge_{0};
+    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0}, late_at_edge_{0}, afresh_{0};
     uint64_t unverified_before_ = 0;  // of the symbol tables dropped by start_afresh()
 };
 

@@ -132,6 +132,7 @@ py::object stats() {
     for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
     d["reader"] = std::string(e.sampler->reader_name());
     d["late_at_edge"] = e.collector->late_at_edge();
+    d["tables_started_afresh"] = e.collector->tables_started_afresh();
     return d;
 }
 

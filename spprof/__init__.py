@@ -147,8 +147,8 @@ def stats() -> Optional[ProfilerStats]:
     if s is None:
         return None
     process = s["process_cpu_ns"]
-    from .continuous import continuous_stats
-    windows = continuous_stats() or {}
+    live = sys.modules.get(__name__ + ".continuous")
+    windows = (live.continuous_stats() if live is not None else None) or {}
     return ProfilerStats(
         collected_samples=s["collected_samples"],
         dropped_samples=s["dropped_samples"],
@@ -190,4 +190,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_stop_at_exit)
 
 from ._api import Profiler, profile  # noqa: E402  (they use the functions above)
-from .continuous import continuous_stats, start_continuous, stop_continuous  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    # Continuous profiling is imported on first use: it brings logging, sockets and HTTP along.
+    if name in ("start_continuous", "stop_continuous", "continuous_stats", "continuous"):
+        import importlib
+        module = importlib.import_module(".continuous", __name__)
+        return module if name == "continuous" else getattr(module, name)
+    raise AttributeError(f"module 'spprof' has no attribute {name!r}")

@@ -4,15 +4,10 @@ window's gzipped pprof, as Pyroscope's documented HTTP API (and Grafana Alloy's
 from __future__ import annotations
 
 import base64
-import email.utils
 import math
 import re
-import socket
-import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Dict, List, Mapping, Optional, Tuple
 
 SPY_NAME = "spprof"
@@ -106,6 +101,7 @@ class SendError(Exception):
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
+    import email.utils
     if not value:
         return None
     value = value.strip()
@@ -137,6 +133,7 @@ class PyroscopeSink:
         elif token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.headers.update(headers or {})
+        import ssl  # here, not at import: spprof's own import stays light
         self._context = ssl.create_default_context() if url.startswith("https:") else None
         parts = urllib.parse.urlsplit(url)  # named in messages without its credentials
         self.describe = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")).geturl()
@@ -153,6 +150,10 @@ class PyroscopeSink:
 
     def send(self, body: bytes, clock: str, from_unix_ns: int, until_unix_ns: int, interval_ms: float,
              timeout_s: Optional[float] = None) -> None:
+        import socket
+        import ssl
+        import urllib.error
+        import urllib.request
         request = urllib.request.Request(f"{self.url}?{self.query(clock, from_unix_ns, until_unix_ns, interval_ms)}",
                                          data=body, method="POST", headers=self.headers)
         timeout = self.timeout_s if timeout_s is None else max(0.05, timeout_s)

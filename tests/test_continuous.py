@@ -453,3 +453,17 @@ def test_tls_failure_is_retried_and_never_fatal(receiver):
     assert time.monotonic() - t0 < 1 + 2.0
     assert stats["windows_sent"] == 0 and stats["windows_retried"] >= 1, stats
     assert "cannot reach" in stats["last_error"]
+
+
+def test_tables_start_afresh_under_code_churn(tmp_path):
+    """Thousands of short-lived functions and a 1 MB bound: the interning tables kept between
+    windows start afresh instead of filling the bound for good, and windows go on naming code."""
+    proc, out = run_workload("continuous_churn", tmp_path, 5)
+    assert proc.returncode == 0, proc.stderr
+    assert out["afresh"] >= 1, out
+    assert out["bytes_held"] <= 1.1 * 1024 * 1024  # the engine's bound (1 MB at least), with its accounting's slack
+    files = sorted(os.listdir(tmp_path), key=lambda n: int(n.split("-")[1]))
+    assert len(files) == out["stats"]["windows_sent"] >= 4
+    for name in files[1:-1]:  # each full window names the functions it saw, before and after the restart
+        names = {f[0] for f in decode_pprof(tmp_path / name)["functions"].values()}
+        assert sum(n.startswith("churn_") for n in names) >= 10, (name, len(names))
