@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from . import _native, _threads
 from . import pprof as _pprof
@@ -138,7 +138,7 @@ def check_options(app_name: Any, *, push_url: Any = None, output_dir: Any = None
 
 # ---- environment variables (spprof run, the import-time hook)
 
-ENV = {
+ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "SPPROF_PUSH_URL": ("push_url", str),
     "SPPROF_OUTPUT_DIR": ("output_dir", str),
     "SPPROF_APP_NAME": ("app_name", str),
