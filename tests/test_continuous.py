@@ -229,18 +229,25 @@ def _busy(seconds):
     return n
 
 
+def _session_against(answer, busy_s, **kwargs):
+    """A session of 1 s windows pushing to a receiver that answers `answer(request)`, on for
+    `busy_s` of work; (final stats, the receiver, when stop began, how long stop took)."""
+    r = Receiver(answer)
+    try:
+        spprof.start_continuous("app", push_url=r.url, window_s=1, **kwargs)
+        _busy(busy_s)
+        t0 = time.monotonic()
+        stats = spprof.stop_continuous()
+        return stats, r, t0, time.monotonic() - t0
+    finally:
+        r.close()
+
+
 @pytest.mark.parametrize("status, retried, rejected", [(500, True, False), (400, False, True), (429, True, False)])
 def test_failing_receiver_retries_or_drops_and_logs_once(status, retried, rejected, caplog):
     headers = {"Retry-After": "30"} if status == 429 else {}
-    r = Receiver(lambda req: (status, headers, 0.0))
-    try:
-        spprof.start_continuous("app", push_url=r.url, window_s=1, flush_timeout_s=1)
-        _busy(3.5)
-        t0 = time.monotonic()
-        stats = spprof.stop_continuous()
-        assert time.monotonic() - t0 < 1 + 2.0
-    finally:
-        r.close()
+    stats, r, t0, stop_s = _session_against(lambda req: (status, headers, 0.0), 3.5, flush_timeout_s=1)
+    assert stop_s < 1 + 2.0
     assert stats["windows_made"] >= 3 and stats["windows_sent"] == 0
     assert (stats["windows_retried"] > 0) == retried, stats
     assert (stats["windows_rejected"] > 0) == rejected, stats
@@ -271,27 +278,14 @@ def test_dead_receiver_never_holds_up_the_app_nor_its_exit():
 
 
 def test_slow_receiver_exit_within_the_flush_deadline():
-    r = Receiver(lambda req: (200, {}, 30.0))
-    try:
-        spprof.start_continuous("app", push_url=r.url, window_s=1, flush_timeout_s=1.5, timeout_s=30)
-        _busy(2.5)
-        t0 = time.monotonic()
-        stats = spprof.stop_continuous()
-        assert time.monotonic() - t0 < 1.5 + 2.0
-        assert stats["windows_dropped"] >= 1
-    finally:
-        r.server.server_close()
+    stats, _, _, stop_s = _session_against(lambda req: (200, {}, 30.0), 2.5, flush_timeout_s=1.5, timeout_s=30)
+    assert stop_s < 1.5 + 2.0
+    assert stats["windows_dropped"] >= 1
 
 
 def test_queue_bound_drops_the_oldest():
-    r = Receiver(lambda req: (503, {}, 0.0))
-    try:
-        # a tiny bound: every window waits behind the first one's retries, the oldest go
-        spprof.start_continuous("app", push_url=r.url, window_s=1, flush_timeout_s=0.5, queue_mb=0.001)
-        _busy(4.5)
-        stats = spprof.stop_continuous()
-    finally:
-        r.close()
+    # a tiny bound: every window waits behind the first one's retries, the oldest go
+    stats = _session_against(lambda req: (503, {}, 0.0), 4.5, flush_timeout_s=0.5, queue_mb=0.001)[0]
     assert stats["windows_dropped"] >= 2 and stats["windows_sent"] == 0
 
 
