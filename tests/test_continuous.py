@@ -461,3 +461,25 @@ def test_tables_start_afresh_under_code_churn(tmp_path):
     for name in files[1:-1]:  # each full window names the functions it saw, before and after the restart
         names = {f[0] for f in decode_pprof(tmp_path / name)["functions"].values()}
         assert sum(n.startswith("churn_") for n in names) >= 10, (name, len(names))
+
+
+def test_gunicorn_workers_push_with_their_own_pid(receiver):
+    """gunicorn (from PyPI) with 3 sync workers, profiling turned on by the environment alone in
+    the master: each worker profiles and pushes on its own, and flushes when gunicorn stops it."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install gunicorn)")
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    env = _python_env(SPPROF_PUSH_URL=receiver.url, SPPROF_APP_NAME="gunicorn-app", SPPROF_WINDOW_S="1",
+                      SPPROF_MODE="wall")  # idle workers show in wall mode only
+    proc = subprocess.Popen([gunicorn, "-w", "3", "-b", "127.0.0.1:0", "--chdir", str(WORKLOADS), "gunicorn_app:app"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len({r["labels"]["pid"] for r in receiver.ok()}) < 4:
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    pids = {r["labels"]["pid"] for r in receiver.ok()}
+    assert str(proc.pid) in pids and len(pids) >= 4, (pids, err[-2000:])
+    assert {r["app"] for r in receiver.ok()} == {"gunicorn-app.wall"}
