@@ -316,7 +316,8 @@ def test_folder_sink_never_leaves_a_partial_file(tmp_path):
             "x = 0\n"
             "while True:\n    x += 1\n")
     for delay in (1.05, 1.5, 2.02):
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        # cwd: `-c` puts it first in sys.path, and the checkout's spprof/ must not shadow the installed one
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=tmp_path)
         assert proc.stdout.readline().strip() == b"started"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
@@ -377,14 +378,14 @@ def test_environment_alone_turns_it_on(receiver, tmp_path):
     assert "bad-name" in proc.stderr
     # and without the variables nothing of spprof is even imported
     proc = subprocess.run([sys.executable, "-c", "import sys; print('spprof' in sys.modules)"],
-                          env=_python_env(), capture_output=True, text=True, timeout=60)
+                          env=_python_env(), cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False"
 
 
 def test_environment_sigterm_flushes_the_last_window(tmp_path):
     code = "import time\nprint('up', flush=True)\nx = 0\nwhile True:\n    x += 1\n"
     env = _python_env(SPPROF_OUTPUT_DIR=str(tmp_path), SPPROF_APP_NAME="termapp", SPPROF_WINDOW_S="60")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, cwd=tmp_path)
     assert proc.stdout.readline().strip() == b"up"
     time.sleep(0.5)
     proc.terminate()
@@ -428,7 +429,8 @@ def test_the_receiver_speaks_the_agents_protocol(receiver, tmp_path):
             "tags={'env': 'x'}, upload_interval=1)\n"
             "x = 0\nend = time.monotonic() + 2.5\nwhile time.monotonic() < end:\n    x += 1\n"
             "pyroscope.shutdown()\n")
-    proc = subprocess.run([sys.executable, "-c", code], env=_python_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=_python_env(), capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     reqs = receiver.ok()
     assert reqs, [r["path"] for r in receiver.requests]
