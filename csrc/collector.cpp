@@ -61,10 +61,17 @@ std::unique_ptr<ProfileData> Collector::finish() {
     signal_.stop();
     if (thread_.joinable()) thread_.join();
     drain();
+    std::lock_guard<std::mutex> lock(mu_);  // a cut on another thread may be under way
     return std::move(data_);
 }
 
 void Collector::drain() {
+    std::lock_guard<std::mutex> lock(mu_);
+    drain_locked();
+}
+
+void Collector::drain_locked() {
+    if (!data_) return;  // finished
     while (queue_.pop(&cells_[0], 1) == 1) {
         const SampleHeader h = cells_[0].header;
         size_t depth = h.depth;
@@ -73,7 +80,88 @@ void Collector::drain() {
         ingest(h, &cells_[1].frame);
     }
     bytes_held_.store(held_now(), std::memory_order_relaxed);
-    unverified_.store(symbols_->unverified(), std::memory_order_relaxed);
+    unverified_.store(unverified_before_ + symbols_->unverified(), std::memory_order_relaxed);
+}
+
+std::unique_ptr<ProfileData> Collector::cut(uint64_t& edge_ns) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!data_) return nullptr;
+    drain_locked();
+    ProfileData& d = *data_;
+    const size_t sample_bytes = d.samples.capacity() * sizeof(SampleEntry);
+    const bool afresh = held_now() - sample_bytes > memory_limit_ / 2;
+    if (afresh) {
+        for (const SampleEntry& s : d.samples) edge_ns = std::max(edge_ns, s.t_ns);
+    }
+    // The window is built whole before anything of ours changes: a bad_alloc leaves the tables intact.
+    constexpr uint32_t kNone = UINT32_MAX;
+    std::unique_ptr<ProfileData> w(new ProfileData());
+    std::vector<uint32_t> stack_map(d.stack_count(), kNone), frame_map(d.frames.size(), kNone),
+        symbol_map(d.symbols.size(), kNone), thread_map(d.threads.size(), kNone);
+    uint64_t late = 0;
+    for (const SampleEntry& s : d.samples) {
+        if (s.t_ns > edge_ns) continue;
+        if (s.t_ns <= last_edge_ns_) ++late;
+        SampleEntry o = s;
+        uint32_t& t = thread_map[s.thread];
+        if (t == kNone) {
+            t = static_cast<uint32_t>(w->threads.size());
+            w->threads.push_back(d.threads[s.thread]);
+        }
+        o.thread = t;
+        uint32_t& st = stack_map[s.stack];
+        if (st == kNone) {
+            for (uint32_t k = d.stack_offsets[s.stack]; k < d.stack_offsets[s.stack + 1]; ++k) {
+                const uint32_t f = d.stack_frames[k];
+                uint32_t& nf = frame_map[f];
+                if (nf == kNone) {
+                    const FrameEntry& fe = d.frames[f];
+                    uint32_t& sym = symbol_map[fe.symbol];
+                    if (sym == kNone) {
+                        sym = static_cast<uint32_t>(w->symbols.size());
+                        w->symbols.push_back(d.symbols[fe.symbol]);
+                    }
+                    nf = static_cast<uint32_t>(w->frames.size());
+                    w->frames.push_back({sym, fe.line});
+                }
+                w->stack_frames.push_back(nf);
+            }
+            st = static_cast<uint32_t>(w->stack_count());
+            w->stack_offsets.push_back(static_cast<uint32_t>(w->stack_frames.size()));
+        }
+        o.stack = st;
+        w->samples.push_back(o);
+    }
+    // Then, without allocating: the later samples move to the front for the next window.
+    size_t kept = 0;
+    for (const SampleEntry& s : d.samples) {
+        if (s.t_ns > edge_ns) d.samples[kept++] = s;
+    }
+    d.samples.resize(kept);
+    last_edge_ns_ = edge_ns;
+    late_at_edge_.fetch_add(late, std::memory_order_relaxed);
+    if (afresh) {
+        try {
+            start_afresh();
+        } catch (const std::bad_alloc&) {
+            // the old tables stay; the next cut tries again
+        }
+    }
+    bytes_held_.store(held_now(), std::memory_order_relaxed);
+    return w;
+}
+
+// Code, stacks and threads that come and go would otherwise fill the bound for good. Only called
+// with no sample left in the tables.
+void Collector::start_afresh() {
+    std::unique_ptr<ProfileData> fresh(new ProfileData());
+    std::unique_ptr<SymbolTable> symbols(new SymbolTable(L, reader_, *fresh));
+    std::unordered_map<uint64_t, std::vector<uint32_t>>().swap(stacks_by_hash_);
+    std::unordered_map<uint64_t, uint32_t>().swap(threads_by_key_);
+    unverified_before_ += symbols_->unverified();
+    data_ = std::move(fresh);
+    symbols_ = std::move(symbols);
+    afresh_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {

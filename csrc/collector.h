@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -32,6 +33,16 @@ public:
     bool open(const std::string& forced_reader, std::string& error);
     // Stops the thread after a last drain and hands over the tables.
     std::unique_ptr<ProfileData> finish();
+    // A window cut while the sampler runs on (continuous profiling): drains the queue, then hands
+    // over the samples of ticks up to `edge_ns` (monotonic) with only the symbols, frames, stacks
+    // and threads they use; later samples stay for the next window. When the tables kept for
+    // interning pass half the memory bound they start afresh, and `edge_ns` then moves forward
+    // to the last sample drained so that none is left referring to them. Null after finish().
+    std::unique_ptr<ProfileData> cut(uint64_t& edge_ns);
+    // Samples of a tick before an edge that reached the collector after that edge's cut: they
+    // are counted in the next window, never lost.
+    uint64_t late_at_edge() const { return late_at_edge_.load(std::memory_order_relaxed); }
+    uint64_t tables_started_afresh() const { return afresh_.load(std::memory_order_relaxed); }
     // In a forked child, where the thread does not exist: closes the reader's descriptors only.
     void close_reader_after_fork() { reader_.close(); }
 
@@ -47,6 +58,8 @@ public:
 
 private:
     void run();
+    void drain_locked();
+    void start_afresh();
     void ingest(const SampleHeader& h, const FrameRecord* frames);
     uint32_t intern_stack();
     bool grow_samples();
@@ -67,8 +80,13 @@ private:
 
     std::thread thread_;
     OwnThreadCpu cpu_;
+    // The queue's consumer side and the tables: the collector thread's drain and a cut (on a
+    // Python thread, without the GIL) take turns.
+    std::mutex mu_;
+    uint64_t last_edge_ns_ = 0;
 
-    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0};
+    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0}, late_at_edge_{0}, afresh_{0};
+    uint64_t unverified_before_ = 0;  // of the symbol tables dropped by start_afresh()
 };
 
 }  // namespace spprof

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "collector.h"
@@ -55,9 +56,15 @@ struct Engine {
     int64_t start_unix_ns = 0;
     uint64_t process_cpu_start_ns = 0;
     size_t queue_cells = 0;
+    // Continuous profiling: the edge of the last window cut, and one cut (or stop) at a time.
+    std::mutex cut_mu;
+    uint64_t last_edge_ns = 0;
+    int64_t last_edge_unix_ns = 0;
 };
 
-std::unique_ptr<Engine> g_engine;
+// Shared: a cut runs without the GIL and keeps the engine alive while a stop() on another thread
+// takes it away.
+std::shared_ptr<Engine> g_engine;
 
 uint64_t process_cpu_ns() { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
@@ -87,6 +94,8 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->start_ns = monotonic_ns();
     e->start_unix_ns = unix_ns();
     e->process_cpu_start_ns = process_cpu_ns();
+    e->last_edge_ns = e->start_ns;
+    e->last_edge_unix_ns = e->start_unix_ns;
     if (!e->sampler->start(reader, error)) {
         e->collector->finish();
         raise_os_error("spprof: " + error);
@@ -122,16 +131,19 @@ py::object stats() {
     d["thread_states_left_stale"] = c.states_stale.load();
     for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
     d["reader"] = std::string(e.sampler->reader_name());
+    d["late_at_edge"] = e.collector->late_at_edge();
+    d["tables_started_afresh"] = e.collector->tables_started_afresh();
     return d;
 }
 
 std::unique_ptr<ProfileData> stop() {
     if (!g_engine) throw std::runtime_error("Profiler not running");
     py::dict last = stats();
-    std::unique_ptr<Engine> e = std::move(g_engine);
+    std::shared_ptr<Engine> e = std::move(g_engine);
     uint64_t end_ns;
     {
         py::gil_scoped_release nogil;  // the native threads never take the GIL; others may run
+        std::lock_guard<std::mutex> lock(e->cut_mu);  // a final cut may be stopping the sampler too
         e->sampler->stop();
         end_ns = monotonic_ns();
     }
@@ -153,10 +165,47 @@ std::unique_ptr<ProfileData> stop() {
 // it is abandoned, never destroyed (destroying would join threads and take those locks). Its
 // pages stay shared with the parent until written, so leaking them costs the child nothing.
 void after_fork_child() {
-    Engine* e = g_engine.release();
-    if (!e) return;
+    if (!g_engine) return;
+    Engine* e = (new std::shared_ptr<Engine>(std::move(g_engine)))->get();
     e->sampler->close_reader_after_fork();
     e->collector->close_reader_after_fork();
+}
+
+// A tick still pushing its samples at a cut (it takes microseconds, rarely more) is left whole
+// for the next window: the edge is this much before the cut.
+constexpr uint64_t kEdgeMarginNs = 5'000'000;
+
+// Continuous profiling: the samples since the last cut, as a window of their own, while the
+// sampler runs on; `last` stops the sampler first, so that the window ends with its last tick.
+std::unique_ptr<ProfileData> cut(bool last) {
+    if (!g_engine) throw std::runtime_error("Profiler not running");
+    std::shared_ptr<Engine> e = g_engine;
+    std::unique_ptr<ProfileData> d;
+    {
+        py::gil_scoped_release nogil;  // draining takes milliseconds; the application runs on
+        std::lock_guard<std::mutex> lock(e->cut_mu);
+        if (last) e->sampler->stop();
+        const uint64_t now = monotonic_ns();
+        const int64_t now_unix = unix_ns();
+        uint64_t edge = last ? now : now - std::min(now - e->last_edge_ns, kEdgeMarginNs);
+        d = e->collector->cut(edge);
+        if (d) {
+            d->interval_ns = e->options.interval_ns;
+            d->wall = e->options.wall;
+            d->start_ns = e->last_edge_ns;
+            d->end_ns = edge;
+            d->start_unix_ns = e->last_edge_unix_ns;
+            // Edges follow the monotonic clock, so that windows chain to the nanosecond; only a step
+            // of the system clock (over a second) moves them to the wall clock again.
+            const int64_t wall_edge = now_unix - static_cast<int64_t>(now - edge);
+            const int64_t chained = e->last_edge_unix_ns + static_cast<int64_t>(edge - e->last_edge_ns);
+            d->end_unix_ns = std::llabs(chained - wall_edge) > 1'000'000'000 ? std::max(e->last_edge_unix_ns, wall_edge) : chained;
+            e->last_edge_ns = edge;
+            e->last_edge_unix_ns = d->end_unix_ns;
+        }
+    }
+    if (!d) throw std::runtime_error("Profiler not running");  // stopped meanwhile
+    return d;
 }
 
 py::tuple sample_columns(const ProfileData& d) {
@@ -334,6 +383,7 @@ PYBIND11_MODULE(_native, m) {
 
     m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"));
     m.def("stop", &stop);
+    m.def("cut", &cut, py::arg("last") = false);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
     m.def("stats", &stats);
     m.def("after_fork_child", &after_fork_child);

@@ -23,7 +23,7 @@ from .save import path_str, written_in_place
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profile", "Sample", "Frame",
-           "ProfilerStats", "__version__"]
+           "ProfilerStats", "start_continuous", "stop_continuous", "continuous_stats", "__version__"]
 
 _MODES = ("cpu", "wall")
 _lock = threading.Lock()
@@ -147,6 +147,8 @@ def stats() -> Optional[ProfilerStats]:
     if s is None:
         return None
     process = s["process_cpu_ns"]
+    live = sys.modules.get(__name__ + ".continuous")
+    windows = (live.continuous_stats() if live is not None else None) or {}
     return ProfilerStats(
         collected_samples=s["collected_samples"],
         dropped_samples=s["dropped_samples"],
@@ -157,6 +159,8 @@ def stats() -> Optional[ProfilerStats]:
         threads_seen=s["threads_seen"],
         bytes_held=s["bytes_held"],
         reader=s["reader"],
+        **{k: windows[k] for k in ("windows_made", "windows_sent", "windows_retried", "windows_dropped",
+                                   "bytes_sent", "last_error") if k in windows},
     )
 
 
@@ -186,3 +190,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_stop_at_exit)
 
 from ._api import Profiler, profile  # noqa: E402  (they use the functions above)
+
+
+def __getattr__(name: str) -> Any:
+    # Continuous profiling is imported on first use: it brings logging, sockets and HTTP along.
+    if name in ("start_continuous", "stop_continuous", "continuous_stats", "continuous"):
+        import importlib
+        module = importlib.import_module(".continuous", __name__)
+        return module if name == "continuous" else getattr(module, name)
+    raise AttributeError(f"module 'spprof' has no attribute {name!r}")

@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
 
     PyThreadState* main_ts = PyEval_SaveThread();  // the workers run; the engine never takes the GIL
     harness::Rng rng(seed);
-    uint64_t total_samples = 0, total_ticks = 0, total_torn = 0;
+    uint64_t total_samples = 0, total_ticks = 0, total_torn = 0, collected_in_windows = 0;
     int remote_stops = 0;
     for (int round = 0; round < rounds; ++round) {
         Engine e;
@@ -202,6 +202,36 @@ int main(int argc, char** argv) {
             }
         });
 
+        // Continuous profiling: windows cut from another thread while the collector drains, on
+        // until after finish() began. Each window must be whole in itself; with the last profile
+        // they hold every sample once.
+        const bool cutting = round % 3 == 1;
+        std::atomic<bool> cutter_done{false};
+        uint64_t cut_samples = 0, cuts = 0;
+        std::string cut_error;
+        std::thread cutter;
+        if (cutting) {
+            cutter = std::thread([&, round] {
+                harness::Rng crng(seed + 1000 + round);  // the main thread's own is not shared
+                uint64_t edge_before = 0;
+                while (!cutter_done.load()) {
+                    uint64_t edge = harness::now_ns() - 2'000'000;
+                    if (edge < edge_before) edge = edge_before;
+                    std::unique_ptr<ProfileData> w = e.collector->cut(edge);
+                    if (!w) break;  // finished
+                    edge_before = edge;
+                    ++cuts;
+                    cut_samples += w->samples.size();
+                    for (const SampleEntry& s : w->samples) {
+                        if (s.stack >= w->stack_count() || s.thread >= w->threads.size()) cut_error = "a window's sample refers to nothing";
+                    }
+                    for (uint32_t f : w->stack_frames) if (f >= w->frames.size()) cut_error = "a window's stack refers to no frame";
+                    for (const FrameEntry& f : w->frames) if (f.symbol >= w->symbols.size()) cut_error = "a window's frame refers to no symbol";
+                    std::this_thread::sleep_for(std::chrono::microseconds(1000 + crng.below(20000)));
+                }
+            });
+        }
+
         const bool brief = round % 7 == 6;  // stopped almost at once: start/stop races
         const uint64_t run_ns = brief ? rng.below(3) * 1'000'000 : (100 + rng.below(201)) * 1'000'000;
         const uint64_t until = harness::now_ns() + run_ns;
@@ -227,11 +257,22 @@ int main(int argc, char** argv) {
         const SamplerCounters& c = e.sampler->counters();
         const uint64_t collected = c.collected.load();
         std::unique_ptr<ProfileData> d = e.collector->finish();
+        cutter_done = true;
+        if (cutter.joinable()) cutter.join();
+        CHECK(cut_error.empty(), fmt("round %d: %s", round, cut_error.c_str()));
+        if (cutting) {
+            // The windows and what was left at finish() hold every sample once.
+            CHECK(cut_samples + d->samples.size() + e.collector->dropped_memory() == collected,
+                  fmt("round %d: %llu samples in %llu windows + %zu at the end + %llu dropped, but the sampler pushed %llu",
+                      round, (unsigned long long)cut_samples, (unsigned long long)cuts, d->samples.size(),
+                      (unsigned long long)e.collector->dropped_memory(), (unsigned long long)collected));
+            collected_in_windows += cut_samples;
+        }
         (void)sink;
 
         // The profile is whole: every sample pushed arrived (none dropped for memory at this
         // bound), and every id in it refers to something.
-        CHECK(d->samples.size() + e.collector->dropped_memory() == collected,
+        CHECK(cutting || d->samples.size() + e.collector->dropped_memory() == collected,
               fmt("round %d: %zu samples + %llu dropped for memory, but the sampler pushed %llu", round,
                   d->samples.size(), (unsigned long long)e.collector->dropped_memory(), (unsigned long long)collected));
         for (const SampleEntry& s : d->samples) {
@@ -264,9 +305,9 @@ int main(int argc, char** argv) {
 
     PyEval_RestoreThread(main_ts);
     harness::run_python("stop = True\nfor t in workers: t.join()\n");
-    std::printf("engine under TSan: %d rounds (%d stopped from another thread), %llu ticks, %llu samples, "
-                "%llu torn walks, %.1f s\n",
+    std::printf("engine under TSan: %d rounds (%d stopped from another thread), %llu ticks, %llu samples "
+                "(%llu in windows cut meanwhile), %llu torn walks, %.1f s\n",
                 rounds, remote_stops, (unsigned long long)total_ticks, (unsigned long long)total_samples,
-                (unsigned long long)total_torn, (harness::now_ns() - t0) / 1e9);
+                (unsigned long long)collected_in_windows, (unsigned long long)total_torn, (harness::now_ns() - t0) / 1e9);
     return 0;
 }
