@@ -108,6 +108,7 @@ py::object stats() {
     d["missed_ticks"] = c.missed_ticks.load();
     d["ticks"] = c.ticks.load();
     d["threads_seen"] = c.threads_max.load();
+    d["thread_lists_cut"] = c.lists_cut.load();
     d["unidentified_threads"] = c.unidentified.load();
     d["unverified_frames"] = e.collector->unverified();
     d["bytes_held"] = e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell);

@@ -41,15 +41,51 @@ uint32_t NativeIds::get(uint64_t ident) const {
     return 0;
 }
 
-ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t max_threads)
-    : L(layout), reader_(reader), ids_(ids), max_(max_threads) {
-    copies_.resize(max_threads * L.ts_size);
+ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t initial,
+                       size_t bound)
+    : L(layout), reader_(reader), ids_(ids), max_(0), bound_(std::max<size_t>(bound, 1)) {
     gil_.resize(L.gil_size);
-    seen_.resize(max_threads);
-    stale_ok_.resize(max_threads);
-    fresh_.resize(max_threads);
-    iov_local_.resize(max_threads + 2);
-    iov_remote_.resize(max_threads + 2);
+    max_ = std::min(std::max<size_t>(initial, 1), bound_);
+    grow();
+}
+
+// To 2 * max_ (the first time to max_), keeping the threads copied so far.
+void ThreadList::grow() {
+    const size_t n = copies_.empty() ? max_ : std::min(bound_, max_ * 2);
+    copies_.resize(n * L.ts_size);
+    seen_.resize(n);
+    stale_ok_.resize(n);
+    fresh_.resize(n);
+    iov_local_.resize(n + 2);
+    iov_remote_.resize(n + 2);
+    for (size_t i = 0; i < count_; ++i) seen_[i].copy = copies_.data() + i * L.ts_size;
+    size_t slots = 16;
+    while (slots < 2 * n) slots *= 2;
+    visited_.assign(slots, 0);
+    visited_epoch_.assign(slots, 0);
+    epoch_ = 0;
+    for (size_t i = 0; i < count_; ++i) first_visit(seen_[i].tstate);
+    max_ = n;
+}
+
+void ThreadList::forget_visits() {
+    if (++epoch_ == 0) {  // wrapped: no stale epoch may match
+        std::fill(visited_epoch_.begin(), visited_epoch_.end(), 0);
+        epoch_ = 1;
+    }
+}
+
+bool ThreadList::first_visit(uint64_t ts) {
+    if (epoch_ == 0) forget_visits();
+    const size_t mask = visited_.size() - 1;
+    for (size_t s = static_cast<size_t>(mix64(0, ts)) & mask;; s = (s + 1) & mask) {
+        if (visited_epoch_[s] != epoch_) {
+            visited_epoch_[s] = epoch_;
+            visited_[s] = ts;
+            return true;
+        }
+        if (visited_[s] == ts) return false;
+    }
 }
 
 void ThreadList::record(size_t i, uint64_t ts) {
@@ -113,9 +149,11 @@ bool ThreadList::enumerate() {
     count_ = 0;
     uint64_t ts = 0;
     if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
+    forget_visits();
     while (ts != 0) {
-        if ((ts & 7) != 0 || ts >= kMaxAddr) { count_ = 0; return false; }
+        if (count_ == max_ && max_ < bound_) grow();  // on the sampler thread, never per sample
         if (count_ == max_) { overflowed_ = true; break; }
+        if ((ts & 7) != 0 || ts >= kMaxAddr || !first_visit(ts)) { count_ = 0; return false; }
         uint8_t* copy = copies_.data() + count_ * L.ts_size;
         // not ours: freed and reused
         if (!reader_.read(ts, copy, L.ts_size) || load_u64(copy + L.ts_interp) != L.interp) { count_ = 0; return false; }
@@ -191,13 +229,19 @@ bool ThreadStates::blocked(size_t slot, uint32_t tid) {
     return std::strtol(buf, nullptr, 10) != SYS_futex;
 }
 
-CpuClocks::CpuClocks(size_t max_threads, uint64_t interval_ns)
-    : prev_(max_threads), cur_(max_threads), order_(max_threads), threshold_ns_(interval_ns / 4) {}
+CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
+    : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4) {}
 
 void CpuClocks::begin_tick(size_t threads, bool baseline) {
     read_ns_ = 0;
     skipped_now_ = 0;
-    ncur_ = std::min(threads, cur_.size());
+    if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps its baselines
+        const size_t n = std::max(threads, 2 * cur_.size());
+        prev_.resize(n);
+        cur_.resize(n);
+        order_.resize(n);
+    }
+    ncur_ = threads;
     std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
     gating_ = !baseline && threads >= kGateThreads;
     if (!gating_) {

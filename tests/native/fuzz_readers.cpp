@@ -26,6 +26,7 @@
 #include <climits>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "code_identity.h"
@@ -695,8 +696,8 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
     static NativeIds ids;
     for (const RealThread& t : g_threads) ids.put(t.ident, 1000 + static_cast<uint32_t>(t.ident & 0xffff));
     std::vector<std::unique_ptr<ThreadList>> lists;
-    const size_t maxes[] = {4, 64, 4096};
-    for (size_t m : maxes) lists.emplace_back(new ThreadList(L2, R, ids, m));
+    const size_t maxes[] = {4, 64, 4096};  // the bounds; the second list starts with room for 2 and grows
+    for (size_t m : maxes) lists.emplace_back(new ThreadList(L2, R, ids, m == 64 ? 2 : m, m));
 
     const size_t interp_len = L.interp_threads_head + 64;
     std::vector<uint8_t> real_interp(interp_len);
@@ -713,7 +714,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
     const uint64_t base = reinterpret_cast<uint64_t>(buf.data());
     const size_t size = buf.size() * 8;
 
-    uint64_t i = 0, oks = 0, fails = 0, overflows = 0, oracle = 0, stale = 0;
+    uint64_t i = 0, oks = 0, fails = 0, overflows = 0, oracle = 0, stale = 0, loops = 0;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
         g_heartbeat.fetch_add(1, std::memory_order_relaxed);
         // the interpreter image
@@ -735,7 +736,11 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
             store_u64(t + L.ts_thread_id, rng.chance(50) ? rng.pick(g_threads).ident : rng.next());
         }
         store_u64(w + L.interp_threads_head, k ? ts_addrs[0] : 0);
-        int muts = rng.chance(40) ? 0 : 1 + static_cast<int>(rng.below(4));
+        // A thread state freed and reused as the new head while the list was walked: the copies
+        // link into a loop (A -> C -> A ...). Nothing else is wrong with the list.
+        const bool loop = k >= 2 && rng.chance(15);
+        if (loop) store_u64(w + (ts_addrs[k - 1] - base) + L.ts_next, ts_addrs[rng.below(k - 1)]);
+        int muts = loop || rng.chance(40) ? 0 : 1 + static_cast<int>(rng.below(4));
         perturbed = perturbed || muts > 0;
         for (int m = 0; m < muts; ++m) {
             uint64_t field = L.ts_next;
@@ -761,14 +766,22 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
             }
             // the sampler leaves quiet threads' states uncopied: any mark must still give a
             // list whose copied entries hold every invariant
-            if (round > 0 && rng.chance(50))
-                for (size_t j = 0; j < tl.size(); ++j) if (rng.chance(50)) tl.leave_stale(j);
+            const bool marked = round > 0 && rng.chance(50);
+            if (marked) for (size_t j = 0; j < tl.size(); ++j) if (rng.chance(50)) tl.leave_stale(j);
             bool ok = tl.enumerate();
             CHECK(tl.size() <= cap, fmt("threads #%llu: %zu thread states in a list of %zu", (unsigned long long)i, tl.size(), cap));
             CHECK(!tl.overflowed() || tl.size() == cap, fmt("threads #%llu: overflowed at %zu of %zu", (unsigned long long)i, tl.size(), cap));
+            // every state copied afresh: a loop closed within the bound is a torn list (an
+            // uncopied state's link is unknown, and then the list of the last tick may stand)
+            if (loop && !perturbed && !marked && L2.interp == base && k < cap)
+                CHECK(!ok, fmt("threads #%llu: a looping list of %zu was accepted with %zu entries", (unsigned long long)i, k, tl.size()));
+            loops += loop && !ok;
             if (ok) {
                 ++oks;
                 overflows += tl.overflowed();
+                std::set<uint64_t> distinct;
+                for (size_t j = 0; j < tl.size(); ++j) distinct.insert(tl[j].tstate);
+                CHECK(distinct.size() == tl.size(), fmt("threads #%llu: a thread state listed twice (%zu distinct of %zu)", (unsigned long long)i, distinct.size(), tl.size()));
                 for (size_t j = 0; j < tl.size(); ++j) {
                     const ThreadSeen& s = tl[j];
                     stale += !tl.fresh(j);
@@ -780,7 +793,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
             } else {
                 ++fails;
             }
-            if (!perturbed && L2.interp == base) {  // well formed: every thread state, in order
+            if (!perturbed && !loop && L2.interp == base) {  // well formed: every thread state, in order
                 CHECK(ok && tl.size() == std::min(k, cap), fmt("threads #%llu: a well-formed list of %zu gave %d with %zu", (unsigned long long)i, k, ok, tl.size()));
                 for (size_t j = 0; j < tl.size(); ++j) CHECK(tl[j].tstate == ts_addrs[j], "threads: a well-formed list read out of order");
                 ++oracle;
@@ -791,6 +804,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
     st.notes["enumerate true"] = oks;
     st.notes["enumerate false"] = fails;
     st.notes["overflowed"] = overflows;
+    st.notes["loops rejected"] = loops;
     st.notes["entries left stale"] = stale;
     st.notes["well-formed lists read exactly"] = oracle;
 }
@@ -1128,7 +1142,7 @@ void collect_inputs() {
     // the blocked threads, through the engine's own list reader
     PyObject* idents = harness::main_global("blocker_idents");
     static NativeIds ids;
-    ThreadList tl(L, R, ids, 64);
+    ThreadList tl(L, R, ids, 64, 64);
     CHECK(tl.enumerate(), "cannot enumerate the real thread states");
     for (Py_ssize_t i = 0; i < PyList_Size(idents); ++i) {
         uint64_t ident = PyLong_AsUnsignedLongLong(PyList_GetItem(idents, i));
