@@ -690,7 +690,35 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 // ------------------------------------------------------------------------------------------------
 // Target 4: ThreadList::enumerate (and refresh)
 
+// NativeIds in a thread-churning process: more threads than slots over its life, most of them
+// exited. Every thread alive is found, in a bounded probe; a full window of live threads is
+// counted, never silently dropped.
+void check_native_ids(TargetStats& st) {
+    static NativeIds ids;
+    const uint64_t n = 3 * NativeIds::kSlots;
+    auto ident_of = [](uint64_t i) { return 0x7f0000001000ull + i * 0x101000ull; };
+    const uint32_t pid_max = 4194304;  // tids are below it (PID_MAX_LIMIT): none lives at these
+    for (uint64_t i = 0; i < n; ++i) ids.put(ident_of(i), pid_max + static_cast<uint32_t>(i));
+    CHECK(ids.not_stored() == 0, fmt("native ids: %llu not stored with every old thread exited", (unsigned long long)ids.not_stored()));
+    CHECK(ids.evicted() >= n - NativeIds::kSlots, fmt("native ids: %llu evicted", (unsigned long long)ids.evicted()));
+    // a quarter of the slots' worth of live threads (all this one), among the exited ones
+    const uint32_t me = static_cast<uint32_t>(::gettid());
+    for (uint64_t i = n; i < n + NativeIds::kSlots / 4; ++i) ids.put(ident_of(i), me);
+    for (uint64_t i = n; i < n + NativeIds::kSlots / 4; ++i)
+        CHECK(ids.get(ident_of(i)) == me, fmt("native ids: live thread %llu not found", (unsigned long long)i));
+    CHECK(ids.not_stored() == 0, fmt("native ids: %llu live threads not stored", (unsigned long long)ids.not_stored()));
+    // then live threads until no room is left: the ones that do not fit are counted
+    for (uint64_t i = 0; i < n; ++i) ids.put(ident_of(n + i), me);
+    CHECK(ids.not_stored() > 0, "native ids: a full map stored everything");
+    uint64_t found = 0;  // a live thread's entry is never evicted: each is found or counted
+    for (uint64_t i = 0; i < n; ++i) found += ids.get(ident_of(n + i)) == me;
+    CHECK(found + ids.not_stored() == n, fmt("native ids: %llu found and %llu not stored of %llu", (unsigned long long)found, (unsigned long long)ids.not_stored(), (unsigned long long)n));
+    st.notes["native ids evicted"] = ids.evicted();
+    st.notes["native ids not stored (full of live threads)"] = ids.not_stored();
+}
+
 void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
+    check_native_ids(st);
     static spprof_layout L2;  // the lists keep a reference: its `interp` moves to the fake image
     L2 = L;
     static NativeIds ids;
