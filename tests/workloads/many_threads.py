@@ -32,6 +32,11 @@ try:
     spprof.start(interval_ms=10, mode=mode)
     cpu = time.thread_time()
     hot_main(1.5)
+    # a wall tick walks every stack and takes longer than the interval: at least three whole
+    # ticks while main is in its hot loop (a tick's worth of samples is n + 1)
+    deadline = time.monotonic() + 60
+    while mode == "wall" and spprof.stats().collected_samples < 4 * (n + 1) and time.monotonic() < deadline:
+        hot_main(0.2)
     cpu = time.thread_time() - cpu
     profile = spprof.stop()
 finally:
