@@ -117,7 +117,9 @@ py::object stats() {
     d["missed_ticks"] = c.missed_ticks.load();
     d["ticks"] = c.ticks.load();
     d["threads_seen"] = c.threads_max.load();
+    d["thread_lists_cut"] = c.lists_cut.load();
     d["unidentified_threads"] = c.unidentified.load();
+    d["native_ids_not_stored"] = native_ids().not_stored();
     d["unverified_frames"] = e.collector->unverified();
     d["bytes_held"] = e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell);
     d["sampler_cpu_ns"] = e.sampler->cpu_ns();

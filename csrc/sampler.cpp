@@ -9,7 +9,10 @@
 namespace spprof {
 
 namespace {
-constexpr size_t kMaxThreads = 4096;
+// Buffers for this many threads at first, doubled on the sampler thread (between samples) when a
+// tick finds more, up to the bound; beyond it the oldest threads are left out, and counted.
+constexpr size_t kInitialThreads = 1024;
+constexpr size_t kMaxThreads = 65536;
 constexpr int kRetries = 2;
 constexpr size_t kSeenCodes = 4096;  // a power of two
 
@@ -22,7 +25,7 @@ uint64_t monotonic_ns() {
 Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,
                  const NativeIds& ids)
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
-      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads, opts.interval_ns),
+      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), metronome_(opts.interval_ns), cells_(static_cast<size_t>(opts.max_depth) + 1),
       last_run_(opts.wall ? 0 : kChainSlots) {
@@ -122,6 +125,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         return;
     }
     const size_t n = threads_.size();
+    if (threads_.overflowed()) counters_.lists_cut.fetch_add(1, std::memory_order_relaxed);
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     if (!opts_.wall) clocks_.begin_tick(n);
     FrameRecord* frames = &cells_[1].frame;

@@ -2,7 +2,8 @@
 // interval; each tick picks threads, captures their stacks and pushes the samples.
 //
 // Safety contract: the thread never takes the GIL, never calls the C API, never allocates after
-// start() and never blocks on anything the application can hold. It pushes to the queue without
+// start() but to grow its thread buffers (a tick that finds more threads than they hold, never
+// per sample) and never blocks on anything the application can hold. It pushes to the queue without
 // waiting: a full queue drops the sample and counts it.
 #pragma once
 
@@ -36,6 +37,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> torn{0};         // walks rejected after every retry
     std::atomic<uint64_t> retries{0};
     std::atomic<uint64_t> torn_lists{0};
+    std::atomic<uint64_t> lists_cut{0};   // ticks whose thread list was longer than the bound
     std::atomic<uint64_t> unidentified{0};
     std::atomic<uint64_t> threads_max{0};
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory

@@ -101,14 +101,15 @@ uint64_t read_stats(const Engine& e) {
 // One writer (in spprof, Python code holding the GIL) and several lock-free readers of NativeIds:
 // a reader sees no tid, or one that was put for that very ident.
 void native_ids_stress(int ms) {
-    static NativeIds ids;  // 8192 slots of atomics: too big for a thread's stack under TSan
+    static NativeIds ids;  // too big for a thread's stack under TSan
+    // More idents than slots, with tids of no thread: the writer evicts all the time
     std::atomic<bool> done{false};
     std::atomic<uint64_t> bad{0}, hits{0};
-    auto tid_for = [](uint64_t ident, uint32_t gen) { return static_cast<uint32_t>(((ident * 2654435761u) & 0xfff) << 20 | (gen & 0xfffff)); };
+    auto tid_for = [](uint64_t ident, uint32_t gen) { return static_cast<uint32_t>(((ident * 2654435761u) & 0x3ff) << 20 | (gen & 0xfffff)); };
     std::thread writer([&] {
         uint32_t gen = 1;
         while (!done.load()) {
-            for (uint64_t ident = 1; ident <= 3000; ++ident) ids.put(ident * 0x1000 + 0x7f0000000000ull, tid_for(ident, gen));
+            for (uint64_t ident = 1; ident <= 40000 && !done.load(); ++ident) ids.put(ident * 0x1000 + 0x7f0000000000ull, tid_for(ident, gen));
             ++gen;
         }
     });
@@ -117,11 +118,11 @@ void native_ids_stress(int ms) {
         readers.emplace_back([&, r] {
             harness::Rng rng(77 + r);
             while (!done.load()) {
-                uint64_t ident = 1 + rng.below(3200);
+                uint64_t ident = 1 + rng.below(42000);
                 uint32_t tid = ids.get(ident * 0x1000 + 0x7f0000000000ull);
                 if (tid == 0) continue;
                 hits.fetch_add(1);
-                if ((tid >> 20) != ((ident * 2654435761u) & 0xfff)) bad.fetch_add(1);
+                if ((tid >> 20) != ((ident * 2654435761u) & 0x3ff)) bad.fetch_add(1);
             }
         });
     }
