@@ -79,7 +79,7 @@ class Session:
         self._pid = os.getpid()
 
     def start(self) -> None:
-        spprof.start(interval_ms=self.interval_ms, mode=self.mode)
+        spprof._start(self.interval_ms, None, {"mode": self.mode}, owner="run")
         # A program that sets its own SIGTERM handler later replaces this one, as it should.
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -125,7 +125,7 @@ class Session:
                 self._timer.cancel()
             self._stop_status()
             try:
-                profile = spprof.stop()
+                profile = spprof._stop("run")
             except RuntimeError:
                 sys.stderr.write("spprof: the program stopped the profiler itself; nothing saved\n")
                 return
