@@ -86,3 +86,24 @@ def test_profiler_whose_save_fails_keeps_the_profile(tmp_path):
         with p:
             spin(500_000)
     assert p.profile is not None and not spprof.is_active()
+
+
+@pytest.mark.parametrize("fmt", ["speedscope", "collapsed", "pprof", "chrome_trace", "html"])
+def test_a_failed_save_carries_the_errno(profile, fmt):
+    with pytest.raises(OSError) as info:
+        profile.save("/dev/full", format=fmt)
+    assert info.value.errno == errno.ENOSPC, info.value
+
+
+def test_any_failure_after_the_native_stop_hands_over_the_profile(monkeypatch):
+    from spprof import _threads
+
+    def broken(ident, native_id):
+        raise TypeError("a name that cannot be named")
+    spprof.start(interval_ms=1)
+    spin(500_000)
+    monkeypatch.setattr(_threads, "name_of", broken)
+    with pytest.raises(TypeError) as info:
+        spprof.stop()
+    assert not spprof.is_active()
+    assert info.value.profile.samples
