@@ -441,3 +441,21 @@ def test_html_click_on_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
     zoomed, reset = re.search(r'<pre id="probe">([^<]*)</pre>', dom).group(1).split("|")
     assert zoomed == "all threads=100% a=100% b=100%"  # c lies outside the zoomed range
     assert reset == "all threads=100% a=100% b=75% c=25%"
+
+
+@pytest.mark.parametrize("how", ["api", "-o", "default name"])
+def test_a_relative_output_path_is_where_the_program_started(tmp_path, how):
+    # Resolved once, at start: a program that changes folder gets its profile where it was
+    # asked for, and the path named on stderr is the path written.
+    if how == "api":
+        proc = python_cmd(WORKLOADS / "chdir_program.py", "api", "rel.json", cwd=tmp_path)
+    elif how == "-o":
+        proc = spprof_cmd("run", "-o", "rel.json", WORKLOADS / "chdir_program.py", "plain", cwd=tmp_path)
+    else:
+        proc = spprof_cmd("run", WORKLOADS / "chdir_program.py", "plain", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    written = [p.name for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert written == (["rel.json"] if how != "default name" else [f for f in written if f.startswith("spprof-")])
+    assert len(written) == 1 and not list((tmp_path / "elsewhere").iterdir())
+    if how != "api":
+        assert f"written to {tmp_path / written[0]}" in proc.stderr
