@@ -13,13 +13,12 @@ import datetime as _dt
 import errno
 import os
 import sys
-import tempfile
 import threading
 from typing import Any, Dict, Optional, Tuple
 
 from . import _native, _threads
 from ._model import Frame, Profile, ProfilerStats, Sample
-from .save import path_str, written_in_place
+from .save import path_str, temp_file, written_in_place
 
 __version__ = "0.1.0"
 __all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profile", "Sample", "Frame",
@@ -79,9 +78,7 @@ def _check_output_path(output_path: Any) -> Optional[str]:
         return path
     # A file made and removed: the only test that holds for root, read-only mounts and sysfs alike
     try:
-        fd, probe = tempfile.mkstemp(prefix=".spprof-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        os.unlink(temp_file(folder, "probe"))
     except OSError as e:
         raise PermissionError(errno.EACCES, f"output_path folder {folder!r} is not writable ({e.strerror})",
                               path) from e

@@ -107,3 +107,26 @@ def test_any_failure_after_the_native_stop_hands_over_the_profile(monkeypatch):
         spprof.stop()
     assert not spprof.is_active()
     assert info.value.profile.samples
+
+
+def test_a_save_removes_what_a_killed_save_left_and_nothing_else(profile, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from conftest import WORKLOADS
+    proc = subprocess.Popen([sys.executable, str(WORKLOADS / "killed_save.py"), str(tmp_path / "p.collapsed")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    left = leftovers(tmp_path)
+    assert len(left) == 1 and str(proc.pid) in left[0], left
+    # not spprof's naming, or a live process's: kept
+    others = [".spprof-abc123.tmp", f".spprof-{os.getppid()}-abcd1234.tmp", "notes.tmp"]
+    for name in others:
+        (tmp_path / name).write_text("x")
+    profile.save(tmp_path / "again.collapsed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + ["again.collapsed"])
