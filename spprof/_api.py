@@ -65,24 +65,20 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
             from . import _native
             if _native.session() is not None:  # a profile is running (maybe this very function's): join it
                 return fn(*args, **kwargs)
-            p = None
             try:
-                p = Profiler(interval_ms, output_path, **options)
+                p = Profiler(interval_ms, output_path, **options)  # checks output_path again
                 p.__enter__()
-            except RuntimeError as e:  # another thread started one meanwhile: join it
-                if "already running" not in str(e):
+            except Exception as e:  # another thread's profile started meanwhile (joined), or a failure
+                if not (isinstance(e, RuntimeError) and "already running" in str(e)):
                     _warn(f"spprof: could not profile {fn.__qualname__} ({e}); it ran unprofiled")
-                return fn(*args, **kwargs)
-            except Exception as e:
-                _warn(f"spprof: could not profile {fn.__qualname__} ({e}); it ran unprofiled")
                 return fn(*args, **kwargs)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as e:
-                _exit_quietly(p, fn, e)
+                _exit_quietly(p, fn)
                 wrapper.last_profile = p.profile  # type: ignore[attr-defined]
                 raise
-            _exit_quietly(p, fn, None)
+            _exit_quietly(p, fn)
             wrapper.last_profile = p.profile  # type: ignore[attr-defined]
             return result
 
@@ -100,10 +96,12 @@ def _warn(message: str) -> None:
         sys.stderr.write(message + "\n")
 
 
-def _exit_quietly(p: Profiler, fn: Callable[..., Any], exc: Optional[BaseException]) -> None:
-    """Stops the decorator's profile; a failure (the save) warns instead of replacing the result."""
+def _exit_quietly(p: Profiler, fn: Callable[..., Any]) -> None:
+    """Stops the decorator's profile; a failure (the save) warns instead of replacing the
+    function's result or exception."""
+    from . import stop
     try:
-        p.__exit__(type(exc) if exc is not None else None, exc, exc.__traceback__ if exc is not None else None)
+        p.profile = stop()
     except Exception as e:
         p.profile = getattr(e, "profile", None)
         _warn(f"spprof: the profile of {fn.__qualname__} could not be saved ({e}); it is on {fn.__qualname__}.last_profile")

@@ -155,3 +155,12 @@ def test_sigterm_while_profile_holds_the_lock_under_spprof_run_saves_and_dies(tm
     assert proc.returncode == -15, (proc.returncode, proc.stderr[-3000:])
     assert "still alive" not in proc.stdout
     assert json.loads(out.read_text())["profiles"]
+
+
+def test_a_profile_started_after_spprofs_exit_handler_is_refused_clearly(tmp_path):
+    proc, _ = run_workload("atexit_late", tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = {k: v for line in proc.stdout.splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
+    assert said["late_block"] is True and (tmp_path / "block.json").exists()
+    assert "exit handler" in said["late_start"] and "never be stopped or saved" in said["late_start"]
+    assert not (tmp_path / "late.json").exists()
