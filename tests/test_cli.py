@@ -459,3 +459,25 @@ def test_a_relative_output_path_is_where_the_program_started(tmp_path, how):
     assert len(written) == 1 and not list((tmp_path / "elsewhere").iterdir())
     if how != "api":
         assert f"written to {tmp_path / written[0]}" in proc.stderr
+
+
+def test_start_inside_a_program_run_by_spprof_run_joins_its_profile(tmp_path):
+    out = tmp_path / "run.json"
+    own = tmp_path / "own.json"
+    proc = spprof_cmd("run", "-o", out, WORKLOADS / "start_under_run.py", own, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = seen(proc)
+    assert said == {"samples": 0, "again": 0, "active": True}  # stop() of a joined start(): an empty Profile
+    assert proc.stderr.count("joins the profile of `spprof run`") == 1, proc.stderr
+    assert f"{own} will not be written" in proc.stderr and not own.exists()
+    assert "own_work" in {f["name"] for f in json.loads(out.read_text())["shared"]["frames"]}
+
+
+def test_speedscope_frames_hold_none_of_spprof_runs_own(tmp_path):
+    out = tmp_path / "p.json"
+    proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    frames = json.loads(out.read_text())["shared"]["frames"]
+    assert HOT in {f["name"] for f in frames}
+    assert not {f["name"] for f in frames} & {"_cmd_run", "run_module", "_run_code", "_run_module_as_main"}, frames
+    assert all(f.get("file") == str(PROGRAM) for f in frames), frames
