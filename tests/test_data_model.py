@@ -2,6 +2,7 @@
 import dataclasses
 import datetime as dt
 import platform
+import sys
 
 import pytest
 
@@ -79,8 +80,11 @@ def test_threads_are_named_as_python_names_them():
     names = {s.thread_name for s in profile.samples}
     assert "renamed-worker" in names and "start-name" not in names
     by_tid = {s.native_id: s.thread_name for s in profile.samples}
-    assert by_tid[tids[0]] == f"Thread-{tids[0]}"
     assert by_tid[tids[1]].startswith("Dummy-")
+    # 3.9 and 3.10 keep no native id in the thread state: a `_thread` thread that never touched
+    # threading has none the sampler could learn (its samples, if any, carry native id 0).
+    if sys.version_info >= (3, 11):
+        assert by_tid[tids[0]] == f"Thread-{tids[0]}"
 
 
 def test_the_frame_table_holds_only_frames_that_samples_use():
