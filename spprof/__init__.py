@@ -30,6 +30,8 @@ _MODES = ("cpu", "wall")
 # one native call, which no Python handler can split), where a plain lock would deadlock.
 _lock = threading.RLock()
 _exiting = False  # spprof's exit handler ran: nothing started from now on would be saved
+# `spprof run`'s session once it stopped, while start()s that joined it still have a stop() to come
+_ended_run: Optional[Dict[str, Any]] = None
 
 
 def _check_interval(interval_ms: Any) -> float:
@@ -141,16 +143,20 @@ def stop() -> Profile:
 
 
 def _stop(owner: str = "start") -> Profile:
+    global _ended_run
     with _lock:
-        running = _native.session()
-        if running is not None and running["joined"] > 0 and owner != "run":
-            running["joined"] -= 1
+        # A start() that joined `spprof run`'s profile gets an empty Profile from its stop(),
+        # also when `spprof run` stopped first (--duration).
+        joined = _native.session() or _ended_run
+        if owner != "run" and joined is not None and joined["joined"] > 0:
+            joined["joined"] -= 1
             now = _dt.datetime.now(_dt.timezone.utc)
-            return Profile(start_time=now, end_time=now, interval_ms=running["interval_ms"], mode=running["mode"])
+            return Profile(start_time=now, end_time=now, interval_ms=joined["interval_ms"], mode=joined["mode"])
         try:
             data, session = _native.stop()
         except RuntimeError:
             raise RuntimeError("Profiler not running") from None
+        _ended_run = session if session["joined"] else None
         try:
             _threads.uninstall()
         except Exception:  # names only: the profile is kept whatever they do
@@ -208,8 +214,9 @@ def stats() -> Optional[ProfilerStats]:
 def _after_fork_in_child() -> None:
     # The child has none of the parent's threads: it starts with no profile and can start its own.
     # The parent's output_path stays the parent's: the child never writes it.
-    global _lock
+    global _lock, _ended_run
     _lock = threading.RLock()  # another thread may have held it at the fork
+    _ended_run = None
     _native.after_fork_child()
     _threads.uninstall()
 

@@ -461,13 +461,17 @@ def test_a_relative_output_path_is_where_the_program_started(tmp_path, how):
         assert f"written to {tmp_path / written[0]}" in proc.stderr
 
 
-def test_start_inside_a_program_run_by_spprof_run_joins_its_profile(tmp_path):
+@pytest.mark.parametrize("late", [False, True])
+def test_start_inside_a_program_run_by_spprof_run_joins_its_profile(tmp_path, late):
     out = tmp_path / "run.json"
     own = tmp_path / "own.json"
-    proc = spprof_cmd("run", "-o", out, WORKLOADS / "start_under_run.py", own, cwd=tmp_path)
+    how = ["--duration", "0.5"] if late else []
+    proc = spprof_cmd("run", *how, "-o", out, WORKLOADS / "start_under_run.py", own, *(["late"] if late else []),
+                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     said = seen(proc)
-    assert said == {"samples": 0, "again": 0, "active": True}  # stop() of a joined start(): an empty Profile
+    # stop() of a joined start(): an empty Profile, also once `spprof run` itself has stopped
+    assert said == {"samples": 0, "again": 0, "active": not late}
     assert proc.stderr.count("joins the profile of `spprof run`") == 1, proc.stderr
     assert f"{own} will not be written" in proc.stderr and not own.exists()
     assert "own_work" in {f["name"] for f in json.loads(out.read_text())["shared"]["frames"]}
