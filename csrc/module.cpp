@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "collector.h"
 #include "layout.h"
@@ -55,7 +56,9 @@ struct Engine {
     int64_t start_unix_ns = 0;
     uint64_t process_cpu_start_ns = 0;
     size_t queue_cells = 0;
-    py::object session;  // the Python side's record, kept here so that it changes with the engine
+    // The Python side's record, kept here so that it changes with the engine. A strong reference
+    // that only stop() gives back: an engine destroyed at process exit never touches Python.
+    PyObject* session = nullptr;
 };
 
 std::unique_ptr<Engine> g_engine;
@@ -109,7 +112,7 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
         e->collector->finish();
         raise_os_error("spprof: " + error);
     }
-    e->session = std::move(session);
+    e->session = session.release().ptr();
     g_engine = std::move(e);
 }
 
@@ -150,7 +153,7 @@ py::tuple stop() {
     if (!g_engine) throw std::runtime_error("Profiler not running");
     py::dict last = stats();
     std::unique_ptr<Engine> e = std::move(g_engine);
-    py::object session = std::move(e->session);
+    py::object session = py::reinterpret_steal<py::object>(std::exchange(e->session, nullptr));
     uint64_t end_ns;
     {
         py::gil_scoped_release nogil;  // the native threads never take the GIL; others may run
@@ -364,7 +367,7 @@ PYBIND11_MODULE(_native, m) {
           py::arg("session") = py::none());
     m.def("stop", &stop);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
-    m.def("session", [] { return g_engine ? g_engine->session : py::object(py::none()); });
+    m.def("session", [] { return g_engine ? py::reinterpret_borrow<py::object>(g_engine->session) : py::object(py::none()); });
     m.def("stats", &stats);
     m.def("after_fork_child", &after_fork_child);
     py::class_<EngineBench>(m, "EngineBench")
