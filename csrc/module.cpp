@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "collector.h"
 #include "layout.h"
@@ -60,6 +61,9 @@ struct Engine {
     std::mutex cut_mu;
     uint64_t last_edge_ns = 0;
     int64_t last_edge_unix_ns = 0;
+    // The Python side's record, kept here so that it changes with the engine. A strong reference
+    // that only stop() gives back: an engine destroyed at process exit never touches Python.
+    PyObject* session = nullptr;
 };
 
 // Shared: a cut runs without the GIL and keeps the engine alive while a stop() on another thread
@@ -73,7 +77,24 @@ uint64_t process_cpu_ns() { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
     throw py::error_already_set();
 }
 
-void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes) {
+// Native strings hold lone surrogates as "surrogatepass" writes them (csrc/pyobjects.cpp): a
+// name Python decoded with os.fsdecode ('caf\udce9') goes both ways unchanged.
+py::str text(const std::string& s) {
+    PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogatepass");
+    if (o == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
+
+std::string utf8(const py::str& s) {
+    PyObject* b = PyUnicode_AsEncodedString(s.ptr(), "utf-8", "surrogatepass");
+    if (b == nullptr) throw py::error_already_set();
+    std::string out(PyBytes_AS_STRING(b), static_cast<size_t>(PyBytes_GET_SIZE(b)));
+    Py_DECREF(b);
+    return out;
+}
+
+void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes,
+           py::object session) {
     if (g_engine) throw std::runtime_error("Profiler already running");
     auto e = std::make_unique<Engine>();
     char err[512] = {0};
@@ -100,6 +121,7 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
         e->collector->finish();
         raise_os_error("spprof: " + error);
     }
+    e->session = session.release().ptr();
     g_engine = std::move(e);
 }
 
@@ -138,10 +160,13 @@ py::object stats() {
     return d;
 }
 
-std::unique_ptr<ProfileData> stop() {
+// The profile and the session given to start(), together: no Python code runs between the
+// engine's end and the hand-over of its record.
+py::tuple stop() {
     if (!g_engine) throw std::runtime_error("Profiler not running");
     py::dict last = stats();
     std::shared_ptr<Engine> e = std::move(g_engine);
+    py::object session = py::reinterpret_steal<py::object>(std::exchange(e->session, nullptr));
     uint64_t end_ns;
     {
         py::gil_scoped_release nogil;  // the native threads never take the GIL; others may run
@@ -160,7 +185,7 @@ std::unique_ptr<ProfileData> stop() {
         if (py::isinstance<py::int_>(item.second))
             d->counters.emplace_back(py::str(item.first), item.second.cast<uint64_t>());
     }
-    return d;
+    return py::make_tuple(std::move(d), session);
 }
 
 // In the child of a fork() the engine's threads do not exist and its locks may be held for ever:
@@ -339,7 +364,7 @@ PYBIND11_MODULE(_native, m) {
         .def("__len__", [](const ProfileData& d) { return d.samples.size(); })
         .def("symbols", [](const ProfileData& d) {
             py::list out;
-            for (const Symbol& s : d.symbols) out.append(py::make_tuple(s.name, s.filename, s.firstlineno));
+            for (const Symbol& s : d.symbols) out.append(py::make_tuple(text(s.name), text(s.filename), s.firstlineno));
             return out;
         })
         .def("frames", [](const ProfileData& d) {
@@ -358,12 +383,12 @@ PYBIND11_MODULE(_native, m) {
         })
         .def("threads", [](const ProfileData& d) {
             py::list out;
-            for (const ThreadEntry& t : d.threads) out.append(py::make_tuple(t.ident, t.native_tid, t.name));
+            for (const ThreadEntry& t : d.threads) out.append(py::make_tuple(t.ident, t.native_tid, text(t.name)));
             return out;
         })
-        .def("set_thread_name", [](ProfileData& d, size_t i, const std::string& name) {
+        .def("set_thread_name", [](ProfileData& d, size_t i, const py::str& name) {
             if (i >= d.threads.size()) throw py::index_error("thread index out of range");
-            d.threads[i].name = name;
+            d.threads[i].name = utf8(name);
         })
         .def("counters", [](const ProfileData& d) {
             py::dict out;
@@ -372,21 +397,29 @@ PYBIND11_MODULE(_native, m) {
         })
         .def("sample_columns", &sample_columns)
         .def("trim", &ProfileData::trim, py::arg("root_symbols"), py::arg("threads"))
-        .def("write_speedscope", [](const ProfileData& d, const std::string& path, const std::string& name,
-                                    const std::string& exporter) {
-            std::string error;
+        .def("write_speedscope", [](const ProfileData& d, const py::bytes& path, const py::str& name,
+                                    const py::str& exporter) {
+            const std::string where = path, title = utf8(name), by = utf8(exporter);
+            int error = 0;
             bool ok;
             {
                 py::gil_scoped_release nogil;
-                ok = write_speedscope(d, path, name, exporter, error);
+                ok = write_speedscope(d, where, title, by, error);
             }
-            if (!ok) raise_os_error("cannot write " + path + ": " + error);
-        });
+            if (!ok) {  // OSError(errno, strerror, filename): FileNotFoundError and the like, as open() raises
+                errno = error;
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, py::reinterpret_steal<py::object>(
+                    PyUnicode_DecodeFSDefaultAndSize(where.data(), static_cast<Py_ssize_t>(where.size()))).ptr());
+                throw py::error_already_set();
+            }
+        }, py::arg("path"), py::arg("name"), py::arg("exporter"));
 
-    m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"));
+    m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"),
+          py::arg("session") = py::none());
     m.def("stop", &stop);
     m.def("cut", &cut, py::arg("last") = false);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
+    m.def("session", [] { return g_engine ? py::reinterpret_borrow<py::object>(g_engine->session) : py::object(py::none()); });
     m.def("stats", &stats);
     m.def("after_fork_child", &after_fork_child);
     py::class_<EngineBench>(m, "EngineBench")

@@ -169,10 +169,10 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if not 1 <= ns.interval <= 1000:
         p.error(f"-i/--interval must be in [1, 1000] ms, got {ns.interval:g}")
     try:
-        spprof._check_output_path(path)
+        where = spprof._check_output_path(path) or path  # absolute: the program may change folder
     except OSError as e:
         p.error(str(e))
-    session = _run.Session(path, fmt, ns.interval, ns.mode, ns.duration)
+    session = _run.Session(where, fmt, ns.interval, ns.mode, ns.duration, shown=path)
     return _run.run(session, ns.script, ns.module, ns.args)
 
 

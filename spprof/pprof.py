@@ -61,7 +61,7 @@ class _Strings:
         return i
 
     def encode(self) -> bytes:
-        return b"".join(_bytes(_PROFILE_STRING_TABLE, s.encode("utf-8", "replace")) for s in self.index)
+        return b"".join(_bytes(_PROFILE_STRING_TABLE, s.encode("utf-8", "backslashreplace")) for s in self.index)
 
 
 def to_bytes(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
