@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,7 +31,10 @@ public:
     bool start(const std::string& forced_reader, std::string& error);
     // Only the reader, for drain() driven by the caller (the micro-benchmark).
     bool open(const std::string& forced_reader, std::string& error);
-    // Stops the thread after a last drain and hands over the tables.
+    // Called on the collector's thread at each of its wakes (at least every 250 ms): the sampler's
+    // watch. Set before start().
+    void set_watch(std::function<void()> watch) { watch_ = std::move(watch); }
+    // Stops the thread after a last drain and hands over the tables. Needs no GIL.
     std::unique_ptr<ProfileData> finish();
     // In a forked child, where the thread does not exist: closes the reader's descriptors only.
     void close_reader_after_fork() { reader_.close(); }
@@ -39,6 +43,7 @@ public:
     uint64_t dropped_memory() const { return dropped_memory_.load(std::memory_order_relaxed); }
     uint64_t bytes_held() const { return bytes_held_.load(std::memory_order_relaxed); }
     uint64_t unverified() const { return unverified_.load(std::memory_order_relaxed); }
+    uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 
     uint64_t cpu_ns() const { return cpu_.ns(); }  // the collector thread's own CPU time
 
@@ -48,6 +53,7 @@ public:
 private:
     void run();
     void ingest(const SampleHeader& h, const FrameRecord* frames);
+    void ingest_or_throw(const SampleHeader& h, const FrameRecord* frames);
     uint32_t intern_stack();
     bool grow_samples();
     size_t held_now() const;  // the tables' bytes, as bytes_held() reports them after a drain
@@ -67,8 +73,9 @@ private:
 
     std::thread thread_;
     OwnThreadCpu cpu_;
+    std::function<void()> watch_;
 
-    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0};
+    std::atomic<uint64_t> samples_{0}, dropped_memory_{0}, bytes_held_{0}, unverified_{0}, errors_{0};
 };
 
 }  // namespace spprof
