@@ -1,5 +1,7 @@
 """spprof's descriptors: few, bounded, given up under pressure, kept out of children, and never
 used once the program has closed them (their numbers may then be the program's own files)."""
+import platform
+
 import pytest
 
 from conftest import run_workload
@@ -44,3 +46,10 @@ def test_fork_through_libc_abandons_the_engine_and_closes_its_descriptors():
     assert child["descriptors"] == []
     assert child["child_samples"] > 0
     assert out["parent_samples"] > 0
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the seccomp filter names x86_64 system calls")
+def test_start_where_seccomp_refuses_epoll_raises_oserror():
+    proc, out = run_workload("no_epoll", timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "epoll" in out["start_error"] and out["active"] is False
