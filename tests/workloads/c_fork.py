@@ -5,19 +5,11 @@ import ctypes
 import json
 import os
 import sys
-import time
 
 import spprof
+from busy import work
 
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def work(seconds):
-    end = time.monotonic() + seconds
-    total = 0
-    while time.monotonic() < end:
-        for i in range(10_000):
-            total += i
 
 
 def spprof_descriptors():

@@ -5,20 +5,11 @@ what happened."""
 import json
 import os
 import sys
-import time
 
 import spprof
+from busy import work
 
 folder, mode = sys.argv[1], sys.argv[2]
-
-
-def work(seconds):
-    end = time.monotonic() + seconds
-    total = 0
-    while time.monotonic() < end:
-        for i in range(10_000):
-            total += i
-    return total
 
 
 spprof.start(interval_ms=1, mode=mode)

@@ -30,12 +30,19 @@ for t in wakers:
 spare, mode = int(sys.argv[1]), sys.argv[2]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
-held = []
-try:
-    while True:
-        held.append(os.open(os.devnull, os.O_RDONLY))
-except OSError:
-    pass
+
+
+def open_all():
+    """Opens /dev/null until no descriptor is left; the descriptors."""
+    fds = []
+    try:
+        while True:
+            fds.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        return fds
+
+
+held = open_all()
 for _ in range(min(spare, len(held))):
     os.close(held.pop())
 out = {}
@@ -48,12 +55,7 @@ else:
     for i in range(2_000_000):
         total += i
     time.sleep(0.3)
-    opened = []
-    try:
-        while True:
-            opened.append(os.open(os.devnull, os.O_RDONLY))
-    except OSError:
-        pass
+    opened = open_all()
     out["opened_while_profiled"] = len(opened)
     for fd in opened:
         os.close(fd)
