@@ -13,7 +13,10 @@ for t in threads:
 runs = []
 for _ in range(5):
     spprof.start(interval_ms=1, mode="wall", memory_limit_mb=1)
-    time.sleep(1.0)
+    end = time.monotonic() + 8  # until the bound is reached, and a little after
+    while time.monotonic() < end and spprof._native.stats()["dropped_memory_limit"] == 0:
+        time.sleep(0.1)
+    time.sleep(0.3)
     p = spprof.stop()
     c = p.counters
     runs.append({"collected": c["collected_samples"], "kept": len(p.samples),
