@@ -134,12 +134,12 @@ void Sampler::run(Metronome* m) {
     pthread_setname_np(pthread_self(), "spprof-sampler");
     cpu_.begin();
     try {
-        const bool intact = m->run([this] {
+        // false when the descriptors were lost: watch() counts that and starts the next thread
+        (void)m->run([this] {
             tick(monotonic_ns(), true);
             counters_.ticks.fetch_add(1, std::memory_order_relaxed);
             counters_.reads.store(reader_.syscalls(), std::memory_order_relaxed);
         }, counters_.missed_ticks);
-        (void)intact;  // a loss is counted by watch(), which starts the next thread
     } catch (...) {  // out of memory in Asio, or anything else: sampling ends, the profile stays
         counters_.errors.fetch_add(1, std::memory_order_relaxed);
         counters_.sampling_stopped.store(true);
