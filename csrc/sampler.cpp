@@ -98,6 +98,7 @@ bool Sampler::stop() {
     std::lock_guard<std::mutex> hold(control_);
     stopping_ = true;
     if (thread_.joinable()) {
+        if (!metronome_->intact()) counters_.descriptors_lost.fetch_add(1, std::memory_order_relaxed);
         metronome_->stop();  // also holds when run() has not started yet: it then returns at once
         end_thread(std::chrono::milliseconds(2000));
     }

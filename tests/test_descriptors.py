@@ -36,6 +36,13 @@ def test_program_that_closes_every_descriptor_keeps_its_files_and_stop_returns(t
     assert out["ticks_end"] > out["ticks_before"] + 50
 
 
+def test_stop_right_after_every_descriptor_was_closed_returns(tmp_path):
+    proc, out = run_workload("close_all_descriptors", tmp_path, "cpu", "at_once", timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out["intact"] == [True] * 8 and out["pipe_ok"]
+    assert out["lost"] == 1 and out["samples"] > 0
+
+
 def test_fork_through_libc_abandons_the_engine_and_closes_its_descriptors():
     proc, out = run_workload("c_fork", timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]

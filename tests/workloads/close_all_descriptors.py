@@ -1,7 +1,8 @@
 """A program that closes every descriptor above 2 while it is profiled, as daemonizing code does,
 then opens files of its own (which take the freed numbers) and writes to them. stop() must
 return, spprof must never write to, read from or close the program's files, and stats() must say
-what happened."""
+what happened. argv[3] "at_once": stop() right after the descriptors were closed, before spprof
+could notice."""
 import json
 import os
 import sys
@@ -9,8 +10,7 @@ import sys
 import spprof
 from busy import work
 
-folder, mode = sys.argv[1], sys.argv[2]
-
+folder, mode, at_once = sys.argv[1], sys.argv[2], sys.argv[3:] == ["at_once"]
 
 spprof.start(interval_ms=1, mode=mode)
 work(0.2)
@@ -22,7 +22,8 @@ fds = [os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC) for p in paths]
 r, w = os.pipe()
 for fd in fds:
     os.write(fd, b"mine")
-work(0.5)
+if not at_once:
+    work(0.5)
 profile = spprof.stop()
 # still open, and holding exactly what the program wrote
 intact = []
