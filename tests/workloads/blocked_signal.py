@@ -7,7 +7,6 @@ import time
 
 import spprof
 
-mode = os.environ.get("SPPROF_TEST_STOP_FIRST", "")
 spprof.start(interval_ms=1)
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGUSR2})
 time.sleep(0.05)
