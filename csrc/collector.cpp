@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "code_identity.h"
+#include "quiet_thread.h"
 
 namespace spprof {
 
@@ -36,7 +37,7 @@ bool Collector::open(const std::string& forced_reader, std::string& error) {
 bool Collector::start(const std::string& forced_reader, std::string& error) {
     if (!open(forced_reader, error)) return false;
     try {
-        thread_ = std::thread([this] { run(); });
+        thread_ = start_quiet_thread([this] { run(); });
     } catch (const std::exception& e) {
         error = std::string("cannot start the collector thread: ") + e.what();
         return false;
@@ -47,12 +48,17 @@ bool Collector::start(const std::string& forced_reader, std::string& error) {
 void Collector::run() {
     pthread_setname_np(pthread_self(), "spprof-collect");
     cpu_.begin();
-    for (;;) {
-        signal_.take();
-        drain();
-        const auto drained_at = std::chrono::steady_clock::now();
-        if (signal_.wait_until(drained_at + kIdleDrainPeriod, true)) break;
-        if (signal_.wait_until(drained_at + kMinDrainPeriod, false)) break;  // asked early: not yet
+    try {
+        for (;;) {
+            signal_.take();
+            drain();
+            if (watch_) watch_();
+            const auto drained_at = std::chrono::steady_clock::now();
+            if (signal_.wait_until(drained_at + kIdleDrainPeriod, true)) break;
+            if (signal_.wait_until(drained_at + kMinDrainPeriod, false)) break;  // asked early: not yet
+        }
+    } catch (...) {  // never seen: the queue fills and the sampler drops and counts
+        errors_.fetch_add(1, std::memory_order_relaxed);
     }
     cpu_.end();
 }
@@ -60,7 +66,11 @@ void Collector::run() {
 std::unique_ptr<ProfileData> Collector::finish() {
     signal_.stop();
     if (thread_.joinable()) thread_.join();
-    drain();
+    try {
+        drain();
+    } catch (...) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+    }
     std::lock_guard<std::mutex> lock(mu_);  // a cut on another thread may be under way
     return std::move(data_);
 }
@@ -72,6 +82,8 @@ void Collector::drain() {
 
 void Collector::drain_locked() {
     if (!data_) return;  // finished
+    std::string error;
+    (void)reader_.revalidate(error);  // when it fails, frames are unverified: never misnamed
     while (queue_.pop(&cells_[0], 1) == 1) {
         const SampleHeader h = cells_[0].header;
         size_t depth = h.depth;
@@ -169,8 +181,9 @@ uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {
     auto it = threads_by_key_.find(key);
     if (it != threads_by_key_.end()) return it->second;
     uint32_t idx = static_cast<uint32_t>(data_->threads.size());
-    data_->threads.push_back({ident, tid, ""});
+    data_->threads.reserve(idx + 1);  // out of memory here or below leaves both tables as they were
     threads_by_key_.emplace(key, idx);
+    data_->threads.push_back({ident, tid, ""});
     return idx;
 }
 
@@ -183,6 +196,9 @@ uint32_t Collector::intern_stack() {
         if (b - a == stack_.size() && std::equal(stack_.begin(), stack_.end(), data_->stack_frames.begin() + a)) return id;
     }
     uint32_t id = static_cast<uint32_t>(data_->stack_count());
+    // Every allocation before the first change: out of memory leaves the tables consistent.
+    data_->stack_offsets.reserve(data_->stack_offsets.size() + 1);
+    bucket.reserve(bucket.size() + 1);
     data_->stack_frames.insert(data_->stack_frames.end(), stack_.begin(), stack_.end());
     data_->stack_offsets.push_back(static_cast<uint32_t>(data_->stack_frames.size()));
     bucket.push_back(id);
@@ -207,7 +223,17 @@ bool Collector::grow_samples() {
     return true;
 }
 
+// Out of memory (an address-space limit reached before memory_limit_mb) drops the sample and
+// counts it like the bound does; every table is left consistent (see intern_stack()).
 void Collector::ingest(const SampleHeader& h, const FrameRecord* frames) {
+    try {
+        ingest_or_throw(h, frames);
+    } catch (const std::bad_alloc&) {
+        dropped_memory_.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames) {
     if (bytes_held_.load(std::memory_order_relaxed) > memory_limit_) {
         dropped_memory_.fetch_add(1, std::memory_order_relaxed);
         return;

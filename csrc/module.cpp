@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,10 +14,12 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <exception>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <utility>
 
 #include "collector.h"
 #include "layout.h"
@@ -93,9 +96,30 @@ std::string utf8(const py::str& s) {
     return out;
 }
 
+// Runs `body` without the GIL. The GIL is taken back in this ordinary frame, never in a
+// destructor: at interpreter exit CPython ends a daemon thread that takes the GIL back with
+// pthread_exit, whose forced unwind calls std::terminate when it meets a noexcept frame (a scoped
+// guard's destructor is one). Nothing holding a Python object may live in the frames it unwinds.
+template <class Body>
+void without_gil(Body&& body) {
+    PyThreadState* ts = PyEval_SaveThread();
+    std::exception_ptr failure;
+    try {
+        body();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    PyEval_RestoreThread(ts);
+    if (failure) std::rethrow_exception(failure);
+}
+
 void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes,
            py::object session) {
     if (g_engine) throw std::runtime_error("Profiler already running");
+    // The engine reads the main interpreter's thread list: from a sub-interpreter it would
+    // silently profile another interpreter than the caller's.
+    if (PyInterpreterState_Get() != PyInterpreterState_Main())
+        throw std::runtime_error("spprof profiles the main interpreter only: call start() there, not in a sub-interpreter");
     auto e = std::make_unique<Engine>();
     char err[512] = {0};
     if (spprof_layout_init(&e->layout, err, sizeof err) != 0) raise_os_error(err);
@@ -111,6 +135,8 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->collector = std::make_unique<Collector>(e->layout, *e->queue, e->drain, max_depth,
                                                memory_limit_bytes > queue_bytes ? memory_limit_bytes - queue_bytes : 0);
     e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, e->drain, native_ids());
+    Sampler* sampler = e->sampler.get();
+    e->collector->set_watch([sampler] { sampler->watch(); });
     if (!e->collector->start(reader, error)) raise_os_error("spprof: " + error);
     e->start_ns = monotonic_ns();
     e->start_unix_ns = unix_ns();
@@ -125,35 +151,48 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     g_engine = std::move(e);
 }
 
+using Counters = std::vector<std::pair<std::string, uint64_t>>;
+
+Counters counters_of(const Engine& e) {
+    const SamplerCounters& c = e.sampler->counters();
+    Counters d;
+    auto add = [&d](const char* k, uint64_t v) { d.emplace_back(k, v); };
+    add("collected_samples", c.collected.load());
+    add("dropped_samples", c.dropped_full.load() + e.collector->dropped_memory());
+    add("dropped_queue_full", c.dropped_full.load());
+    add("dropped_memory_limit", e.collector->dropped_memory());
+    add("torn_walks", c.torn.load() + c.torn_lists.load());
+    add("walk_retries", c.retries.load());
+    add("missed_ticks", c.missed_ticks.load());
+    add("ticks", c.ticks.load());
+    add("threads_seen", c.threads_max.load());
+    add("thread_lists_cut", c.lists_cut.load());
+    add("unidentified_threads", c.unidentified.load());
+    add("native_ids_not_stored", native_ids().not_stored());
+    add("unverified_frames", e.collector->unverified());
+    add("bytes_held", e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell));
+    add("sampler_cpu_ns", e.sampler->cpu_ns());
+    add("collector_cpu_ns", e.collector->cpu_ns());
+    add("process_cpu_ns", process_cpu_ns() - e.process_cpu_start_ns);
+    add("duration_ns", monotonic_ns() - e.start_ns);
+    add("reads", c.reads.load());
+    add("cpu_before_block", c.before_block.load());
+    add("clock_reads_skipped", e.sampler->clocks().skipped());
+    add("clock_full_reads", e.sampler->clocks().full_reads());
+    add("thread_states_left_stale", c.states_stale.load());
+    add("descriptors_lost", c.descriptors_lost.load());
+    add("timer_restarts", c.timer_restarts.load());
+    add("engine_errors", c.errors.load() + e.collector->errors());
+    add("sampling_stopped", c.sampling_stopped.load() ? 1 : 0);
+    for (int r = 0; r < kTornReasons; ++r) add(kTornReasonNames[r], e.sampler->capture().torn(r));
+    return d;
+}
+
 py::object stats() {
     if (!g_engine) return py::none();
     const Engine& e = *g_engine;
-    const SamplerCounters& c = e.sampler->counters();
     py::dict d;
-    d["collected_samples"] = c.collected.load();
-    d["dropped_samples"] = c.dropped_full.load() + e.collector->dropped_memory();
-    d["dropped_queue_full"] = c.dropped_full.load();
-    d["dropped_memory_limit"] = e.collector->dropped_memory();
-    d["torn_walks"] = c.torn.load() + c.torn_lists.load();
-    d["walk_retries"] = c.retries.load();
-    d["missed_ticks"] = c.missed_ticks.load();
-    d["ticks"] = c.ticks.load();
-    d["threads_seen"] = c.threads_max.load();
-    d["thread_lists_cut"] = c.lists_cut.load();
-    d["unidentified_threads"] = c.unidentified.load();
-    d["native_ids_not_stored"] = native_ids().not_stored();
-    d["unverified_frames"] = e.collector->unverified();
-    d["bytes_held"] = e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell);
-    d["sampler_cpu_ns"] = e.sampler->cpu_ns();
-    d["collector_cpu_ns"] = e.collector->cpu_ns();
-    d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
-    d["duration_ns"] = monotonic_ns() - e.start_ns;
-    d["reads"] = c.reads.load();
-    d["cpu_before_block"] = c.before_block.load();
-    d["clock_reads_skipped"] = e.sampler->clocks().skipped();
-    d["clock_full_reads"] = e.sampler->clocks().full_reads();
-    d["thread_states_left_stale"] = c.states_stale.load();
-    for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
+    for (const auto& kv : counters_of(e)) d[py::str(kv.first)] = kv.second;
     d["reader"] = std::string(e.sampler->reader_name());
     d["late_at_edge"] = e.collector->late_at_edge();
     d["tables_started_afresh"] = e.collector->tables_started_afresh();
@@ -164,37 +203,40 @@ py::object stats() {
 // engine's end and the hand-over of its record.
 py::tuple stop() {
     if (!g_engine) throw std::runtime_error("Profiler not running");
-    py::dict last = stats();
     std::shared_ptr<Engine> e = std::move(g_engine);
     py::object session = py::reinterpret_steal<py::object>(std::exchange(e->session, nullptr));
-    uint64_t end_ns;
-    {
-        py::gil_scoped_release nogil;  // the native threads never take the GIL; others may run
-        std::lock_guard<std::mutex> lock(e->cut_mu);  // a final cut may be stopping the sampler too
-        e->sampler->stop();
-        end_ns = monotonic_ns();
-    }
-    std::unique_ptr<ProfileData> d = e->collector->finish();
-    d->interval_ns = e->options.interval_ns;
-    d->wall = e->options.wall;
-    d->start_ns = e->start_ns;
-    d->end_ns = end_ns;
-    d->start_unix_ns = e->start_unix_ns;
-    d->end_unix_ns = unix_ns();
-    for (auto item : last) {
-        if (py::isinstance<py::int_>(item.second))
-            d->counters.emplace_back(py::str(item.first), item.second.cast<uint64_t>());
-    }
+    std::unique_ptr<ProfileData> d;
+    // The native threads never take the GIL; other Python threads run meanwhile.
+    without_gil([&] {
+        bool ended;
+        {
+            std::lock_guard<std::mutex> lock(e->cut_mu);  // a final cut may be stopping the sampler too
+            ended = e->sampler->stop();
+        }
+        const uint64_t end_ns = monotonic_ns();
+        d = e->collector->finish();
+        d->interval_ns = e->options.interval_ns;
+        d->wall = e->options.wall;
+        d->start_ns = e->start_ns;
+        d->end_ns = end_ns;
+        d->start_unix_ns = e->start_unix_ns;
+        d->end_unix_ns = unix_ns();
+        d->counters = counters_of(*e);  // after the sampler's end and the last drain: nothing missed
+        // A sampler thread asleep on lost descriptors may still wake: it keeps its engine for good.
+        if (!ended) new std::shared_ptr<Engine>(e);
+    });
     return py::make_tuple(std::move(d), session);
 }
 
 // In the child of a fork() the engine's threads do not exist and its locks may be held for ever:
-// it is abandoned, never destroyed (destroying would join threads and take those locks). Its
-// pages stay shared with the parent until written, so leaking them costs the child nothing.
+// it is abandoned, never destroyed (destroying would join threads and take those locks), and
+// its descriptors closed. Its pages stay shared with the parent until written, so leaking them
+// costs the child nothing. A pthread_atfork handler, so that forks made outside Python's
+// os.fork() (an extension, a C library) are covered too; Python's own hook then finds nothing.
 void after_fork_child() {
     if (!g_engine) return;
-    Engine* e = (new std::shared_ptr<Engine>(std::move(g_engine)))->get();
-    e->sampler->close_reader_after_fork();
+    Engine* e = (new std::shared_ptr<Engine>(std::move(g_engine)))->get();  // never freed
+    e->sampler->close_after_fork();
     e->collector->close_reader_after_fork();
 }
 
@@ -208,8 +250,7 @@ std::unique_ptr<ProfileData> cut(bool last) {
     if (!g_engine) throw std::runtime_error("Profiler not running");
     std::shared_ptr<Engine> e = g_engine;
     std::unique_ptr<ProfileData> d;
-    {
-        py::gil_scoped_release nogil;  // draining takes milliseconds; the application runs on
+    without_gil([&] {  // draining takes milliseconds; the application runs on
         std::lock_guard<std::mutex> lock(e->cut_mu);
         if (last) e->sampler->stop();
         const uint64_t now = monotonic_ns();
@@ -230,7 +271,7 @@ std::unique_ptr<ProfileData> cut(bool last) {
             e->last_edge_ns = edge;
             e->last_edge_unix_ns = d->end_unix_ns;
         }
-    }
+    });
     if (!d) throw std::runtime_error("Profiler not running");  // stopped meanwhile
     return d;
 }
@@ -304,14 +345,15 @@ private:
 // The CPU time a new thread spends running `body`, without the GIL, per one of its `wakeups`.
 template <class Body>
 double cpu_per_wake(int wakeups, Body body) {
-    py::gil_scoped_release nogil;
     double per_wake = 0;
-    std::thread t([&] {
-        const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        body();
-        per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
+    without_gil([&] {
+        std::thread t([&] {
+            const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            body();
+            per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
+        });
+        t.join();
     });
-    t.join();
     return per_wake;
 }
 
@@ -320,9 +362,11 @@ double cpu_per_wake(int wakeups, Body body) {
 // more than the next ones, and this separates the two.
 double measure_timer_wakeups(double interval_ms, int wakeups, const std::string& reader, int reads) {
     SafeReader r;
-    std::string error;
-    if (reads > 0 && !r.open(reader, error)) raise_os_error("spprof: " + error);
+    std::string reader_error;
+    if (reads > 0 && !r.open(reader, reader_error)) raise_os_error("spprof: " + reader_error);
     Metronome metronome(static_cast<uint64_t>(interval_ms * 1e6));  // set up outside the count
+    std::string error;
+    if (!metronome.prepare(error)) raise_os_error("spprof: " + error);
     return cpu_per_wake(wakeups, [&] {
         char src[256] = {1}, dst[256];
         std::atomic<uint64_t> missed{0};
@@ -353,6 +397,8 @@ double measure_sleep_wakeups(double interval_ms, int wakeups) {
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "spprof's native sampling engine";
+    static bool at_fork = pthread_atfork(nullptr, nullptr, [] { after_fork_child(); }) == 0;
+    (void)at_fork;
 
     py::class_<ProfileData>(m, "ProfileData")
         .def_readonly("interval_ns", &ProfileData::interval_ns)
@@ -401,11 +447,8 @@ PYBIND11_MODULE(_native, m) {
                                     const py::str& exporter) {
             const std::string where = path, title = utf8(name), by = utf8(exporter);
             int error = 0;
-            bool ok;
-            {
-                py::gil_scoped_release nogil;
-                ok = write_speedscope(d, where, title, by, error);
-            }
+            bool ok = false;
+            without_gil([&] { ok = write_speedscope(d, where, title, by, error); });
             if (!ok) {  // OSError(errno, strerror, filename): FileNotFoundError and the like, as open() raises
                 errno = error;
                 PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, py::reinterpret_steal<py::object>(

@@ -182,10 +182,15 @@ private:
 };
 // Whether a thread waits in a system call other than futex now (asleep, polling, reading), from
 // the kernel's /proc/self/task/TID/syscall. A futex wait is the GIL's or a lock's, and a thread
-// that runs or cannot be read counts as not blocked. The files of up to `slots` threads stay
-// open, so a read costs one pread instead of open, read and close.
+// that runs or cannot be read counts as not blocked. The files of up to kMaxFiles threads stay
+// open, so a read costs one pread instead of open, read and close. When descriptors run short
+// (EMFILE or ENFILE, or a number within 64 of the soft limit) they are all given up and the next
+// kShortReads reads take none (those threads count as running). A number is closed only while
+// it still holds the file opened (the program may have closed it and reused it).
 class ThreadStates {
 public:
+    static constexpr size_t kMaxFiles = 16;
+    static constexpr unsigned kShortReads = 10000;
     explicit ThreadStates(size_t slots);
     ~ThreadStates() { close_all(); }
     ThreadStates(const ThreadStates&) = delete;
@@ -194,8 +199,11 @@ public:
     void close_all();
 
 private:
-    struct File { uint32_t tid = 0; int fd = -1; };
+    struct File { uint32_t tid = 0; int fd = -1; uint64_t dev = 0, ino = 0; };
+    void close_file(File& f);
+    bool open_file(File& f, uint32_t tid);
     std::vector<File> files_;
+    unsigned short_reads_ = 0;  // reads left that open nothing, after a shortage
 };
 
 }  // namespace spprof

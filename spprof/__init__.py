@@ -16,7 +16,13 @@ import sys
 import threading
 from typing import Any, Dict, Optional, Tuple
 
-from . import _native, _threads
+from ._subinterpreters import in_subinterpreter
+
+if in_subinterpreter():
+    raise ImportError("spprof profiles the main interpreter only: import and start it there, "
+                      "not in a sub-interpreter")
+
+from . import _native, _threads  # noqa: E402
 from ._model import Frame, Profile, ProfilerStats, Sample
 from .save import path_str, temp_file, written_in_place
 

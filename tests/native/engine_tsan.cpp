@@ -6,7 +6,12 @@
 // Exits 0 with a summary, or nonzero with a message (a failed check, or TSan's report).
 #include "harness.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -85,6 +90,25 @@ struct Engine {  // as module.cpp's
     std::unique_ptr<Sampler> sampler;
     SamplerOptions options;
 };
+
+uint64_t c_lost(const Engine& e) { return e.sampler->counters().descriptors_lost.load(); }
+uint64_t c_restarts(const Engine& e) { return e.sampler->counters().timer_restarts.load(); }
+
+// Closes every epoll, timerfd and eventfd of the process (here: only the sampler's timer has any),
+// behind the engine's back as a program would. Through the raw system call: TSan models a close
+// racing with the descriptor's use as a data race, and that race is the attack being simulated.
+void close_anon_descriptors() {
+    for (int fd = 3; fd < 1024; ++fd) {
+        char path[64], target[64];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        const ssize_t n = ::readlink(path, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = '\0';
+        if (std::strncmp(target, "anon_inode:[eventpoll]", 22) == 0 || std::strncmp(target, "anon_inode:[timerfd]", 20) == 0 ||
+            std::strncmp(target, "anon_inode:[eventfd]", 20) == 0)
+            ::syscall(SYS_close, fd);
+    }
+}
 
 // What stats() reads, read here from another thread than the sampler's and the collector's.
 uint64_t read_stats(const Engine& e) {
@@ -187,6 +211,8 @@ int main(int argc, char** argv) {
         const char* const readers[] = {"", "proc_mem", ""};
         const std::string reader = readers[round % 3];
         std::string error;
+        Sampler* sampler = e.sampler.get();
+        e.collector->set_watch([sampler] { sampler->watch(); });
         CHECK(e.collector->start(reader, error), error);
         CHECK(e.sampler->start(reader, error), error);
 
@@ -234,24 +260,39 @@ int main(int argc, char** argv) {
         }
 
         const bool brief = round % 7 == 6;  // stopped almost at once: start/stop races
+        bool ended = true;
         const uint64_t run_ns = brief ? rng.below(3) * 1'000'000 : (100 + rng.below(201)) * 1'000'000;
         const uint64_t until = harness::now_ns() + run_ns;
         uint64_t sink = 0;
+        // Some rounds lose the timer's descriptors halfway, as a program that closes every
+        // descriptor would make them: the collector's watch starts a fresh sampler thread.
+        const bool lose = !brief && round % 6 == 5;
+        bool lost = false;
         while (harness::now_ns() < until) {
             sink += read_stats(e);
+            if (lose && !lost && harness::now_ns() > until - run_ns / 2) {
+                close_anon_descriptors();
+                lost = true;
+            }
             std::this_thread::sleep_for(std::chrono::microseconds(500 + rng.below(3000)));
         }
-        // module.cpp's stop(): stats, then the sampler is stopped, then the collector finished.
+        if (lost) std::this_thread::sleep_for(std::chrono::milliseconds(400));  // a watch or two
+        // module.cpp's stop(): the sampler is stopped, then the collector finished, then stats.
         sink += read_stats(e);
         if (round % 4 == 0) {
             // stop() from another thread while this one still reads the counters
             ++remote_stops;
             std::atomic<bool> stopped{false};
-            std::thread stopper([&] { e.sampler->stop(); stopped = true; });
+            std::thread stopper([&] { ended = e.sampler->stop(); stopped = true; });
             while (!stopped.load()) { sink += read_stats(e); std::this_thread::yield(); }
             stopper.join();
         } else {
-            e.sampler->stop();
+            ended = e.sampler->stop();
+        }
+        if (lost) {
+            CHECK(c_lost(e) == 1 && c_restarts(e) == 1,
+                  fmt("round %d: descriptors lost %llu times, %llu timers restarted", round,
+                      (unsigned long long)c_lost(e), (unsigned long long)c_restarts(e)));
         }
         round_done = true;
         registrar.join();
@@ -300,6 +341,11 @@ int main(int argc, char** argv) {
         total_samples += collected;
         total_ticks += c.ticks.load();
         total_torn += c.torn.load();
+        // a sampler thread asleep on the lost epoll may still touch its sampler and queue
+        if (!ended) {
+            (void)e.sampler.release();
+            (void)e.queue.release();
+        }
     }
 
     native_ids_stress(300);
