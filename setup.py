@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent.resolve()
 CSRC = HERE / "csrc"
@@ -47,6 +48,16 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+class BuildPy(build_py):
+    """spprof-auto.pth goes beside the package, where `site` runs it at every start: it imports
+    spprof.auto (continuous profiling from the environment) only when SPPROF_PUSH_URL or
+    SPPROF_OUTPUT_DIR is set, and costs nothing else."""
+
+    def run(self):
+        super().run()
+        self.copy_file(str(HERE / "spprof-auto.pth"), os.path.join(self.build_lib, "spprof-auto.pth"))
+
+
 sources = sorted(str(p.relative_to(HERE)) for p in CSRC.glob("*.c*"))
 ext = Pybind11Extension(
     "spprof._native",
@@ -58,4 +69,4 @@ ext = Pybind11Extension(
     extra_link_args=["-pthread"],
 )
 
-setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt, "build_py": BuildPy})

@@ -50,7 +50,7 @@ caps = open(\"/proc/self/status\").read().split(\"CapEff:\")[1].split()[0]
 assert int(caps, 16) == 0, caps
 print(\"sandbox: uid\", os.getuid(), \"no capabilities, / read-only\")
 "
-"$@" "$python" "$REPO/ci/demo.py" "$VOLUME/demo.speedscope.json"
+"$@" "$python" "$REPO/examples/demo.py" "$VOLUME/demo.speedscope.json"
 "$python" -c "
 import json, sys
 doc = json.load(open(sys.argv[1]))

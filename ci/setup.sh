@@ -39,11 +39,14 @@ fi
 
 # Rebuild only when a source changed since the last install.
 stamp=.venv/.spprof-build
-digest=$(cat setup.py pyproject.toml csrc/* spprof/*.py | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ] || ! .venv/bin/python -c "import spprof._native" 2>/dev/null; then
+digest=$(cat setup.py pyproject.toml spprof-auto.pth csrc/* spprof/*.py | sha256sum | cut -d' ' -f1)
+# (checked from / : in the checkout, its spprof/ without the built module would be found first)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ] || ! (cd / && "$OLDPWD/.venv/bin/python" -c "import spprof._native") 2>/dev/null; then
     log "installing spprof into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
+    # not editable: .venv is installed as a user installs it, spprof-auto.pth included
+    .venv/bin/python -m pip install -q --disable-pip-version-check ".[test,bench]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
     echo "$digest" > "$stamp"
 fi
 log "ready: .venv/bin/python ($(.venv/bin/python -c 'import platform; print(platform.python_version())'))"

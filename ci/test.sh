@@ -12,13 +12,7 @@ versions=${SPPROF_VERSIONS:-"3.9 3.10 3.11 3.12 3.13 3.14"}
 cache=${SPPROF_CACHE:-$HOME/.cache/spprof}
 passed=0 failed=0 results=()
 
-interpreter() {
-    if [ "$1" = 3.14 ]; then
-        bash ci/python314.sh
-    else
-        ls -d /root/.pyenv/versions/"$1".*/bin/python3 2>/dev/null | sort -V | tail -n 1
-    fi
-}
+source ci/interpreters.sh
 
 for v in $versions; do
     py=$(interpreter "$v") || py=""
@@ -30,6 +24,10 @@ for v in $versions; do
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { failed=$((failed + 1)); results+=("$v: venv failed"); continue; }
     echo "[test] Python $v: building spprof with $py" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 | grep -v "^WARNING: Location" >&2
+    # The agents the continuous-profiling receiver is checked against; where a version has no
+    # build of them, their tests are skipped and say so.
+    { "$venv/bin/python" -m pip install -q --disable-pip-version-check pyroscope-io gunicorn ||
+        echo "[test] Python $v: pyroscope-io or gunicorn did not install"; } 2>&1 | grep -v "^WARNING: Location" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null
     if [ $? -ne 0 ]; then
         failed=$((failed + 1)); results+=("$v: build failed"); continue
@@ -56,6 +54,8 @@ extra() {
 }
 if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "restricted environment (ci/restricted.sh)" bash ci/restricted.sh
+    extra "wheels for every version, installed with no headers and profiling the demo (ci/wheels.sh)" \
+        env SPPROF_VERSIONS="$versions" bash ci/wheels.sh
     extra "micro-benchmarks, each run once (bench/test_micro.py)" \
         .venv/bin/pytest -p no:cacheprovider -q bench/test_micro.py --benchmark-disable
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60 --memory-limit-mb 2

@@ -34,10 +34,13 @@ inline size_t name_probe_len(const spprof_layout& L, uint64_t addr) {
     return n < L.str_compact_data ? L.str_compact_data : n;
 }
 
-// Where the fingerprint needs the name string too (3.9-3.11): dead code objects, their names and
-// line tables are freed together, and identical functions made with exec reuse all their
-// addresses; only the name's contents tell them apart.
-inline bool fingerprint_needs_name(const spprof_layout& L) { return L.co_version == 0; }
+// Where the fingerprint needs the name string too: dead code objects, their names and line tables
+// are freed together, and identical functions made with exec reuse all their addresses; only the
+// name's contents tell them apart. co_version (3.12+) tells them apart too, until CPython's 32-bit
+// counter of code objects is spent: every later code object has version 0, and needs the name.
+inline bool fingerprint_needs_name(const spprof_layout& L, const uint8_t* code) {
+    return L.co_version == 0 || load_i32(code + L.co_version) == 0;
+}
 inline uint64_t name_address(const spprof_layout& L, const uint8_t* code) {
     return load_u64(code + (L.co_qualname ? L.co_qualname : L.co_name));
 }
@@ -68,7 +71,7 @@ inline uint64_t name_fingerprint(const spprof_layout& L, const uint8_t* name, si
 }
 
 // `name` is the name string copied with name_probe_len() bytes where fingerprint_needs_name(),
-// else null.
+// else null. The version, where there is one, and the first line are in it either way.
 inline uint64_t code_fingerprint(const spprof_layout& L, const uint8_t* code, const uint8_t* name, size_t name_len) {
     uint64_t h = 0x73707072;
     if (L.co_version) h = mix64(h, static_cast<uint64_t>(static_cast<uint32_t>(load_i32(code + L.co_version))));

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "code_identity.h"
+#include "quiet_thread.h"
 
 namespace spprof {
 
@@ -36,7 +37,7 @@ bool Collector::open(const std::string& forced_reader, std::string& error) {
 bool Collector::start(const std::string& forced_reader, std::string& error) {
     if (!open(forced_reader, error)) return false;
     try {
-        thread_ = std::thread([this] { run(); });
+        thread_ = start_quiet_thread([this] { run(); });
     } catch (const std::exception& e) {
         error = std::string("cannot start the collector thread: ") + e.what();
         return false;
@@ -47,12 +48,17 @@ bool Collector::start(const std::string& forced_reader, std::string& error) {
 void Collector::run() {
     pthread_setname_np(pthread_self(), "spprof-collect");
     cpu_.begin();
-    for (;;) {
-        signal_.take();
-        drain();
-        const auto drained_at = std::chrono::steady_clock::now();
-        if (signal_.wait_until(drained_at + kIdleDrainPeriod, true)) break;
-        if (signal_.wait_until(drained_at + kMinDrainPeriod, false)) break;  // asked early: not yet
+    try {
+        for (;;) {
+            signal_.take();
+            drain();
+            if (watch_) watch_();
+            const auto drained_at = std::chrono::steady_clock::now();
+            if (signal_.wait_until(drained_at + kIdleDrainPeriod, true)) break;
+            if (signal_.wait_until(drained_at + kMinDrainPeriod, false)) break;  // asked early: not yet
+        }
+    } catch (...) {  // never seen: the queue fills and the sampler drops and counts
+        errors_.fetch_add(1, std::memory_order_relaxed);
     }
     cpu_.end();
 }
@@ -60,11 +66,24 @@ void Collector::run() {
 std::unique_ptr<ProfileData> Collector::finish() {
     signal_.stop();
     if (thread_.joinable()) thread_.join();
-    drain();
+    try {
+        drain();
+    } catch (...) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::lock_guard<std::mutex> lock(mu_);  // a cut on another thread may be under way
     return std::move(data_);
 }
 
 void Collector::drain() {
+    std::lock_guard<std::mutex> lock(mu_);
+    drain_locked();
+}
+
+void Collector::drain_locked() {
+    if (!data_) return;  // finished
+    std::string error;
+    (void)reader_.revalidate(error);  // when it fails, frames are unverified: never misnamed
     while (queue_.pop(&cells_[0], 1) == 1) {
         const SampleHeader h = cells_[0].header;
         size_t depth = h.depth;
@@ -73,7 +92,88 @@ void Collector::drain() {
         ingest(h, &cells_[1].frame);
     }
     bytes_held_.store(held_now(), std::memory_order_relaxed);
-    unverified_.store(symbols_->unverified(), std::memory_order_relaxed);
+    unverified_.store(unverified_before_ + symbols_->unverified(), std::memory_order_relaxed);
+}
+
+std::unique_ptr<ProfileData> Collector::cut(uint64_t& edge_ns) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!data_) return nullptr;
+    drain_locked();
+    ProfileData& d = *data_;
+    const size_t sample_bytes = d.samples.capacity() * sizeof(SampleEntry);
+    const bool afresh = held_now() - sample_bytes > memory_limit_ / 2;
+    if (afresh) {
+        for (const SampleEntry& s : d.samples) edge_ns = std::max(edge_ns, s.t_ns);
+    }
+    // The window is built whole before anything of ours changes: a bad_alloc leaves the tables intact.
+    constexpr uint32_t kNone = UINT32_MAX;
+    std::unique_ptr<ProfileData> w(new ProfileData());
+    std::vector<uint32_t> stack_map(d.stack_count(), kNone), frame_map(d.frames.size(), kNone),
+        symbol_map(d.symbols.size(), kNone), thread_map(d.threads.size(), kNone);
+    uint64_t late = 0;
+    for (const SampleEntry& s : d.samples) {
+        if (s.t_ns > edge_ns) continue;
+        if (s.t_ns <= last_edge_ns_) ++late;
+        SampleEntry o = s;
+        uint32_t& t = thread_map[s.thread];
+        if (t == kNone) {
+            t = static_cast<uint32_t>(w->threads.size());
+            w->threads.push_back(d.threads[s.thread]);
+        }
+        o.thread = t;
+        uint32_t& st = stack_map[s.stack];
+        if (st == kNone) {
+            for (uint32_t k = d.stack_offsets[s.stack]; k < d.stack_offsets[s.stack + 1]; ++k) {
+                const uint32_t f = d.stack_frames[k];
+                uint32_t& nf = frame_map[f];
+                if (nf == kNone) {
+                    const FrameEntry& fe = d.frames[f];
+                    uint32_t& sym = symbol_map[fe.symbol];
+                    if (sym == kNone) {
+                        sym = static_cast<uint32_t>(w->symbols.size());
+                        w->symbols.push_back(d.symbols[fe.symbol]);
+                    }
+                    nf = static_cast<uint32_t>(w->frames.size());
+                    w->frames.push_back({sym, fe.line});
+                }
+                w->stack_frames.push_back(nf);
+            }
+            st = static_cast<uint32_t>(w->stack_count());
+            w->stack_offsets.push_back(static_cast<uint32_t>(w->stack_frames.size()));
+        }
+        o.stack = st;
+        w->samples.push_back(o);
+    }
+    // Then, without allocating: the later samples move to the front for the next window.
+    size_t kept = 0;
+    for (const SampleEntry& s : d.samples) {
+        if (s.t_ns > edge_ns) d.samples[kept++] = s;
+    }
+    d.samples.resize(kept);
+    last_edge_ns_ = edge_ns;
+    late_at_edge_.fetch_add(late, std::memory_order_relaxed);
+    if (afresh) {
+        try {
+            start_afresh();
+        } catch (const std::bad_alloc&) {
+            // the old tables stay; the next cut tries again
+        }
+    }
+    bytes_held_.store(held_now(), std::memory_order_relaxed);
+    return w;
+}
+
+// Code, stacks and threads that come and go would otherwise fill the bound for good. Only called
+// with no sample left in the tables.
+void Collector::start_afresh() {
+    std::unique_ptr<ProfileData> fresh(new ProfileData());
+    std::unique_ptr<SymbolTable> symbols(new SymbolTable(L, reader_, *fresh));
+    std::unordered_map<uint64_t, std::vector<uint32_t>>().swap(stacks_by_hash_);
+    std::unordered_map<uint64_t, uint32_t>().swap(threads_by_key_);
+    unverified_before_ += symbols_->unverified();
+    data_ = std::move(fresh);
+    symbols_ = std::move(symbols);
+    afresh_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {
@@ -81,8 +181,9 @@ uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {
     auto it = threads_by_key_.find(key);
     if (it != threads_by_key_.end()) return it->second;
     uint32_t idx = static_cast<uint32_t>(data_->threads.size());
-    data_->threads.push_back({ident, tid, ""});
+    data_->threads.reserve(idx + 1);  // out of memory here or below leaves both tables as they were
     threads_by_key_.emplace(key, idx);
+    data_->threads.push_back({ident, tid, ""});
     return idx;
 }
 
@@ -95,6 +196,9 @@ uint32_t Collector::intern_stack() {
         if (b - a == stack_.size() && std::equal(stack_.begin(), stack_.end(), data_->stack_frames.begin() + a)) return id;
     }
     uint32_t id = static_cast<uint32_t>(data_->stack_count());
+    // Every allocation before the first change: out of memory leaves the tables consistent.
+    data_->stack_offsets.reserve(data_->stack_offsets.size() + 1);
+    bucket.reserve(bucket.size() + 1);
     data_->stack_frames.insert(data_->stack_frames.end(), stack_.begin(), stack_.end());
     data_->stack_offsets.push_back(static_cast<uint32_t>(data_->stack_frames.size()));
     bucket.push_back(id);
@@ -119,7 +223,17 @@ bool Collector::grow_samples() {
     return true;
 }
 
+// Out of memory (an address-space limit reached before memory_limit_mb) drops the sample and
+// counts it like the bound does; every table is left consistent (see intern_stack()).
 void Collector::ingest(const SampleHeader& h, const FrameRecord* frames) {
+    try {
+        ingest_or_throw(h, frames);
+    } catch (const std::bad_alloc&) {
+        dropped_memory_.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames) {
     if (bytes_held_.load(std::memory_order_relaxed) > memory_limit_) {
         dropped_memory_.fetch_add(1, std::memory_order_relaxed);
         return;

@@ -52,9 +52,7 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
         chains_.resize(kChainSlots);
         for (Chain& c : chains_) c.addrs.resize(static_cast<size_t>(max_depth));
     }
-    if (fingerprint_needs_name(L)) {
-        names_.resize(static_cast<size_t>(max_depth) * kNameProbe);
-    }
+    names_.resize(static_cast<size_t>(max_depth) * kNameProbe);  // for the code objects that need theirs
 }
 
 Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated) {
@@ -331,7 +329,7 @@ size_t FrameCapture::add_prefetch(uint64_t ts_addr, struct iovec* l, struct iove
         l[k] = {pf_codes_.data() + j * L.co_size, L.co_size};
         r[k++] = {reinterpret_cast<void*>(pf_->codes[j]), L.co_size};
         pf_bytes_ += L.co_size;
-        if (fingerprint_needs_name(L)) {
+        if (pf_->names[j] != 0) {
             size_t len = name_probe_len(L, pf_->names[j]);
             l[k] = {pf_names_.data() + j * kNameProbe, len};
             r[k++] = {reinterpret_cast<void*>(pf_->names[j]), len};
@@ -357,7 +355,6 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
     std::sort(unique_.begin(), unique_.begin() + static_cast<long>(u));
     u = static_cast<size_t>(std::unique(unique_.begin(), unique_.begin() + static_cast<long>(u)) - unique_.begin());
 
-    const bool names = fingerprint_needs_name(L);
     size_t m = 0;
     for (size_t i = 0; i < u; ++i) {
         code_at_[i] = name_at_[i] = nullptr;
@@ -366,9 +363,10 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
             if (pf_->codes[jj] != unique_[i]) continue;
             const uint8_t* cb = pf_codes_.data() + jj * L.co_size;
             // The name read ahead counts only if the code object still points at it.
-            if (names && (name_address(L, cb) != pf_->names[jj])) break;
+            const bool name = fingerprint_needs_name(L, cb);
+            if (name && (name_address(L, cb) != pf_->names[jj])) break;
             code_at_[i] = cb;
-            if (names) name_at_[i] = pf_names_.data() + jj * kNameProbe;
+            if (name) name_at_[i] = pf_names_.data() + jj * kNameProbe;
             break;
         }
         if (code_at_[i] == nullptr) {
@@ -378,13 +376,15 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
         }
     }
     if (m > 0 && !reader_.readv(local_.data(), remote_.data(), m)) return reject(kTornUnreadable);
-    if (names) {
+    {
         size_t k = 0;
         for (size_t i = 0; i < u; ++i) {
             if (name_at_[i] != nullptr) continue;
             const uint8_t* cb = code_at_[i];
+            if (!is_code_object(L, cb)) return reject(kTornNotCode);
+            if (!fingerprint_needs_name(L, cb)) continue;
             uint64_t name = name_address(L, cb);
-            if (!is_code_object(L, cb) || !plausible(name)) return reject(kTornNotCode);
+            if (!plausible(name)) return reject(kTornNotCode);
             size_t len = name_probe_len(L, name);
             local_[k] = {names_.data() + i * kNameProbe, len};
             remote_[k++] = {reinterpret_cast<void*>(name), len};
@@ -423,7 +423,7 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
     p.n = static_cast<int>(std::min(u, kPrefetch));
     for (size_t i = 0; i < static_cast<size_t>(p.n); ++i) {
         p.codes[i] = unique_[i];
-        p.names[i] = names ? name_address(L, code_at_[i]) : 0;
+        p.names[i] = fingerprint_needs_name(L, code_at_[i]) ? name_address(L, code_at_[i]) : 0;
     }
     return Capture::Ok;
 }

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,7 +14,11 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <exception>
+#include <utility>
+#include <vector>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "collector.h"
@@ -55,9 +60,18 @@ struct Engine {
     int64_t start_unix_ns = 0;
     uint64_t process_cpu_start_ns = 0;
     size_t queue_cells = 0;
+    // Continuous profiling: the edge of the last window cut, and one cut (or stop) at a time.
+    std::mutex cut_mu;
+    uint64_t last_edge_ns = 0;
+    int64_t last_edge_unix_ns = 0;
+    // The Python side's record, kept here so that it changes with the engine. A strong reference
+    // that only stop() gives back: an engine destroyed at process exit never touches Python.
+    PyObject* session = nullptr;
 };
 
-std::unique_ptr<Engine> g_engine;
+// Shared: a cut runs without the GIL and keeps the engine alive while a stop() on another thread
+// takes it away.
+std::shared_ptr<Engine> g_engine;
 
 uint64_t process_cpu_ns() { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
@@ -66,8 +80,46 @@ uint64_t process_cpu_ns() { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
     throw py::error_already_set();
 }
 
-void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes) {
+// Native strings hold lone surrogates as "surrogatepass" writes them (csrc/pyobjects.cpp): a
+// name Python decoded with os.fsdecode ('caf\udce9') goes both ways unchanged.
+py::str text(const std::string& s) {
+    PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogatepass");
+    if (o == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
+
+std::string utf8(const py::str& s) {
+    PyObject* b = PyUnicode_AsEncodedString(s.ptr(), "utf-8", "surrogatepass");
+    if (b == nullptr) throw py::error_already_set();
+    std::string out(PyBytes_AS_STRING(b), static_cast<size_t>(PyBytes_GET_SIZE(b)));
+    Py_DECREF(b);
+    return out;
+}
+
+// Runs `body` without the GIL. The GIL is taken back in this ordinary frame, never in a
+// destructor: at interpreter exit CPython ends a daemon thread that takes the GIL back with
+// pthread_exit, whose forced unwind calls std::terminate when it meets a noexcept frame (a scoped
+// guard's destructor is one). Nothing holding a Python object may live in the frames it unwinds.
+template <class Body>
+void without_gil(Body&& body) {
+    PyThreadState* ts = PyEval_SaveThread();
+    std::exception_ptr failure;
+    try {
+        body();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    PyEval_RestoreThread(ts);
+    if (failure) std::rethrow_exception(failure);
+}
+
+void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes,
+           py::object session) {
     if (g_engine) throw std::runtime_error("Profiler already running");
+    // The engine reads the main interpreter's thread list: from a sub-interpreter it would
+    // silently profile another interpreter than the caller's.
+    if (PyInterpreterState_Get() != PyInterpreterState_Main())
+        throw std::runtime_error("spprof profiles the main interpreter only: call start() there, not in a sub-interpreter");
     auto e = std::make_unique<Engine>();
     char err[512] = {0};
     if (spprof_layout_init(&e->layout, err, sizeof err) != 0) raise_os_error(err);
@@ -83,81 +135,146 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->collector = std::make_unique<Collector>(e->layout, *e->queue, e->drain, max_depth,
                                                memory_limit_bytes > queue_bytes ? memory_limit_bytes - queue_bytes : 0);
     e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, e->drain, native_ids());
+    Sampler* sampler = e->sampler.get();
+    e->collector->set_watch([sampler] { sampler->watch(); });
     if (!e->collector->start(reader, error)) raise_os_error("spprof: " + error);
     e->start_ns = monotonic_ns();
     e->start_unix_ns = unix_ns();
     e->process_cpu_start_ns = process_cpu_ns();
+    e->last_edge_ns = e->start_ns;
+    e->last_edge_unix_ns = e->start_unix_ns;
     if (!e->sampler->start(reader, error)) {
         e->collector->finish();
         raise_os_error("spprof: " + error);
     }
+    e->session = session.release().ptr();
     g_engine = std::move(e);
+}
+
+using Counters = std::vector<std::pair<std::string, uint64_t>>;
+
+Counters counters_of(const Engine& e) {
+    const SamplerCounters& c = e.sampler->counters();
+    Counters d;
+    auto add = [&d](const char* k, uint64_t v) { d.emplace_back(k, v); };
+    add("collected_samples", c.collected.load());
+    add("dropped_samples", c.dropped_full.load() + e.collector->dropped_memory());
+    add("dropped_queue_full", c.dropped_full.load());
+    add("dropped_memory_limit", e.collector->dropped_memory());
+    add("torn_walks", c.torn.load() + c.torn_lists.load());
+    add("walk_retries", c.retries.load());
+    add("torn_charged", c.torn_charged.load());
+    add("missed_ticks", c.missed_ticks.load());
+    add("ticks", c.ticks.load());
+    add("threads_seen", c.threads_max.load());
+    add("thread_lists_cut", c.lists_cut.load());
+    add("unidentified_threads", c.unidentified.load());
+    add("native_ids_not_stored", native_ids().not_stored());
+    add("unverified_frames", e.collector->unverified());
+    add("bytes_held", e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell));
+    add("sampler_cpu_ns", e.sampler->cpu_ns());
+    add("collector_cpu_ns", e.collector->cpu_ns());
+    add("process_cpu_ns", process_cpu_ns() - e.process_cpu_start_ns);
+    add("duration_ns", monotonic_ns() - e.start_ns);
+    add("reads", c.reads.load());
+    add("cpu_before_block", c.before_block.load());
+    add("clock_reads_skipped", e.sampler->clocks().skipped());
+    add("clock_full_reads", e.sampler->clocks().full_reads());
+    add("thread_states_left_stale", c.states_stale.load());
+    add("descriptors_lost", c.descriptors_lost.load());
+    add("timer_restarts", c.timer_restarts.load());
+    add("engine_errors", c.errors.load() + e.collector->errors());
+    add("sampling_stopped", c.sampling_stopped.load() ? 1 : 0);
+    for (int r = 0; r < kTornReasons; ++r) add(kTornReasonNames[r], e.sampler->capture().torn(r));
+    return d;
 }
 
 py::object stats() {
     if (!g_engine) return py::none();
     const Engine& e = *g_engine;
-    const SamplerCounters& c = e.sampler->counters();
     py::dict d;
-    d["collected_samples"] = c.collected.load();
-    d["dropped_samples"] = c.dropped_full.load() + e.collector->dropped_memory();
-    d["dropped_queue_full"] = c.dropped_full.load();
-    d["dropped_memory_limit"] = e.collector->dropped_memory();
-    d["torn_walks"] = c.torn.load() + c.torn_lists.load();
-    d["walk_retries"] = c.retries.load();
-    d["torn_charged"] = c.torn_charged.load();
-    d["missed_ticks"] = c.missed_ticks.load();
-    d["ticks"] = c.ticks.load();
-    d["threads_seen"] = c.threads_max.load();
-    d["unidentified_threads"] = c.unidentified.load();
-    d["unverified_frames"] = e.collector->unverified();
-    d["bytes_held"] = e.collector->bytes_held() + e.queue_cells * sizeof(SampleCell);
-    d["sampler_cpu_ns"] = e.sampler->cpu_ns();
-    d["collector_cpu_ns"] = e.collector->cpu_ns();
-    d["process_cpu_ns"] = process_cpu_ns() - e.process_cpu_start_ns;
-    d["duration_ns"] = monotonic_ns() - e.start_ns;
-    d["reads"] = c.reads.load();
-    d["cpu_before_block"] = c.before_block.load();
-    d["clock_reads_skipped"] = e.sampler->clocks().skipped();
-    d["clock_full_reads"] = e.sampler->clocks().full_reads();
-    d["thread_states_left_stale"] = c.states_stale.load();
-    for (int r = 0; r < kTornReasons; ++r) d[kTornReasonNames[r]] = e.sampler->capture().torn(r);
+    for (const auto& kv : counters_of(e)) d[py::str(kv.first)] = kv.second;
     d["reader"] = std::string(e.sampler->reader_name());
+    d["late_at_edge"] = e.collector->late_at_edge();
+    d["tables_started_afresh"] = e.collector->tables_started_afresh();
     return d;
 }
 
-std::unique_ptr<ProfileData> stop() {
+// The profile and the session given to start(), together: no Python code runs between the
+// engine's end and the hand-over of its record.
+py::tuple stop() {
     if (!g_engine) throw std::runtime_error("Profiler not running");
-    py::dict last = stats();
-    std::unique_ptr<Engine> e = std::move(g_engine);
-    uint64_t end_ns;
-    {
-        py::gil_scoped_release nogil;  // the native threads never take the GIL; others may run
-        e->sampler->stop();
-        end_ns = monotonic_ns();
-    }
-    std::unique_ptr<ProfileData> d = e->collector->finish();
-    d->interval_ns = e->options.interval_ns;
-    d->wall = e->options.wall;
-    d->start_ns = e->start_ns;
-    d->end_ns = end_ns;
-    d->start_unix_ns = e->start_unix_ns;
-    d->end_unix_ns = unix_ns();
-    for (auto item : last) {
-        if (py::isinstance<py::int_>(item.second))
-            d->counters.emplace_back(py::str(item.first), item.second.cast<uint64_t>());
-    }
-    return d;
+    std::shared_ptr<Engine> e = std::move(g_engine);
+    py::object session = py::reinterpret_steal<py::object>(std::exchange(e->session, nullptr));
+    std::unique_ptr<ProfileData> d;
+    // The native threads never take the GIL; other Python threads run meanwhile.
+    without_gil([&] {
+        bool ended;
+        {
+            std::lock_guard<std::mutex> lock(e->cut_mu);  // a final cut may be stopping the sampler too
+            ended = e->sampler->stop();
+        }
+        const uint64_t end_ns = monotonic_ns();
+        d = e->collector->finish();
+        d->interval_ns = e->options.interval_ns;
+        d->wall = e->options.wall;
+        d->start_ns = e->start_ns;
+        d->end_ns = end_ns;
+        d->start_unix_ns = e->start_unix_ns;
+        d->end_unix_ns = unix_ns();
+        d->counters = counters_of(*e);  // after the sampler's end and the last drain: nothing missed
+        // A sampler thread asleep on lost descriptors may still wake: it keeps its engine for good.
+        if (!ended) new std::shared_ptr<Engine>(e);
+    });
+    return py::make_tuple(std::move(d), session);
 }
 
 // In the child of a fork() the engine's threads do not exist and its locks may be held for ever:
-// it is abandoned, never destroyed (destroying would join threads and take those locks). Its
-// pages stay shared with the parent until written, so leaking them costs the child nothing.
+// it is abandoned, never destroyed (destroying would join threads and take those locks), and
+// its descriptors closed. Its pages stay shared with the parent until written, so leaking them
+// costs the child nothing. A pthread_atfork handler, so that forks made outside Python's
+// os.fork() (an extension, a C library) are covered too; Python's own hook then finds nothing.
 void after_fork_child() {
-    Engine* e = g_engine.release();
-    if (!e) return;
-    e->sampler->close_reader_after_fork();
+    if (!g_engine) return;
+    Engine* e = (new std::shared_ptr<Engine>(std::move(g_engine)))->get();  // never freed
+    e->sampler->close_after_fork();
     e->collector->close_reader_after_fork();
+}
+
+// A tick still pushing its samples at a cut (it takes microseconds, rarely more) is left whole
+// for the next window: the edge is this much before the cut.
+constexpr uint64_t kEdgeMarginNs = 5'000'000;
+
+// Continuous profiling: the samples since the last cut, as a window of their own, while the
+// sampler runs on; `last` stops the sampler first, so that the window ends with its last tick.
+std::unique_ptr<ProfileData> cut(bool last) {
+    if (!g_engine) throw std::runtime_error("Profiler not running");
+    std::shared_ptr<Engine> e = g_engine;
+    std::unique_ptr<ProfileData> d;
+    without_gil([&] {  // draining takes milliseconds; the application runs on
+        std::lock_guard<std::mutex> lock(e->cut_mu);
+        if (last) e->sampler->stop();
+        const uint64_t now = monotonic_ns();
+        const int64_t now_unix = unix_ns();
+        uint64_t edge = last ? now : now - std::min(now - e->last_edge_ns, kEdgeMarginNs);
+        d = e->collector->cut(edge);
+        if (d) {
+            d->interval_ns = e->options.interval_ns;
+            d->wall = e->options.wall;
+            d->start_ns = e->last_edge_ns;
+            d->end_ns = edge;
+            d->start_unix_ns = e->last_edge_unix_ns;
+            // Edges follow the monotonic clock, so that windows chain to the nanosecond; only a step
+            // of the system clock (over a second) moves them to the wall clock again.
+            const int64_t wall_edge = now_unix - static_cast<int64_t>(now - edge);
+            const int64_t chained = e->last_edge_unix_ns + static_cast<int64_t>(edge - e->last_edge_ns);
+            d->end_unix_ns = std::llabs(chained - wall_edge) > 1'000'000'000 ? std::max(e->last_edge_unix_ns, wall_edge) : chained;
+            e->last_edge_ns = edge;
+            e->last_edge_unix_ns = d->end_unix_ns;
+        }
+    });
+    if (!d) throw std::runtime_error("Profiler not running");  // stopped meanwhile
+    return d;
 }
 
 py::tuple sample_columns(const ProfileData& d) {
@@ -229,14 +346,15 @@ private:
 // The CPU time a new thread spends running `body`, without the GIL, per one of its `wakeups`.
 template <class Body>
 double cpu_per_wake(int wakeups, Body body) {
-    py::gil_scoped_release nogil;
     double per_wake = 0;
-    std::thread t([&] {
-        const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        body();
-        per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
+    without_gil([&] {
+        std::thread t([&] {
+            const uint64_t before = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            body();
+            per_wake = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - before) / wakeups;
+        });
+        t.join();
     });
-    t.join();
     return per_wake;
 }
 
@@ -245,9 +363,11 @@ double cpu_per_wake(int wakeups, Body body) {
 // more than the next ones, and this separates the two.
 double measure_timer_wakeups(double interval_ms, int wakeups, const std::string& reader, int reads) {
     SafeReader r;
-    std::string error;
-    if (reads > 0 && !r.open(reader, error)) raise_os_error("spprof: " + error);
+    std::string reader_error;
+    if (reads > 0 && !r.open(reader, reader_error)) raise_os_error("spprof: " + reader_error);
     Metronome metronome(static_cast<uint64_t>(interval_ms * 1e6));  // set up outside the count
+    std::string error;
+    if (!metronome.prepare(error)) raise_os_error("spprof: " + error);
     return cpu_per_wake(wakeups, [&] {
         char src[256] = {1}, dst[256];
         std::atomic<uint64_t> missed{0};
@@ -278,6 +398,8 @@ double measure_sleep_wakeups(double interval_ms, int wakeups) {
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "spprof's native sampling engine";
+    static bool at_fork = pthread_atfork(nullptr, nullptr, [] { after_fork_child(); }) == 0;
+    (void)at_fork;
 
     py::class_<ProfileData>(m, "ProfileData")
         .def_readonly("interval_ns", &ProfileData::interval_ns)
@@ -289,7 +411,7 @@ PYBIND11_MODULE(_native, m) {
         .def("__len__", [](const ProfileData& d) { return d.samples.size(); })
         .def("symbols", [](const ProfileData& d) {
             py::list out;
-            for (const Symbol& s : d.symbols) out.append(py::make_tuple(s.name, s.filename, s.firstlineno));
+            for (const Symbol& s : d.symbols) out.append(py::make_tuple(text(s.name), text(s.filename), s.firstlineno));
             return out;
         })
         .def("frames", [](const ProfileData& d) {
@@ -308,12 +430,12 @@ PYBIND11_MODULE(_native, m) {
         })
         .def("threads", [](const ProfileData& d) {
             py::list out;
-            for (const ThreadEntry& t : d.threads) out.append(py::make_tuple(t.ident, t.native_tid, t.name));
+            for (const ThreadEntry& t : d.threads) out.append(py::make_tuple(t.ident, t.native_tid, text(t.name)));
             return out;
         })
-        .def("set_thread_name", [](ProfileData& d, size_t i, const std::string& name) {
+        .def("set_thread_name", [](ProfileData& d, size_t i, const py::str& name) {
             if (i >= d.threads.size()) throw py::index_error("thread index out of range");
-            d.threads[i].name = name;
+            d.threads[i].name = utf8(name);
         })
         .def("counters", [](const ProfileData& d) {
             py::dict out;
@@ -322,20 +444,26 @@ PYBIND11_MODULE(_native, m) {
         })
         .def("sample_columns", &sample_columns)
         .def("trim", &ProfileData::trim, py::arg("root_symbols"), py::arg("threads"))
-        .def("write_speedscope", [](const ProfileData& d, const std::string& path, const std::string& name,
-                                    const std::string& exporter) {
-            std::string error;
-            bool ok;
-            {
-                py::gil_scoped_release nogil;
-                ok = write_speedscope(d, path, name, exporter, error);
+        .def("write_speedscope", [](const ProfileData& d, const py::bytes& path, const py::str& name,
+                                    const py::str& exporter) {
+            const std::string where = path, title = utf8(name), by = utf8(exporter);
+            int error = 0;
+            bool ok = false;
+            without_gil([&] { ok = write_speedscope(d, where, title, by, error); });
+            if (!ok) {  // OSError(errno, strerror, filename): FileNotFoundError and the like, as open() raises
+                errno = error;
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, py::reinterpret_steal<py::object>(
+                    PyUnicode_DecodeFSDefaultAndSize(where.data(), static_cast<Py_ssize_t>(where.size()))).ptr());
+                throw py::error_already_set();
             }
-            if (!ok) raise_os_error("cannot write " + path + ": " + error);
-        });
+        }, py::arg("path"), py::arg("name"), py::arg("exporter"));
 
-    m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"));
+    m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"),
+          py::arg("session") = py::none());
     m.def("stop", &stop);
+    m.def("cut", &cut, py::arg("last") = false);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
+    m.def("session", [] { return g_engine ? py::reinterpret_borrow<py::object>(g_engine->session) : py::object(py::none()); });
     m.def("stats", &stats);
     m.def("after_fork_child", &after_fork_child);
     py::class_<EngineBench>(m, "EngineBench")

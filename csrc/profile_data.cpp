@@ -41,6 +41,34 @@ void ProfileData::trim(const std::vector<uint32_t>& root_symbols, const std::vec
         s.thread = renumber[s.thread];
         return emptied[s.stack] || s.thread == kGone;
     }), samples.end());
+    drop_unused();
+}
+
+void ProfileData::drop_unused() {
+    constexpr uint32_t kGone = UINT32_MAX;
+    std::vector<uint32_t> stack_id(stack_count(), kGone), frame_id(frames.size(), kGone);
+    std::vector<uint32_t> new_frames, new_offsets{0};
+    for (SampleEntry& s : samples) {
+        uint32_t& id = stack_id[s.stack];
+        if (id == kGone) {
+            id = static_cast<uint32_t>(new_offsets.size() - 1);
+            new_frames.insert(new_frames.end(), stack_frames.begin() + stack_offsets[s.stack],
+                              stack_frames.begin() + stack_offsets[s.stack + 1]);
+            new_offsets.push_back(static_cast<uint32_t>(new_frames.size()));
+        }
+        s.stack = id;
+    }
+    std::vector<FrameEntry> kept;
+    for (uint32_t& f : new_frames) {
+        if (frame_id[f] == kGone) {
+            frame_id[f] = static_cast<uint32_t>(kept.size());
+            kept.push_back(frames[f]);
+        }
+        f = frame_id[f];
+    }
+    frames.swap(kept);
+    stack_frames.swap(new_frames);
+    stack_offsets.swap(new_offsets);
 }
 
 }  // namespace spprof

@@ -7,7 +7,8 @@ namespace spprof {
 namespace {
 
 void append_utf8(std::string& out, uint32_t cp) {
-    if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // lone surrogates cannot be UTF-8
+    // A lone surrogate (a non-UTF-8 file name decoded by os.fsdecode: 'caf\udce9') is kept in
+    // three bytes as Python's "surrogatepass" writes it, so the name Python shows comes back.
     if (cp < 0x80) {
         out += static_cast<char>(cp);
     } else if (cp < 0x800) {

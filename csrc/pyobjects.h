@@ -17,7 +17,7 @@ namespace spprof {
 constexpr size_t kMaxStringChars = 4096;
 constexpr size_t kMaxBytesLen = 1 << 20;
 
-// A compact str object as UTF-8.
+// A compact str object as UTF-8, lone surrogates as Python's "surrogatepass" writes them.
 bool read_str(const spprof_layout& L, SafeReader& reader, uint64_t addr, std::string& out);
 // A bytes object's contents.
 bool read_bytes(const spprof_layout& L, SafeReader& reader, uint64_t addr, std::vector<uint8_t>& out);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,11 +25,33 @@ constexpr size_t kInPlace = ~size_t{0};
 
 SafeReader::~SafeReader() { close(); }
 
+// A number that no longer holds the file opened is someone else's: it is forgotten, not closed.
 void SafeReader::close() {
-    if (mem_fd_ >= 0) ::close(mem_fd_);
-    if (pipe_[0] >= 0) ::close(pipe_[0]);
-    if (pipe_[1] >= 0) ::close(pipe_[1]);
+    if (ours(mem_fd_, mem_id_)) ::close(mem_fd_);
+    if (ours(pipe_[0], pipe_id_[0])) ::close(pipe_[0]);
+    if (ours(pipe_[1], pipe_id_[1])) ::close(pipe_[1]);
     mem_fd_ = pipe_[0] = pipe_[1] = -1;
+}
+
+SafeReader::Identity SafeReader::identity(int fd) const {
+    struct stat st;
+    if (fd < 0 || ::fstat(fd, &st) != 0) return {};
+    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+bool SafeReader::ours(int fd, const Identity& id) const {
+    const Identity now = identity(fd);
+    return fd >= 0 && now.ino != 0 && now.dev == id.dev && now.ino == id.ino;
+}
+
+bool SafeReader::revalidate(std::string& error) {
+    if (method_ == ReadMethod::VmReadv) return true;
+    const bool intact = method_ == ReadMethod::ProcMem ? ours(mem_fd_, mem_id_)
+                                                        : ours(pipe_[0], pipe_id_[0]) && ours(pipe_[1], pipe_id_[1]);
+    if (intact) return true;
+    mem_fd_ = pipe_[0] = pipe_[1] = -1;
+    const char* name = method_ == ReadMethod::ProcMem ? "proc_mem" : "pipe";
+    return open(name, error);
 }
 
 const char* SafeReader::method_name() const {
@@ -45,9 +68,12 @@ bool SafeReader::probe(ReadMethod m) {
     if (m == ReadMethod::ProcMem && mem_fd_ < 0) {
         mem_fd_ = ::open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
         if (mem_fd_ < 0) return false;
+        mem_id_ = identity(mem_fd_);
     }
     if (m == ReadMethod::Pipe && pipe_[0] < 0) {
         if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+        pipe_id_[0] = identity(pipe_[0]);
+        pipe_id_[1] = identity(pipe_[1]);
         ::fcntl(pipe_[1], F_SETPIPE_SZ, kPipeWant);  // else the default size
         const int size = ::fcntl(pipe_[1], F_GETPIPE_SZ);
         // A page short of the size, so a batch never finds the pipe full: a short write then

@@ -27,6 +27,11 @@ public:
     // Returns false with a reason in `error` when none does.
     bool open(const std::string& forced, std::string& error);
     void close();
+    // Whether the descriptors of /proc/self/mem or the pipe are still the files opened (a program
+    // that closes descriptors it does not own may have closed them and reused the numbers).
+    // When not, they are forgotten, never closed (the numbers are someone else's now), and the
+    // same method is opened afresh; false with a reason when that fails.
+    bool revalidate(std::string& error);
 
     // All-or-nothing: true only when every byte was copied.
     bool read(uint64_t addr, void* dst, size_t len);
@@ -59,6 +64,10 @@ private:
     int pid_ = 0;
     int mem_fd_ = -1;
     int pipe_[2] = {-1, -1};
+    struct Identity { uint64_t dev = 0, ino = 0; };
+    Identity mem_id_, pipe_id_[2];  // what the descriptors were when opened
+    bool ours(int fd, const Identity& id) const;
+    Identity identity(int fd) const;
     size_t pipe_batch_ = 4096;
     uint64_t syscalls_ = 0;
     // merging, allocated by open() so that no read allocates; not zeroed, and small enough to

@@ -1,5 +1,7 @@
 #include "sampler.h"
 
+#include "quiet_thread.h"
+
 #include <pthread.h>
 #include <unistd.h>
 #include <time.h>
@@ -9,7 +11,10 @@
 namespace spprof {
 
 namespace {
-constexpr size_t kMaxThreads = 4096;
+// Buffers for this many threads at first, doubled on the sampler thread (between samples) when a
+// tick finds more, up to the bound; beyond it the oldest threads are left out, and counted.
+constexpr size_t kInitialThreads = 1024;
+constexpr size_t kMaxThreads = 65536;
 constexpr int kRetries = 2;
 constexpr size_t kSeenCodes = 4096;  // a power of two
 
@@ -22,9 +27,9 @@ uint64_t monotonic_ns() {
 Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,
                  const NativeIds& ids)
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
-      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kMaxThreads), clocks_(kMaxThreads, opts.interval_ns),
+      seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
-      capture_(layout, reader_, opts.max_depth), metronome_(opts.interval_ns), cells_(static_cast<size_t>(opts.max_depth) + 1),
+      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
       last_run_(opts.wall ? 0 : kChainSlots) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
 }
@@ -32,9 +37,20 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
 Sampler::~Sampler() { stop(); }
 
 bool Sampler::start(const std::string& forced_reader, std::string& error) {
+    std::lock_guard<std::mutex> hold(control_);
     if (!open(forced_reader, error)) return false;
+    metronome_.reset(new Metronome(opts_.interval_ns));
+    if (!metronome_->prepare(error)) {
+        metronome_.reset();
+        return false;
+    }
+    return start_thread(error);
+}
+
+bool Sampler::start_thread(std::string& error) {
+    Metronome* m = metronome_.get();
     try {
-        thread_ = std::thread([this] { run(); });
+        thread_ = start_quiet_thread([this, m] { run(m); });
     } catch (const std::exception& e) {
         error = std::string("cannot start the sampler thread: ") + e.what();
         return false;
@@ -65,21 +81,76 @@ void Sampler::take_baseline() {
     }
 }
 
-void Sampler::stop() {
-    if (!thread_.joinable()) return;
-    metronome_.stop();  // also holds when run() has not started yet: it then returns at once
-    thread_.join();
+bool Sampler::end_thread(std::chrono::milliseconds bound) {
+    const auto until = std::chrono::steady_clock::now() + bound;
+    while (!metronome_->ended() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (metronome_->ended()) {
+        thread_.join();
+        return true;
+    }
+    // Asleep in the epoll the program closed, where nothing will wake it: it is left there,
+    // and whatever it could touch when woken is leaked.
+    metronome_->retire();
+    thread_.detach();
+    (void)metronome_.release();
+    abandoned_ = true;
+    return false;
 }
 
-void Sampler::run() {
+bool Sampler::stop() {
+    std::lock_guard<std::mutex> hold(control_);
+    stopping_ = true;
+    if (thread_.joinable()) {
+        if (!metronome_->intact()) counters_.descriptors_lost.fetch_add(1, std::memory_order_relaxed);
+        metronome_->stop();  // also holds when run() has not started yet: it then returns at once
+        end_thread(std::chrono::milliseconds(2000));
+    }
+    return !abandoned_;
+}
+
+void Sampler::watch() {
+    std::unique_lock<std::mutex> hold(control_, std::try_to_lock);
+    if (!hold.owns_lock() || stopping_ || !thread_.joinable() || metronome_->intact()) return;
+    counters_.descriptors_lost.fetch_add(1, std::memory_order_relaxed);
+    // The thread ends by itself after its tick, unless it sleeps in the lost epoll.
+    end_thread(std::chrono::milliseconds(100));
+    if (metronome_) (void)metronome_.release();  // its descriptors are no longer its own
+    states_.close_all();
+    std::string error;
+    if (!reader_.revalidate(error)) {
+        counters_.sampling_stopped.store(true);
+        return;
+    }
+    std::unique_ptr<Metronome> fresh(new Metronome(opts_.interval_ns));
+    if (!fresh->prepare(error)) {
+        counters_.sampling_stopped.store(true);
+        return;
+    }
+    metronome_ = std::move(fresh);
+    if (!start_thread(error)) {
+        counters_.sampling_stopped.store(true);
+        return;
+    }
+    counters_.timer_restarts.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Sampler::run(Metronome* m) {
     pthread_setname_np(pthread_self(), "spprof-sampler");
     cpu_.begin();
-    metronome_.run([this] {
-        tick(monotonic_ns(), true);
-        counters_.ticks.fetch_add(1, std::memory_order_relaxed);
-        counters_.reads.store(reader_.syscalls(), std::memory_order_relaxed);
-    }, counters_.missed_ticks);
+    try {
+        // false when the descriptors were lost: watch() counts that and starts the next thread
+        (void)m->run([this] {
+            tick(monotonic_ns(), true);
+            counters_.ticks.fetch_add(1, std::memory_order_relaxed);
+            counters_.reads.store(reader_.syscalls(), std::memory_order_relaxed);
+        }, counters_.missed_ticks);
+    } catch (...) {  // out of memory in Asio, or anything else: sampling ends, the profile stays
+        counters_.errors.fetch_add(1, std::memory_order_relaxed);
+        counters_.sampling_stopped.store(true);
+    }
     cpu_.end();
+    m->mark_ended();
 }
 
 void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, uint16_t flags) {
@@ -127,6 +198,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     const uint64_t wall_weight = last_tick_ns_ != 0 && t_ns > last_tick_ns_ ? t_ns - last_tick_ns_ : opts_.interval_ns;
     last_tick_ns_ = t_ns;
     const size_t n = threads_.size();
+    if (threads_.overflowed()) counters_.lists_cut.fetch_add(1, std::memory_order_relaxed);
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     if (!opts_.wall) clocks_.begin_tick(n);
     FrameRecord* frames = &cells_[1].frame;

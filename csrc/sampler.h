@@ -2,11 +2,14 @@
 // interval; each tick picks threads, captures their stacks and pushes the samples.
 //
 // Safety contract: the thread never takes the GIL, never calls the C API, never allocates after
-// start() and never blocks on anything the application can hold. It pushes to the queue without
+// start() but to grow its thread buffers (a tick that finds more threads than they hold, never
+// per sample) and never blocks on anything the application can hold. It pushes to the queue without
 // waiting: a full queue drops the sample and counts it.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,11 +40,16 @@ struct SamplerCounters {
     std::atomic<uint64_t> torn_charged{0}; // ... whose weight went to <unknown>
     std::atomic<uint64_t> retries{0};
     std::atomic<uint64_t> torn_lists{0};
+    std::atomic<uint64_t> lists_cut{0};   // ticks whose thread list was longer than the bound
     std::atomic<uint64_t> unidentified{0};
     std::atomic<uint64_t> threads_max{0};
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory
     std::atomic<uint64_t> before_block{0};  // cpu-mode samples charged to where the thread last ran
     std::atomic<uint64_t> states_stale{0};  // thread states not copied at a tick (quiet threads)
+    std::atomic<uint64_t> descriptors_lost{0};  // the timer's descriptors closed by the program
+    std::atomic<uint64_t> timer_restarts{0};    // fresh timers started after such a loss
+    std::atomic<uint64_t> errors{0};            // failures that ended sampling (out of memory...)
+    std::atomic<bool> sampling_stopped{false};  // sampling ended before stop(): see the counters above
 };
 
 class Sampler {
@@ -49,18 +57,25 @@ public:
     Sampler(const spprof_layout& layout, const SamplerOptions& opts, SampleQueue& queue, DrainSignal& drain,
             const NativeIds& ids);
     ~Sampler();
-    // Opens the reader and takes the CPU baseline on the calling thread, then starts the timer
-    // thread. False with a reason when it cannot sample here.
+    // Opens the reader, creates the timer and takes the CPU baseline on the calling thread, then
+    // starts the timer thread. False with a reason when it cannot sample here.
     bool start(const std::string& forced_reader, std::string& error);
     // Only the reader and the baseline, for tick() driven by the caller (the micro-benchmark).
     bool open(const std::string& forced_reader, std::string& error);
     uint64_t reads() const { return reader_.syscalls(); }
     uint64_t cpu_ns() const { return cpu_.ns(); }  // the sampler thread's own CPU time
-    void stop();  // returns once the thread has ended; no tick runs after it
+    // No tick runs after it. True once the thread has ended; false when it did not end within a
+    // bound (asleep on descriptors the program closed): it then may still touch this object,
+    // which must be leaked with everything the thread uses.
+    bool stop();
+    // From the collector's thread, now and then: when the program closed the timer's descriptors,
+    // the sampler thread is ended or abandoned and a fresh one with a fresh timer takes over.
+    void watch();
     // In a forked child, where the thread does not exist: closes its descriptors only.
-    void close_reader_after_fork() {
+    void close_after_fork() {
         reader_.close();
         states_.close_all();
+        if (metronome_) metronome_->close_after_fork();
     }
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
@@ -71,7 +86,10 @@ public:
     void tick(uint64_t t_ns, bool count_new);
 
 private:
-    void run();
+    void run(Metronome* m);
+    bool start_thread(std::string& error);
+    // Ends the thread of metronome_: joined when it ends within `bound`, else abandoned (false).
+    bool end_thread(std::chrono::milliseconds bound);
     void take_baseline();
     // Queues one sample and counts it as collected, or as dropped when the queue is full.
     void push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int depth, uint16_t flags);
@@ -91,10 +109,12 @@ private:
     CpuClocks clocks_;
     ThreadStates states_;
     FrameCapture capture_;
-    Metronome metronome_;
+    std::unique_ptr<Metronome> metronome_;  // leaked, never destroyed, when its descriptors were lost
+    std::mutex control_;                    // start, stop and watch
     std::vector<SampleCell> cells_;
     SamplerCounters counters_;
     std::thread thread_;
+    bool stopping_ = false, abandoned_ = false;  // under control_
     OwnThreadCpu cpu_;
     // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
     // Fresh until the thread's next tick with CPU time: an older stack says little about where

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <rapidjson/filewritestream.h>
+#include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 namespace spprof {
@@ -16,8 +17,40 @@ namespace {
 template <class W>
 void key(W& w, const char* k) { w.Key(k, static_cast<rapidjson::SizeType>(std::strlen(k))); }
 
+bool is_surrogate_at(const std::string& s, size_t i) {
+    return i + 2 < s.size() && static_cast<unsigned char>(s[i]) == 0xED && (static_cast<unsigned char>(s[i + 1]) & 0xE0) == 0xA0;
+}
+
 template <class W>
-void str(W& w, const std::string& s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+void str(W& w, const std::string& s) {
+    size_t i = 0;
+    while (i < s.size() && !is_surrogate_at(s, i)) ++i;
+    if (i == s.size()) {
+        w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+        return;
+    }
+    // RapidJSON would copy the surrogate's bytes as they are: escape the runs between them.
+    std::string json = "\"";
+    size_t run = 0;
+    for (i = 0; i <= s.size(); ++i) {
+        const bool surrogate = i < s.size() && is_surrogate_at(s, i);
+        if (i < s.size() && !surrogate) continue;
+        rapidjson::StringBuffer buf;
+        rapidjson::Writer<rapidjson::StringBuffer> one(buf);
+        one.String(s.data() + run, static_cast<rapidjson::SizeType>(i - run));
+        json.append(buf.GetString() + 1, buf.GetSize() - 2);  // without its quotes
+        if (!surrogate) break;
+        const unsigned cp = ((static_cast<unsigned char>(s[i]) & 0x0F) << 12) |
+                            ((static_cast<unsigned char>(s[i + 1]) & 0x3F) << 6) | (static_cast<unsigned char>(s[i + 2]) & 0x3F);
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\u%04x", cp);
+        json += esc;
+        i += 2;
+        run = i + 1;
+    }
+    json += '"';
+    w.RawValue(json.data(), json.size(), rapidjson::kStringType);
+}
 
 std::string thread_label(const ThreadEntry& t) {
     std::string name = t.name.empty() ? "Thread" : t.name;
@@ -27,10 +60,10 @@ std::string thread_label(const ThreadEntry& t) {
 }  // namespace
 
 bool write_speedscope(const ProfileData& d, const std::string& path, const std::string& name,
-                      const std::string& exporter, std::string& error) {
+                      const std::string& exporter, int& error) {
     FILE* f = std::fopen(path.c_str(), "wb");
     if (f == nullptr) {
-        error = std::strerror(errno);
+        error = errno;
         return false;
     }
     std::vector<char> buffer(1 << 16);
@@ -88,7 +121,7 @@ bool write_speedscope(const ProfileData& d, const std::string& path, const std::
     bool ok = !std::ferror(f);
     int saved = errno;
     if (std::fclose(f) != 0 && ok) { ok = false; saved = errno; }
-    if (!ok) error = std::strerror(saved ? saved : EIO);
+    if (!ok) error = saved ? saved : EIO;
     return ok;
 }
 

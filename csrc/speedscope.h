@@ -10,8 +10,9 @@
 namespace spprof {
 
 // Writes the file-format of https://www.speedscope.app/file-format-schema.json to `path`.
-// Returns false with a reason in `error` (errno text) when the file cannot be written.
+// Returns false with the errno in `error` when the file cannot be written. A lone surrogate in a
+// name (three bytes, as "surrogatepass" writes it) becomes a \uXXXX escape: the JSON stays UTF-8.
 bool write_speedscope(const ProfileData& data, const std::string& path, const std::string& name,
-                      const std::string& exporter, std::string& error);
+                      const std::string& exporter, int& error);
 
 }  // namespace spprof

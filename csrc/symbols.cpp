@@ -50,7 +50,7 @@ const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t finger
 uint64_t SymbolTable::fingerprint_of(uint64_t code) {
     const uint8_t* cb = code_copy_.data();
     if (!reader_.read(code, code_copy_.data(), L.co_size) || !is_code_object(L, cb)) return 0;
-    if (!fingerprint_needs_name(L)) return code_fingerprint(L, cb, nullptr, 0);
+    if (!fingerprint_needs_name(L, cb)) return code_fingerprint(L, cb, nullptr, 0);
     uint64_t name = name_address(L, cb);
     size_t len = name_probe_len(L, name);
     if (!reader_.read(name, name_copy_, len)) return 0;

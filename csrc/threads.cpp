@@ -1,6 +1,9 @@
 #include "threads.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,42 +17,105 @@
 namespace spprof {
 
 namespace {
-size_t slot_of(uint64_t ident) { return static_cast<size_t>(mix64(0, ident) % NativeIds::kSlots); }
+size_t slot_of(uint64_t ident) { return static_cast<size_t>(mix64(0, ident) & (NativeIds::kSlots - 1)); }
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;
+}
+
+void NativeIds::write(Slot& s, uint64_t ident, uint32_t tid) {
+    const uint32_t q = s.seq.load(std::memory_order_relaxed);
+    s.seq.store(q + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    s.tid.store(tid, std::memory_order_relaxed);
+    s.ident.store(ident, std::memory_order_relaxed);
+    s.seq.store(q + 2, std::memory_order_release);
 }
 
 void NativeIds::put(uint64_t ident, uint32_t tid) {
     if (ident == 0) return;
-    size_t s = slot_of(ident);
-    for (size_t i = 0; i < kSlots; ++i, s = (s + 1) % kSlots) {
-        uint64_t cur = slots_[s].ident.load(std::memory_order_acquire);
-        if (cur == ident || cur == 0) {
-            slots_[s].tid.store(tid, std::memory_order_relaxed);
-            slots_[s].ident.store(ident, std::memory_order_release);
-            return;
+    const size_t home = slot_of(ident);
+    for (size_t i = 0; i < kProbe; ++i) {
+        Slot& s = slots_[(home + i) & (kSlots - 1)];
+        const uint64_t cur = s.ident.load(std::memory_order_relaxed);  // only this writer changes it
+        if (cur == ident || cur == 0) return write(s, ident, tid);
+    }
+    // A full window: the first thread of it that has exited makes room. Its tid may have gone to
+    // a live thread since; that entry then stays until that thread exits too.
+    const pid_t pid = ::getpid();
+    for (size_t i = 0; i < kProbe; ++i) {
+        Slot& s = slots_[(home + i) & (kSlots - 1)];
+        const uint32_t old = s.tid.load(std::memory_order_relaxed);
+        if (old == 0 || (::syscall(SYS_tgkill, pid, static_cast<pid_t>(old), 0) != 0 && errno == ESRCH)) {
+            evicted_.fetch_add(1, std::memory_order_relaxed);
+            return write(s, ident, tid);
         }
     }
+    not_stored_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t NativeIds::get(uint64_t ident) const {
-    size_t s = slot_of(ident);
-    for (size_t i = 0; i < kSlots; ++i, s = (s + 1) % kSlots) {
-        uint64_t cur = slots_[s].ident.load(std::memory_order_acquire);
-        if (cur == ident) return slots_[s].tid.load(std::memory_order_relaxed);
-        if (cur == 0) return 0;
+    const size_t home = slot_of(ident);
+    for (size_t i = 0; i < kProbe; ++i) {
+        const Slot& s = slots_[(home + i) & (kSlots - 1)];
+        for (int attempt = 0; attempt < 4; ++attempt) {
+            const uint32_t q = s.seq.load(std::memory_order_acquire);
+            if (q & 1) continue;  // being written
+            const uint64_t cur = s.ident.load(std::memory_order_relaxed);
+            const uint32_t tid = s.tid.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (s.seq.load(std::memory_order_relaxed) != q) continue;
+            if (cur == 0) return 0;
+            if (cur == ident) return tid;
+            break;
+        }
     }
     return 0;
 }
 
-ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t max_threads)
-    : L(layout), reader_(reader), ids_(ids), max_(max_threads) {
-    copies_.resize(max_threads * L.ts_size);
+ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t initial,
+                       size_t bound)
+    : L(layout), reader_(reader), ids_(ids), max_(0), bound_(std::max<size_t>(bound, 1)) {
     gil_.resize(L.gil_size);
-    seen_.resize(max_threads);
-    stale_ok_.resize(max_threads);
-    fresh_.resize(max_threads);
-    iov_local_.resize(max_threads + 2);
-    iov_remote_.resize(max_threads + 2);
+    max_ = std::min(std::max<size_t>(initial, 1), bound_);
+    grow();
+}
+
+// To 2 * max_ (the first time to max_), keeping the threads copied so far.
+void ThreadList::grow() {
+    const size_t n = copies_.empty() ? max_ : std::min(bound_, max_ * 2);
+    copies_.resize(n * L.ts_size);
+    seen_.resize(n);
+    stale_ok_.resize(n);
+    fresh_.resize(n);
+    iov_local_.resize(n + 2);
+    iov_remote_.resize(n + 2);
+    for (size_t i = 0; i < count_; ++i) seen_[i].copy = copies_.data() + i * L.ts_size;
+    size_t slots = 16;
+    while (slots < 2 * n) slots *= 2;
+    visited_.assign(slots, 0);
+    visited_epoch_.assign(slots, 0);
+    epoch_ = 0;
+    for (size_t i = 0; i < count_; ++i) first_visit(seen_[i].tstate);
+    max_ = n;
+}
+
+void ThreadList::forget_visits() {
+    if (++epoch_ == 0) {  // wrapped: no stale epoch may match
+        std::fill(visited_epoch_.begin(), visited_epoch_.end(), 0);
+        epoch_ = 1;
+    }
+}
+
+bool ThreadList::first_visit(uint64_t ts) {
+    if (epoch_ == 0) forget_visits();
+    const size_t mask = visited_.size() - 1;
+    for (size_t s = static_cast<size_t>(mix64(0, ts)) & mask;; s = (s + 1) & mask) {
+        if (visited_epoch_[s] != epoch_) {
+            visited_epoch_[s] = epoch_;
+            visited_[s] = ts;
+            return true;
+        }
+        if (visited_[s] == ts) return false;
+    }
 }
 
 void ThreadList::record(size_t i, uint64_t ts) {
@@ -113,9 +179,11 @@ bool ThreadList::enumerate() {
     count_ = 0;
     uint64_t ts = 0;
     if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
+    forget_visits();
     while (ts != 0) {
-        if ((ts & 7) != 0 || ts >= kMaxAddr) { count_ = 0; return false; }
+        if (count_ == max_ && max_ < bound_) grow();  // on the sampler thread, never per sample
         if (count_ == max_) { overflowed_ = true; break; }
+        if ((ts & 7) != 0 || ts >= kMaxAddr || !first_visit(ts)) { count_ = 0; return false; }
         uint8_t* copy = copies_.data() + count_ * L.ts_size;
         // not ours: freed and reused
         if (!reader_.read(ts, copy, L.ts_size) || load_u64(copy + L.ts_interp) != L.interp) { count_ = 0; return false; }
@@ -161,43 +229,81 @@ uint64_t OwnThreadCpu::ns() const {
     return ok ? ns : final_ns_.load();
 }
 
-ThreadStates::ThreadStates(size_t slots) : files_(slots) {}
+ThreadStates::ThreadStates(size_t slots) : files_(std::max<size_t>(1, std::min(slots, kMaxFiles))) {}
+
+void ThreadStates::close_file(File& f) {
+    struct stat st;
+    if (f.fd >= 0 && ::fstat(f.fd, &st) == 0 && static_cast<uint64_t>(st.st_dev) == f.dev &&
+        static_cast<uint64_t>(st.st_ino) == f.ino)
+        ::close(f.fd);
+    f = File{};
+}
 
 void ThreadStates::close_all() {
-    for (File& f : files_) {
-        if (f.fd >= 0) ::close(f.fd);
-        f = File{};
+    for (File& f : files_) close_file(f);
+}
+
+bool ThreadStates::open_file(File& f, uint32_t tid) {
+    close_file(f);
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/self/task/%u/syscall", tid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE) {  // the program needs them more
+            close_all();
+            short_reads_ = kShortReads;
+        }
+        return false;
     }
+    struct stat st;
+    struct rlimit lim;
+    if (::fstat(fd, &st) != 0) {
+        ::close(fd);
+        return false;
+    }
+    f = File{tid, fd, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+    // Numbers are handed out lowest first: one this close to the limit means the table is full.
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(fd) + 64 >= lim.rlim_cur)
+        short_reads_ = kShortReads;
+    return true;
 }
 
 bool ThreadStates::blocked(size_t slot, uint32_t tid) {
+    // Descriptors are short: none is taken, not even for a moment, and threads count as running.
+    // Now and then one open tries again.
+    if (short_reads_ > 0) {
+        --short_reads_;
+        return false;
+    }
     File& f = files_[slot % files_.size()];
     char buf[32];
     ssize_t n = -1;
     for (int attempt = 0; attempt < 2 && n <= 0; ++attempt) {
-        if (f.tid != tid || f.fd < 0 || attempt > 0) {  // another thread's, or gone stale
-            if (f.fd >= 0) ::close(f.fd);
-            char path[48];
-            std::snprintf(path, sizeof path, "/proc/self/task/%u/syscall", tid);
-            f.fd = ::open(path, O_RDONLY | O_CLOEXEC);
-            f.tid = tid;
-            if (f.fd < 0) return false;
-        }
+        // another thread's, or gone stale
+        if ((f.tid != tid || f.fd < 0 || attempt > 0) && !open_file(f, tid)) return false;
         n = ::pread(f.fd, buf, sizeof buf - 1, 0);  // the kernel writes the file afresh at offset 0
     }
+    if (short_reads_ > 0) close_all();  // this open found descriptors short
     // "running", or the number of the system call it waits in
     if (n <= 0 || buf[0] < '0' || buf[0] > '9') return false;
     buf[n] = '\0';
     return std::strtol(buf, nullptr, 10) != SYS_futex;
 }
 
-CpuClocks::CpuClocks(size_t max_threads, uint64_t interval_ns)
-    : prev_(max_threads), cur_(max_threads), order_(max_threads), threshold_ns_(interval_ns / 4) {}
+CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
+    : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4) {}
 
 void CpuClocks::begin_tick(size_t threads, bool baseline) {
     read_ns_ = 0;
     skipped_now_ = 0;
-    ncur_ = std::min(threads, cur_.size());
+    if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps its baselines
+        const size_t n = std::max(threads, 2 * cur_.size());
+        prev_.resize(n);
+        cur_.resize(n);
+        order_.resize(n);
+    }
+    ncur_ = threads;
     std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
     gating_ = !baseline && threads >= kGateThreads;
     if (!gating_) {

@@ -1,7 +1,8 @@
 // Thread enumeration and per-thread CPU clocks.
 //
 // Safety contract: ThreadList and CpuClocks run on the sampler thread only, without the GIL, and
-// read interpreter memory only through SafeReader; their buffers are sized at construction.
+// read interpreter memory only through SafeReader; their buffers are sized at construction and
+// grow there, between samples, when the process has more threads than they hold.
 // NativeIds is written by Python code holding the GIL and read lock-free by the sampler.
 #pragma once
 
@@ -17,17 +18,29 @@
 
 namespace spprof {
 
-// ident -> native thread id, for 3.9/3.10 whose thread states carry no native id. Insert-only
-// open addressing; an ident reused by a new thread overwrites its tid.
+// ident -> native thread id, for 3.9/3.10 whose thread states carry no native id. Written by
+// Python code holding the GIL (one writer at a time), read lock-free by the sampler.
+//
+// Open addressing in a window of kProbe slots from the ident's hash: an ident goes to the first
+// empty slot of its window, else in place of a thread that has exited (its tid is no longer a
+// thread of this process); when every slot of the window holds a live thread it is not stored,
+// and counted. An ident reused by a new thread overwrites its tid. Slots are never emptied, so a
+// lookup stops at the first empty one and never reads more than kProbe. A slot's sequence number
+// is odd while it is written: a reader never pairs one thread's ident with another's tid.
 class NativeIds {
 public:
-    static constexpr size_t kSlots = 8192;
+    static constexpr size_t kSlots = 32768;  // a power of two
+    static constexpr size_t kProbe = 32;
     void put(uint64_t ident, uint32_t tid);
     uint32_t get(uint64_t ident) const;
+    uint64_t not_stored() const { return not_stored_.load(std::memory_order_relaxed); }
+    uint64_t evicted() const { return evicted_.load(std::memory_order_relaxed); }
 
 private:
-    struct Slot { std::atomic<uint64_t> ident{0}; std::atomic<uint32_t> tid{0}; };
+    struct Slot { std::atomic<uint32_t> seq{0}; std::atomic<uint32_t> tid{0}; std::atomic<uint64_t> ident{0}; };
+    static void write(Slot& s, uint64_t ident, uint32_t tid);
     Slot slots_[kSlots];
+    std::atomic<uint64_t> not_stored_{0}, evicted_{0};
 };
 
 struct ThreadSeen {
@@ -40,9 +53,11 @@ struct ThreadSeen {
 
 class ThreadList {
 public:
-    ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t max_threads);
+    // Room for `initial` thread states, doubled when a walk finds more, up to `bound`.
+    ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t initial, size_t bound);
     // Copies every thread state of the interpreter. False when the list changed under the walk
-    // (a pointer failed a check); the caller then skips the tick.
+    // (a pointer failed a check, or a thread state came twice: one freed and reused as the new
+    // head can link the copies into a loop); the caller then skips the tick.
     bool enumerate();
     // Copies thread i's state again, for a walk to retry on fresher data, or for a thread whose
     // copy was left stale. When that fails, the next enumerate() copies every thread state.
@@ -55,7 +70,9 @@ public:
     bool fresh(size_t i) const { return fresh_[i] != 0; }
     size_t size() const { return count_; }
     const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
+    // The last enumerate() stopped at `bound` thread states: the oldest threads were left out.
     bool overflowed() const { return overflowed_; }
+    size_t capacity() const { return max_; }
     // The thread state that held the GIL when the list was copied, 0 when it was free or not read.
     // That thread was running Python code, not waiting in a system call.
     uint64_t gil_holder() const { return gil_holder_; }
@@ -67,11 +84,16 @@ private:
 
     bool enumerate_as_before();
     void record(size_t i, uint64_t ts);
+    void grow();
+    // Thread states of this walk, to catch one seen twice: open addressing, cleared by epoch.
+    bool first_visit(uint64_t ts);
+    void forget_visits();
 
     const spprof_layout& L;
     SafeReader& reader_;
     const NativeIds& ids_;
     size_t max_;
+    const size_t bound_;
     std::vector<uint8_t> copies_;
     std::vector<uint8_t> gil_;
     uint64_t gil_holder_ = 0;
@@ -81,6 +103,9 @@ private:
     std::vector<struct iovec> iov_local_, iov_remote_;
     size_t count_ = 0;
     bool overflowed_ = false;
+    std::vector<uint64_t> visited_;
+    std::vector<uint32_t> visited_epoch_;
+    uint32_t epoch_ = 0;
 };
 
 // CPU time each thread used since the previous tick, from the kernel's per-thread clock.
@@ -97,9 +122,9 @@ public:
     static constexpr size_t kGateThreads = 8;
     static constexpr uint8_t kIdleTicks = 2;
 
-    CpuClocks(size_t max_threads, uint64_t interval_ns);
+    CpuClocks(size_t initial_threads, uint64_t interval_ns);
     // Called on the thread that observes, before its observe() calls; `baseline` when the calls
-    // only set where the next tick counts from.
+    // only set where the next tick counts from. Grows the buffers to `threads` if they are smaller.
     void begin_tick(size_t threads, bool baseline = false);
     // The CPU time of (tstate, tid), thread `i` of this tick's list, since it was last observed.
     // A thread not seen before counts from its start when `count_new` (it began after the
@@ -157,10 +182,15 @@ private:
 };
 // Whether a thread waits in a system call other than futex now (asleep, polling, reading), from
 // the kernel's /proc/self/task/TID/syscall. A futex wait is the GIL's or a lock's, and a thread
-// that runs or cannot be read counts as not blocked. The files of up to `slots` threads stay
-// open, so a read costs one pread instead of open, read and close.
+// that runs or cannot be read counts as not blocked. The files of up to kMaxFiles threads stay
+// open, so a read costs one pread instead of open, read and close. When descriptors run short
+// (EMFILE or ENFILE, or a number within 64 of the soft limit) they are all given up and the next
+// kShortReads reads take none (those threads count as running). A number is closed only while
+// it still holds the file opened (the program may have closed it and reused it).
 class ThreadStates {
 public:
+    static constexpr size_t kMaxFiles = 16;
+    static constexpr unsigned kShortReads = 10000;
     explicit ThreadStates(size_t slots);
     ~ThreadStates() { close_all(); }
     ThreadStates(const ThreadStates&) = delete;
@@ -169,8 +199,11 @@ public:
     void close_all();
 
 private:
-    struct File { uint32_t tid = 0; int fd = -1; };
+    struct File { uint32_t tid = 0; int fd = -1; uint64_t dev = 0, ino = 0; };
+    void close_file(File& f);
+    bool open_file(File& f, uint32_t tid);
     std::vector<File> files_;
+    unsigned short_reads_ = 0;  // reads left that open nothing, after a shortage
 };
 
 }  // namespace spprof

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from types import TracebackType
 from typing import Any, Callable, Optional, Type, TypeVar, overload
 
@@ -21,9 +23,9 @@ class Profiler:
         self.profile: Any = None
 
     def __enter__(self) -> "Profiler":
-        from . import start
+        from . import _start
         self.profile = None
-        start(self.interval_ms, self.output_path, **self.options)
+        _start(self.interval_ms, self.output_path, self.options, owner="scoped")
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
@@ -31,7 +33,7 @@ class Profiler:
         from . import stop
         try:
             self.profile = stop()
-        except OSError as e:  # the save failed: the profile is still kept, on self and on the error
+        except Exception as e:  # the save failed: the profile is still kept, on self and on the error
             self.profile = getattr(e, "profile", None)
             if exc is None:
                 raise
@@ -49,6 +51,10 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
 
     A call made while a profile is already running (a recursive call, or code already inside
     start()/stop() or a Profiler) joins that profile: it runs as it is and saves nothing.
+    Profiling never changes what the function does: when profiling cannot start (the output
+    folder is gone, no memory reader) the function runs unprofiled, and when the save fails the
+    function's result still comes back; both warn (RuntimeWarning), the profile is kept on
+    `last_profile`.
     """
     from . import _check_arguments
     _check_arguments(interval_ms, output_path, options)
@@ -56,17 +62,23 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            p = Profiler(interval_ms, output_path, **options)
+            from . import _native
+            if _native.session() is not None:  # a profile is running (maybe this very function's): join it
+                return fn(*args, **kwargs)
             try:
+                p = Profiler(interval_ms, output_path, **options)  # checks output_path again
                 p.__enter__()
-            except RuntimeError:  # a profile is running (maybe this very function's): join it
+            except Exception as e:  # another thread's profile started meanwhile (joined), or a failure
+                if not (isinstance(e, RuntimeError) and "already running" in str(e)):
+                    _warn(f"spprof: could not profile {fn.__qualname__} ({e}); it ran unprofiled")
                 return fn(*args, **kwargs)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as e:
-                p.__exit__(type(e), e, e.__traceback__)
+                _exit_quietly(p, fn)
+                wrapper.last_profile = p.profile  # type: ignore[attr-defined]
                 raise
-            p.__exit__(None, None, None)
+            _exit_quietly(p, fn)
             wrapper.last_profile = p.profile  # type: ignore[attr-defined]
             return result
 
@@ -74,3 +86,22 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
         return wrapper  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
+
+
+def _warn(message: str) -> None:
+    # A warning turned into an error (-W error) must not replace the function's result either.
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+    except Exception:
+        sys.stderr.write(message + "\n")
+
+
+def _exit_quietly(p: Profiler, fn: Callable[..., Any]) -> None:
+    """Stops the decorator's profile; a failure (the save) warns instead of replacing the
+    function's result or exception."""
+    from . import stop
+    try:
+        p.profile = stop()
+    except Exception as e:
+        p.profile = getattr(e, "profile", None)
+        _warn(f"spprof: the profile of {fn.__qualname__} could not be saved ({e}); it is on {fn.__qualname__}.last_profile")

@@ -37,6 +37,13 @@ class ProfilerStats:
     threads_seen: int = 0
     bytes_held: int = 0
     reader: str = ""
+    # continuous profiling (start_continuous): zero without it
+    windows_made: int = 0
+    windows_sent: int = 0
+    windows_retried: int = 0
+    windows_dropped: int = 0
+    bytes_sent: int = 0
+    last_error: str = ""
 
 
 def _python_version() -> str:

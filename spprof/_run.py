@@ -66,8 +66,10 @@ def _die_by(signum: int) -> None:
 class Session:
     """One profiled run: sampling, the status line, the save that happens exactly once."""
 
-    def __init__(self, path: str, fmt: str, interval_ms: float, mode: str, duration: Optional[float]) -> None:
-        self.path, self.fmt = path, fmt
+    def __init__(self, path: str, fmt: str, interval_ms: float, mode: str, duration: Optional[float],
+                 shown: Optional[str] = None) -> None:
+        self.path, self.fmt = path, fmt  # path: absolute, resolved before the program runs
+        self._shown = shown or path
         self.interval_ms, self.mode, self.duration = interval_ms, mode, duration
         self._lock = threading.Lock()
         self._saved = False
@@ -79,7 +81,7 @@ class Session:
         self._pid = os.getpid()
 
     def start(self) -> None:
-        spprof.start(interval_ms=self.interval_ms, mode=self.mode)
+        spprof._start(self.interval_ms, None, {"mode": self.mode}, owner="run")
         # A program that sets its own SIGTERM handler later replaces this one, as it should.
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -125,7 +127,7 @@ class Session:
                 self._timer.cancel()
             self._stop_status()
             try:
-                profile = spprof.stop()
+                profile = spprof._stop("run")
             except RuntimeError:
                 sys.stderr.write("spprof: the program stopped the profiler itself; nothing saved\n")
                 return
@@ -138,8 +140,10 @@ class Session:
             # The native tables know their length; Profile.samples would build every Sample.
             n = len(profile._data) if profile._data is not None else len(profile.samples)
             seconds = (profile.end_time - profile.start_time).total_seconds()
-            hint = OPEN_HINTS.get(self.fmt, "").format(q=shlex.quote(self.path))
-            sys.stderr.write(f"spprof: {n} samples over {seconds:.1f} s written to {self.path} ({self.fmt})\n"
+            # The name as typed while it still means the file written, else the absolute path.
+            shown = self._shown if _abspath_now(self._shown) == self.path else self.path
+            hint = OPEN_HINTS.get(self.fmt, "").format(q=shlex.quote(shown))
+            sys.stderr.write(f"spprof: {n} samples over {seconds:.1f} s written to {shown} ({self.fmt})\n"
                              + (f"spprof: to look at it: {hint}\n" if hint else ""))
             sys.stderr.flush()
 
@@ -172,6 +176,13 @@ class Session:
     def _at_exit(self) -> None:
         if self.pending_signal is not None:
             _die_by(self.pending_signal)
+
+
+def _abspath_now(path: str) -> Optional[str]:
+    try:
+        return os.path.abspath(path)
+    except OSError:  # the current folder was removed
+        return None
 
 
 def _strip_own_frames(tb: Optional[types.TracebackType]) -> Optional[types.TracebackType]:

@@ -2,7 +2,9 @@
 
 `threading.Thread._set_native_id` runs in every new thread before its target (3.8+). Wrapping
 it for the time a profile runs records each thread's name and native id as it starts; 3.9 and
-3.10 keep no native id in the thread state, so the sampler learns it from here.
+3.10 keep no native id in the thread state, so the sampler learns it from here. The `name`
+property's setter is wrapped too, so a thread that renames itself and ends is known by its new
+name.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ _names_by_ident: Dict[int, str] = {}
 # What the wrapper calls first. Never reset to None: a thread that looked the wrapper up just
 # before uninstall() may still be about to call it, and must still get its native id set.
 _original: Optional[Callable[[threading.Thread], None]] = getattr(threading.Thread, "_set_native_id", None)
+_name_property = threading.Thread.__dict__.get("name")
 
 
 def _record(thread: threading.Thread) -> None:
@@ -29,7 +32,8 @@ def _record(thread: threading.Thread) -> None:
         # (Not current_thread(): in a starting thread it makes a _DummyThread, which calls this.)
         native = threading.get_native_id()
     _names[(ident, native)] = thread.name
-    _names_by_ident[ident] = thread.name
+    if not native:  # by ident alone only then: idents are reused as soon as a thread ends
+        _names_by_ident[ident] = thread.name
     if native:
         _native.register_native_id(ident, native)
 
@@ -44,6 +48,15 @@ def _set_native_id(self: threading.Thread) -> None:
         pass
 
 
+def _set_name(self: threading.Thread, name: str) -> None:
+    assert isinstance(_name_property, property) and _name_property.fset is not None
+    _name_property.fset(self, name)
+    try:
+        _record(self)
+    except Exception:
+        pass
+
+
 def install() -> None:
     """Records the threads alive now and every thread started until `uninstall()`."""
     global _original
@@ -55,6 +68,8 @@ def install() -> None:
     if current is not None and current is not _set_native_id:
         _original = current
         setattr(threading.Thread, "_set_native_id", _set_native_id)
+    if isinstance(_name_property, property) and threading.Thread.__dict__.get("name") is _name_property:
+        setattr(threading.Thread, "name", property(_name_property.fget, _set_name, None, _name_property.__doc__))
 
 
 def uninstall() -> None:
@@ -62,9 +77,14 @@ def uninstall() -> None:
         _record(thread)
     if _original is not None and getattr(threading.Thread, "_set_native_id", None) is _set_native_id:
         setattr(threading.Thread, "_set_native_id", _original)
+    current = threading.Thread.__dict__.get("name")
+    if isinstance(current, property) and current.fset is _set_name:
+        setattr(threading.Thread, "name", _name_property)
 
 
 def name_of(ident: int, native_id: int) -> str:
-    return _names.get((ident, native_id)) or _names_by_ident.get(ident) or f"Thread-{ident}"
+    # A `_thread` thread that never called threading.current_thread() has no Python name (with
+    # one it is a _DummyThread, 'Dummy-N', recorded above): its native id tells it apart.
+    return _names.get((ident, native_id)) or _names_by_ident.get(ident) or f"Thread-{native_id or ident}"
 
 

@@ -61,6 +61,13 @@ def _parsers(prog: str) -> Tuple[_Parser, _Parser]:
                      help="cpu: threads that ran, weighted by CPU time (default); wall: every thread every tick")
     run.add_argument("--duration", type=float, metavar="S",
                      help="stop sampling and save after S seconds; the program goes on")
+    cont = run.add_argument_group("continuous profiling (also from SPPROF_* variables)")
+    cont.add_argument("--push", metavar="URL", help="push a pprof window to this Grafana Pyroscope server "
+                      "(or Alloy) every --window seconds, instead of one file at the end")
+    cont.add_argument("--output-dir", metavar="DIR", help="write a pprof window to this folder every --window seconds")
+    cont.add_argument("--app-name", metavar="NAME", help="the application's name in Pyroscope (default: the program's)")
+    cont.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag of every window (repeatable)")
+    cont.add_argument("--window", type=float, metavar="S", help="seconds a window (default 10)")
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module as `python -m` does")
     run.add_argument("script", nargs="?", help="the script to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="the program's arguments")
@@ -142,6 +149,16 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             p.error(f"no module named {ns.module!r}")
         if not runnable:
             p.error(f"no module named {ns.module}.__main__; {ns.module!r} is a package and cannot be run")
+    from . import continuous
+    try:
+        live = continuous.cli_options(ns.push, ns.output_dir, ns.app_name, ns.tag, ns.window, ns.interval, ns.mode,
+                                      _program_name(ns), os.environ)
+    except (ValueError, TypeError, OSError) as e:
+        p.error(str(e))
+    if live is not None:
+        if ns.output or ns.duration is not None:
+            p.error("-o/--output and --duration make one profile; --push and --output-dir stream windows")
+        return _run.run(continuous.RunSession(live), ns.script, ns.module, ns.args)  # type: ignore[arg-type]
     if ns.output:
         path, fmt = ns.output, format_for(ns.output, ns.format)
     else:
@@ -152,10 +169,10 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if not 1 <= ns.interval <= 1000:
         p.error(f"-i/--interval must be in [1, 1000] ms, got {ns.interval:g}")
     try:
-        spprof._check_output_path(path)
+        where = spprof._check_output_path(path) or path  # absolute: the program may change folder
     except OSError as e:
         p.error(str(e))
-    session = _run.Session(path, fmt, ns.interval, ns.mode, ns.duration)
+    session = _run.Session(where, fmt, ns.interval, ns.mode, ns.duration, shown=path)
     return _run.run(session, ns.script, ns.module, ns.args)
 
 

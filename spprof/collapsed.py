@@ -49,5 +49,6 @@ def to_text(profile: "Profile", *, merge_lines: bool = False, thread_root: bool 
 
 
 def write(profile: "Profile", path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    # A lone surrogate (a non-UTF-8 file name) is written as Python's stderr shows it: caf\udce9
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(to_text(profile))

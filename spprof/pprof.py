@@ -61,11 +61,12 @@ class _Strings:
         return i
 
     def encode(self) -> bytes:
-        return b"".join(_bytes(_PROFILE_STRING_TABLE, s.encode("utf-8", "replace")) for s in self.index)
+        return b"".join(_bytes(_PROFILE_STRING_TABLE, s.encode("utf-8", "backslashreplace")) for s in self.index)
 
 
-def to_bytes(profile: "Profile") -> bytes:
-    """The profile as an uncompressed profile.proto message."""
+def to_bytes(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
+    """The profile as an uncompressed profile.proto message. `thread_name_label`: each sample's
+    one label is `thread_name`, a name Pyroscope accepts as a label (continuous profiling)."""
     tab = tables(profile)
     strings = _Strings()
     clock = "wall" if profile.mode == "wall" else "cpu"
@@ -77,35 +78,51 @@ def to_bytes(profile: "Profile") -> bytes:
     out.append(value_type(_PROFILE_SAMPLE_TYPE, "samples", "count"))
     out.append(value_type(_PROFILE_SAMPLE_TYPE, clock, "nanoseconds"))
 
-    # Functions and locations: one per distinct (name, file, first line) and (function, line).
+    # Functions and locations: one per distinct (name, file, first line) and (function, line),
+    # only for the frames some sample uses (a trimmed profile keeps frames no sample has left).
     function_ids: Dict[Tuple[str, str, int], int] = {}
-    symbol_function: List[int] = []
-    for name, filename, first_line in tab.symbols:
-        fid = function_ids.get((name, filename, first_line))
-        if fid is None:
-            fid = function_ids[(name, filename, first_line)] = len(function_ids) + 1
-            # No system_name: pprof would "demangle" a name equal to it and cut `<module>` to nothing.
-            out.append(_bytes(_PROFILE_FUNCTION, _int(1, fid) + _int(2, strings(name))
-                              + _int(4, strings(filename)) + _int(5, first_line)))
-        symbol_function.append(fid)
+    symbol_function: Dict[int, int] = {}
     location_ids: Dict[Tuple[int, int], int] = {}
-    frame_location: List[int] = []
-    for symbol, line in tab.frames:
-        key = (symbol_function[symbol], line)
-        lid = location_ids.get(key)
+    frame_location: Dict[int, int] = {}
+
+    def function_of(symbol: int) -> int:
+        fid = symbol_function.get(symbol)
+        if fid is None:
+            name, filename, first_line = tab.symbols[symbol]
+            fid = function_ids.get((name, filename, first_line))
+            if fid is None:
+                fid = function_ids[(name, filename, first_line)] = len(function_ids) + 1
+                # No system_name: pprof would "demangle" a name equal to it and cut `<module>` to nothing.
+                out.append(_bytes(_PROFILE_FUNCTION, _int(1, fid) + _int(2, strings(name))
+                                  + _int(4, strings(filename)) + _int(5, first_line)))
+            symbol_function[symbol] = fid
+        return fid
+
+    def location_of(frame: int) -> int:
+        lid = frame_location.get(frame)
         if lid is None:
-            lid = location_ids[key] = len(location_ids) + 1
-            # mapping 1 says the names are resolved already, so pprof looks for no binary
-            out.append(_bytes(_PROFILE_LOCATION, _int(1, lid) + _int(2, 1)
-                              + _bytes(4, _int(1, key[0]) + _int(2, line))))
-        frame_location.append(lid)
+            symbol, line = tab.frames[frame]
+            key = (function_of(symbol), line)
+            lid = location_ids.get(key)
+            if lid is None:
+                lid = location_ids[key] = len(location_ids) + 1
+                # mapping 1 says the names are resolved already, so pprof looks for no binary
+                out.append(_bytes(_PROFILE_LOCATION, _int(1, lid) + _int(2, 1)
+                                  + _bytes(4, _int(1, key[0]) + _int(2, line))))
+            frame_location[frame] = lid
+        return lid
+
     out.append(_bytes(_PROFILE_MAPPING, _int(1, 1) + _int(5, strings("python")) + _int(7, 1) + _int(8, 1) + _int(9, 1)))
 
-    thread_labels = [
-        _bytes(3, _int(1, strings("thread id")) + _int(3, native_id))
-        + _bytes(3, _int(1, strings("thread name")) + _int(2, strings(name)))
-        for _, native_id, name in tab.threads
-    ]
+    if thread_name_label:
+        thread_labels = [_bytes(3, _int(1, strings("thread_name")) + _int(2, strings(name)))
+                         for _, _, name in tab.threads]
+    else:
+        thread_labels = [
+            _bytes(3, _int(1, strings("thread id")) + _int(3, native_id))
+            + _bytes(3, _int(1, strings("thread name")) + _int(2, strings(name)))
+            for _, native_id, name in tab.threads
+        ]
 
     # Samples of the same stack in the same thread become one: the file stays small.
     counts: Dict[Tuple[int, int], int] = Counter(zip(tab.stack, tab.thread))
@@ -120,7 +137,7 @@ def to_bytes(profile: "Profile") -> bytes:
     for (stack, thread), n in counts.items():
         locs = stack_locations.get(stack)
         if locs is None:  # pprof wants the leaf first
-            locs = stack_locations[stack] = _packed(1, [frame_location[f] for f in reversed(tab.stacks[stack])])
+            locs = stack_locations[stack] = _packed(1, [location_of(f) for f in reversed(tab.stacks[stack])])
         out.append(_bytes(_PROFILE_SAMPLE, locs + _packed(2, [n, weights[stack, thread]]) + thread_labels[thread]))
 
     out.append(value_type(_PROFILE_PERIOD_TYPE, clock, "nanoseconds"))
@@ -135,6 +152,10 @@ def to_bytes(profile: "Profile") -> bytes:
     return b"".join(out)
 
 
+def to_gzip(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
+    return gzip.compress(to_bytes(profile, thread_name_label=thread_name_label), compresslevel=6, mtime=0)
+
+
 def write(profile: "Profile", path: str) -> None:
     with open(path, "wb") as f:
-        f.write(gzip.compress(to_bytes(profile), compresslevel=6, mtime=0))
+        f.write(to_gzip(profile))

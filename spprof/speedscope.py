@@ -20,7 +20,7 @@ def write(profile: "Profile", path: str) -> None:
     from . import __version__
     if profile._data is None:
         raise ValueError("this Profile holds no sampled data to write")
-    profile._data.write_speedscope(path, _title(profile), f"spprof {__version__}")
+    profile._data.write_speedscope(os.fsencode(path), _title(profile), f"spprof {__version__}")
 
 
 def to_dict(profile: "Profile") -> Dict[str, Any]:

@@ -441,3 +441,47 @@ def test_html_click_on_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
     zoomed, reset = re.search(r'<pre id="probe">([^<]*)</pre>', dom).group(1).split("|")
     assert zoomed == "all threads=100% a=100% b=100%"  # c lies outside the zoomed range
     assert reset == "all threads=100% a=100% b=75% c=25%"
+
+
+@pytest.mark.parametrize("how", ["api", "-o", "default name"])
+def test_a_relative_output_path_is_where_the_program_started(tmp_path, how):
+    # Resolved once, at start: a program that changes folder gets its profile where it was
+    # asked for, and the path named on stderr is the path written.
+    if how == "api":
+        proc = python_cmd(WORKLOADS / "chdir_program.py", "api", "rel.json", cwd=tmp_path)
+    elif how == "-o":
+        proc = spprof_cmd("run", "-o", "rel.json", WORKLOADS / "chdir_program.py", "plain", cwd=tmp_path)
+    else:
+        proc = spprof_cmd("run", WORKLOADS / "chdir_program.py", "plain", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    written = [p.name for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert written == (["rel.json"] if how != "default name" else [f for f in written if f.startswith("spprof-")])
+    assert len(written) == 1 and not list((tmp_path / "elsewhere").iterdir())
+    if how != "api":
+        assert f"written to {tmp_path / written[0]}" in proc.stderr
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_start_inside_a_program_run_by_spprof_run_joins_its_profile(tmp_path, late):
+    out = tmp_path / "run.json"
+    own = tmp_path / "own.json"
+    how = ["--duration", "0.5"] if late else []
+    proc = spprof_cmd("run", *how, "-o", out, WORKLOADS / "start_under_run.py", own, *(["late"] if late else []),
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = seen(proc)
+    # stop() of a joined start(): an empty Profile, also once `spprof run` itself has stopped
+    assert said == {"samples": 0, "again": 0, "active": not late}
+    assert proc.stderr.count("joins the profile of `spprof run`") == 1, proc.stderr
+    assert f"{own} will not be written" in proc.stderr and not own.exists()
+    assert "own_work" in {f["name"] for f in json.loads(out.read_text())["shared"]["frames"]}
+
+
+def test_speedscope_frames_hold_none_of_spprof_runs_own(tmp_path):
+    out = tmp_path / "p.json"
+    proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    frames = json.loads(out.read_text())["shared"]["frames"]
+    assert HOT in {f["name"] for f in frames}
+    assert not {f["name"] for f in frames} & {"_cmd_run", "run_module", "_run_code", "_run_module_as_main"}, frames
+    assert not [f for f in frames if f.get("file", "").endswith(("/spprof/cli.py", "/spprof/_run.py", "runpy.py"))]

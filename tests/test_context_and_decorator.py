@@ -120,3 +120,58 @@ def test_decorated_function_called_from_threads_at_once():
         t.join()
     assert errors == [] and len(results) == 6
     assert not spprof.is_active()
+
+
+def test_decorator_whose_output_folder_is_gone_still_runs_the_function(tmp_path):
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    calls = []
+
+    @spprof.profile(interval_ms=1, output_path=folder / "p.json")
+    def work(x):
+        calls.append(x)
+        return x * 2
+
+    folder.rmdir()
+    with pytest.warns(RuntimeWarning, match="ran unprofiled"):
+        assert work(21) == 42
+    assert calls == [21] and not spprof.is_active()
+
+
+def test_decorator_whose_save_fails_returns_and_keeps_the_profile():
+    @spprof.profile(interval_ms=1, output_path="/dev/full")
+    def work():
+        sum(range(500_000))
+        return "result"
+
+    with pytest.warns(RuntimeWarning, match="could not be saved"):
+        assert work() == "result"
+    assert work.last_profile is not None and work.last_profile.counters  # a real profile, kept
+    with pytest.warns(RuntimeWarning):
+        with pytest.raises(KeyError):  # the function's own exception, not the save's
+            spprof.profile(output_path="/dev/full")(lambda: {}["missing"])()
+
+
+def test_decorator_that_cannot_start_runs_the_function_unprofiled(monkeypatch):
+    monkeypatch.setenv("SPPROF_READER", "no_such_reader")
+
+    @spprof.profile
+    def work():
+        return 7
+
+    with pytest.warns(RuntimeWarning, match="ran unprofiled"):
+        assert work() == 7
+    assert work.last_profile is None and not spprof.is_active()
+
+
+def test_decorator_warnings_as_errors_never_replace_the_result(capfd):
+    import warnings
+
+    @spprof.profile(output_path="/dev/full")
+    def work():
+        return "result"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert work() == "result"
+    assert "could not be saved" in capfd.readouterr().err

@@ -470,3 +470,50 @@ def test_chrome_trace_python_samples_and_empty(tmp_path):
     profile.save(tmp_path / "e.trace.json")
     named, by_tid = check_trace(tmp_path / "e.trace.json")
     assert not by_tid
+
+
+# ---------------------------------------------------------------- names that are not UTF-8
+
+
+def test_non_utf8_thread_names_and_source_paths_survive_into_every_format(tmp_path):
+    # What os.fsdecode makes of non-UTF-8 bytes: lone surrogates. The profile keeps the names
+    # Python shows ('caf\udce9'), stop() never loses the profile over them, and every format is
+    # written: JSON escapes them (\udce9, read back exactly), text formats show them as Python's
+    # own stderr does (backslashreplace).
+    folder = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"busy_module.py"), "w") as f:
+        f.write("import time\ndef busy_caf(seconds):\n    end = time.process_time() + seconds\n"
+                "    while time.process_time() < end:\n        pass\n")
+    source = os.fsdecode(os.path.join(folder, b"busy_module.py"))
+    namespace = {}
+    exec(compile(open(source).read(), source, "exec"), namespace)
+    thread_name = "a\udce9"
+    spprof.start(interval_ms=1)
+    t = threading.Thread(target=namespace["busy_caf"], args=(0.2,), name=thread_name)
+    t.start()
+    t.join()
+    profile = spprof.stop()
+    frames = {f.function_name: f for s in profile.samples for f in s.frames}
+    assert frames["busy_caf"].filename == source
+    assert thread_name in {s.thread_name for s in profile.samples}
+
+    doc = profile.to_speedscope()
+    assert any(f["name"] == "busy_caf" and f["file"] == source for f in doc["shared"]["frames"])
+    assert any(p["name"].startswith(thread_name + " ") for p in doc["profiles"])
+    shown = source.encode("utf-8", "backslashreplace").decode()
+    for name in ("p.speedscope.json", "p.collapsed", "p.pb.gz", "p.trace.json", "p.html"):
+        path = tmp_path / name
+        profile.save(path)
+        raw = path.read_bytes()
+        if not name.endswith(".gz"):
+            raw.decode("utf-8")  # every file stays UTF-8
+        if name.endswith(".json"):
+            assert json.dumps(source)[1:-1] in raw.decode()
+            assert source in json.dumps(json.loads(raw), ensure_ascii=False)
+        elif name.endswith(".pb.gz"):
+            assert shown in decode_pprof(path)["strings"]
+        elif name.endswith(".html"):
+            assert "caf\\udce9" in raw.decode()
+        else:
+            assert shown in raw.decode()

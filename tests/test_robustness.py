@@ -123,3 +123,44 @@ def test_interpreter_exit_while_sampling(tmp_path, mode, code, saved):
         doc = json.loads(out.read_text())
         assert any(f["name"] == "work" for f in doc["shared"]["frames"])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".spprof-")] == []
+
+
+def test_a_signal_handler_raising_just_after_start_leaves_a_profile_that_stops():
+    proc, out = run_workload("signal_reentry", "raise_after_start", timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out["start"] == "ValueError: from the handler"
+    assert out["active"] is True
+    assert out["stop"] == "Profile"
+    assert (out["start_again"], out["stop_again"]) == ("NoneType", "Profile")
+
+
+def test_a_signal_handler_calling_stop_inside_start_or_stop_never_deadlocks():
+    # Re-entry on the same thread must raise or work; here the handler's stop() works and the
+    # call it interrupted finds the profiler stopped.
+    proc, out = run_workload("signal_reentry", "stop_in_handler", timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out["handler_in_stop"] == ["Profile"]
+    assert out["stop"] == "RuntimeError: Profiler not running"
+    assert out["handler_in_start"] == ["Profile"] and out["start"] == "NoneType"
+    assert out["active"] is False
+    assert (out["start_again"], out["stop_again"]) == ("NoneType", "Profile")
+
+
+def test_sigterm_while_profile_holds_the_lock_under_spprof_run_saves_and_dies(tmp_path):
+    import subprocess
+    out = tmp_path / "term.json"
+    proc = subprocess.run([sys.executable, "-m", "spprof", "run", "-o", str(out),
+                           str(WORKLOADS / "signal_reentry.py"), "sigterm_under_run"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == -15, (proc.returncode, proc.stderr[-3000:])
+    assert "still alive" not in proc.stdout
+    assert json.loads(out.read_text())["profiles"]
+
+
+def test_a_profile_started_after_spprofs_exit_handler_is_refused_clearly(tmp_path):
+    proc, _ = run_workload("atexit_late", tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = {k: v for line in proc.stdout.splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
+    assert said["late_block"] is True and (tmp_path / "block.json").exists()
+    assert "exit handler" in said["late_start"] and "never be stopped or saved" in said["late_start"]
+    assert not (tmp_path / "late.json").exists()

@@ -86,3 +86,47 @@ def test_profiler_whose_save_fails_keeps_the_profile(tmp_path):
         with p:
             spin(500_000)
     assert p.profile is not None and not spprof.is_active()
+
+
+@pytest.mark.parametrize("fmt", ["speedscope", "collapsed", "pprof", "chrome_trace", "html"])
+def test_a_failed_save_carries_the_errno(profile, fmt):
+    with pytest.raises(OSError) as info:
+        profile.save("/dev/full", format=fmt)
+    assert info.value.errno == errno.ENOSPC, info.value
+
+
+def test_any_failure_after_the_native_stop_hands_over_the_profile(monkeypatch):
+    from spprof import _threads
+
+    def broken(ident, native_id):
+        raise TypeError("a name that cannot be named")
+    spprof.start(interval_ms=1)
+    spin(500_000)
+    monkeypatch.setattr(_threads, "name_of", broken)
+    with pytest.raises(TypeError) as info:
+        spprof.stop()
+    assert not spprof.is_active()
+    assert info.value.profile.samples
+
+
+def test_a_save_removes_what_a_killed_save_left_and_nothing_else(profile, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from conftest import WORKLOADS
+    proc = subprocess.Popen([sys.executable, str(WORKLOADS / "killed_save.py"), str(tmp_path / "p.collapsed")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    left = leftovers(tmp_path)
+    assert len(left) == 1 and str(proc.pid) in left[0], left
+    # not spprof's naming, or a live process's: kept
+    others = [".spprof-abc123.tmp", f".spprof-{os.getppid()}-abcd1234.tmp", "notes.tmp"]
+    for name in others:
+        (tmp_path / name).write_text("x")
+    profile.save(tmp_path / "again.collapsed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + ["again.collapsed"])

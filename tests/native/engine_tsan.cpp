@@ -6,7 +6,12 @@
 // Exits 0 with a summary, or nonzero with a message (a failed check, or TSan's report).
 #include "harness.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -86,6 +91,25 @@ struct Engine {  // as module.cpp's
     SamplerOptions options;
 };
 
+uint64_t c_lost(const Engine& e) { return e.sampler->counters().descriptors_lost.load(); }
+uint64_t c_restarts(const Engine& e) { return e.sampler->counters().timer_restarts.load(); }
+
+// Closes every epoll, timerfd and eventfd of the process (here: only the sampler's timer has any),
+// behind the engine's back as a program would. Through the raw system call: TSan models a close
+// racing with the descriptor's use as a data race, and that race is the attack being simulated.
+void close_anon_descriptors() {
+    for (int fd = 3; fd < 1024; ++fd) {
+        char path[64], target[64];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        const ssize_t n = ::readlink(path, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = '\0';
+        if (std::strncmp(target, "anon_inode:[eventpoll]", 22) == 0 || std::strncmp(target, "anon_inode:[timerfd]", 20) == 0 ||
+            std::strncmp(target, "anon_inode:[eventfd]", 20) == 0)
+            ::syscall(SYS_close, fd);
+    }
+}
+
 // What stats() reads, read here from another thread than the sampler's and the collector's.
 uint64_t read_stats(const Engine& e) {
     const SamplerCounters& c = e.sampler->counters();
@@ -101,14 +125,15 @@ uint64_t read_stats(const Engine& e) {
 // One writer (in spprof, Python code holding the GIL) and several lock-free readers of NativeIds:
 // a reader sees no tid, or one that was put for that very ident.
 void native_ids_stress(int ms) {
-    static NativeIds ids;  // 8192 slots of atomics: too big for a thread's stack under TSan
+    static NativeIds ids;  // too big for a thread's stack under TSan
+    // More idents than slots, with tids of no thread: the writer evicts all the time
     std::atomic<bool> done{false};
     std::atomic<uint64_t> bad{0}, hits{0};
-    auto tid_for = [](uint64_t ident, uint32_t gen) { return static_cast<uint32_t>(((ident * 2654435761u) & 0xfff) << 20 | (gen & 0xfffff)); };
+    auto tid_for = [](uint64_t ident, uint32_t gen) { return static_cast<uint32_t>(((ident * 2654435761u) & 0x3ff) << 20 | (gen & 0xfffff)); };
     std::thread writer([&] {
         uint32_t gen = 1;
         while (!done.load()) {
-            for (uint64_t ident = 1; ident <= 3000; ++ident) ids.put(ident * 0x1000 + 0x7f0000000000ull, tid_for(ident, gen));
+            for (uint64_t ident = 1; ident <= 40000 && !done.load(); ++ident) ids.put(ident * 0x1000 + 0x7f0000000000ull, tid_for(ident, gen));
             ++gen;
         }
     });
@@ -117,11 +142,11 @@ void native_ids_stress(int ms) {
         readers.emplace_back([&, r] {
             harness::Rng rng(77 + r);
             while (!done.load()) {
-                uint64_t ident = 1 + rng.below(3200);
+                uint64_t ident = 1 + rng.below(42000);
                 uint32_t tid = ids.get(ident * 0x1000 + 0x7f0000000000ull);
                 if (tid == 0) continue;
                 hits.fetch_add(1);
-                if ((tid >> 20) != ((ident * 2654435761u) & 0xfff)) bad.fetch_add(1);
+                if ((tid >> 20) != ((ident * 2654435761u) & 0x3ff)) bad.fetch_add(1);
             }
         });
     }
@@ -168,7 +193,7 @@ int main(int argc, char** argv) {
 
     PyThreadState* main_ts = PyEval_SaveThread();  // the workers run; the engine never takes the GIL
     harness::Rng rng(seed);
-    uint64_t total_samples = 0, total_ticks = 0, total_torn = 0;
+    uint64_t total_samples = 0, total_ticks = 0, total_torn = 0, collected_in_windows = 0;
     int remote_stops = 0;
     for (int round = 0; round < rounds; ++round) {
         Engine e;
@@ -186,6 +211,8 @@ int main(int argc, char** argv) {
         const char* const readers[] = {"", "proc_mem", ""};
         const std::string reader = readers[round % 3];
         std::string error;
+        Sampler* sampler = e.sampler.get();
+        e.collector->set_watch([sampler] { sampler->watch(); });
         CHECK(e.collector->start(reader, error), error);
         CHECK(e.sampler->start(reader, error), error);
 
@@ -202,36 +229,92 @@ int main(int argc, char** argv) {
             }
         });
 
+        // Continuous profiling: windows cut from another thread while the collector drains, on
+        // until after finish() began. Each window must be whole in itself; with the last profile
+        // they hold every sample once.
+        const bool cutting = round % 3 == 1;
+        std::atomic<bool> cutter_done{false};
+        uint64_t cut_samples = 0, cuts = 0;
+        std::string cut_error;
+        std::thread cutter;
+        if (cutting) {
+            cutter = std::thread([&, round] {
+                harness::Rng crng(seed + 1000 + round);  // the main thread's own is not shared
+                uint64_t edge_before = 0;
+                while (!cutter_done.load()) {
+                    uint64_t edge = harness::now_ns() - 2'000'000;
+                    if (edge < edge_before) edge = edge_before;
+                    std::unique_ptr<ProfileData> w = e.collector->cut(edge);
+                    if (!w) break;  // finished
+                    edge_before = edge;
+                    ++cuts;
+                    cut_samples += w->samples.size();
+                    for (const SampleEntry& s : w->samples) {
+                        if (s.stack >= w->stack_count() || s.thread >= w->threads.size()) cut_error = "a window's sample refers to nothing";
+                    }
+                    for (uint32_t f : w->stack_frames) if (f >= w->frames.size()) cut_error = "a window's stack refers to no frame";
+                    for (const FrameEntry& f : w->frames) if (f.symbol >= w->symbols.size()) cut_error = "a window's frame refers to no symbol";
+                    std::this_thread::sleep_for(std::chrono::microseconds(1000 + crng.below(20000)));
+                }
+            });
+        }
+
         const bool brief = round % 7 == 6;  // stopped almost at once: start/stop races
+        bool ended = true;
         const uint64_t run_ns = brief ? rng.below(3) * 1'000'000 : (100 + rng.below(201)) * 1'000'000;
         const uint64_t until = harness::now_ns() + run_ns;
         uint64_t sink = 0;
+        // Some rounds lose the timer's descriptors halfway, as a program that closes every
+        // descriptor would make them: the collector's watch starts a fresh sampler thread.
+        const bool lose = !brief && round % 6 == 5;
+        bool lost = false;
         while (harness::now_ns() < until) {
             sink += read_stats(e);
+            if (lose && !lost && harness::now_ns() > until - run_ns / 2) {
+                close_anon_descriptors();
+                lost = true;
+            }
             std::this_thread::sleep_for(std::chrono::microseconds(500 + rng.below(3000)));
         }
-        // module.cpp's stop(): stats, then the sampler is stopped, then the collector finished.
+        if (lost) std::this_thread::sleep_for(std::chrono::milliseconds(400));  // a watch or two
+        // module.cpp's stop(): the sampler is stopped, then the collector finished, then stats.
         sink += read_stats(e);
         if (round % 4 == 0) {
             // stop() from another thread while this one still reads the counters
             ++remote_stops;
             std::atomic<bool> stopped{false};
-            std::thread stopper([&] { e.sampler->stop(); stopped = true; });
+            std::thread stopper([&] { ended = e.sampler->stop(); stopped = true; });
             while (!stopped.load()) { sink += read_stats(e); std::this_thread::yield(); }
             stopper.join();
         } else {
-            e.sampler->stop();
+            ended = e.sampler->stop();
+        }
+        if (lost) {
+            CHECK(c_lost(e) == 1 && c_restarts(e) == 1,
+                  fmt("round %d: descriptors lost %llu times, %llu timers restarted", round,
+                      (unsigned long long)c_lost(e), (unsigned long long)c_restarts(e)));
         }
         round_done = true;
         registrar.join();
         const SamplerCounters& c = e.sampler->counters();
         const uint64_t collected = c.collected.load();
         std::unique_ptr<ProfileData> d = e.collector->finish();
+        cutter_done = true;
+        if (cutter.joinable()) cutter.join();
+        CHECK(cut_error.empty(), fmt("round %d: %s", round, cut_error.c_str()));
+        if (cutting) {
+            // The windows and what was left at finish() hold every sample once.
+            CHECK(cut_samples + d->samples.size() + e.collector->dropped_memory() == collected,
+                  fmt("round %d: %llu samples in %llu windows + %zu at the end + %llu dropped, but the sampler pushed %llu",
+                      round, (unsigned long long)cut_samples, (unsigned long long)cuts, d->samples.size(),
+                      (unsigned long long)e.collector->dropped_memory(), (unsigned long long)collected));
+            collected_in_windows += cut_samples;
+        }
         (void)sink;
 
         // The profile is whole: every sample pushed arrived (none dropped for memory at this
         // bound), and every id in it refers to something.
-        CHECK(d->samples.size() + e.collector->dropped_memory() == collected,
+        CHECK(cutting || d->samples.size() + e.collector->dropped_memory() == collected,
               fmt("round %d: %zu samples + %llu dropped for memory, but the sampler pushed %llu", round,
                   d->samples.size(), (unsigned long long)e.collector->dropped_memory(), (unsigned long long)collected));
         for (const SampleEntry& s : d->samples) {
@@ -258,15 +341,20 @@ int main(int argc, char** argv) {
         total_samples += collected;
         total_ticks += c.ticks.load();
         total_torn += c.torn.load();
+        // a sampler thread asleep on the lost epoll may still touch its sampler and queue
+        if (!ended) {
+            (void)e.sampler.release();
+            (void)e.queue.release();
+        }
     }
 
     native_ids_stress(300);
 
     PyEval_RestoreThread(main_ts);
     harness::run_python("stop = True\nfor t in workers: t.join()\n");
-    std::printf("engine under TSan: %d rounds (%d stopped from another thread), %llu ticks, %llu samples, "
-                "%llu torn walks, %.1f s\n",
+    std::printf("engine under TSan: %d rounds (%d stopped from another thread), %llu ticks, %llu samples "
+                "(%llu in windows cut meanwhile), %llu torn walks, %.1f s\n",
                 rounds, remote_stops, (unsigned long long)total_ticks, (unsigned long long)total_samples,
-                (unsigned long long)total_torn, (harness::now_ns() - t0) / 1e9);
+                (unsigned long long)collected_in_windows, (unsigned long long)total_torn, (harness::now_ns() - t0) / 1e9);
     return 0;
 }

@@ -26,6 +26,7 @@
 #include <climits>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "code_identity.h"
@@ -89,7 +90,7 @@ strs = ["", "a", "hello world", "caf\xe9", "\xff" * 10, "\u65e5\u672c\u8a9e", "\
         S("subclass"), S("non-compact \xe9 \u540d"), "\U0010ffff", str(12345) * 7, "\x00nul\x00",
         "\udfff\U0001f600\u0100"]
 strs += [c.co_name for c in codes[:300]] + [c.co_filename for c in codes[:50]]
-expected = [''.join('\ufffd' if 0xd800 <= ord(ch) <= 0xdfff else ch for ch in s).encode() for s in strs]
+expected = [s.encode("utf-8", "surrogatepass") for s in strs]  # lone surrogates kept, as Python decodes them back
 byteses = [b"", b"x", bytes(range(256)), b"\x80" * 3000] + [t[1] for t in tables[:200]]
 
 # --- threads blocked in known functions: live thread states and frame chains to copy ---------
@@ -700,14 +701,45 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 // ------------------------------------------------------------------------------------------------
 // Target 4: ThreadList::enumerate (and refresh)
 
+// NativeIds in a thread-churning process: more threads than slots over its life, most of them
+// exited. Every thread alive is found, in a bounded probe; a full window of live threads is
+// counted, never silently dropped.
+void check_native_ids(TargetStats& st) {
+    static NativeIds ids;
+    const uint64_t n = NativeIds::kSlots + NativeIds::kSlots / 2;
+    auto ident_of = [](uint64_t i) { return 0x7f0000001000ull + i * 0x101000ull; };
+    const uint32_t pid_max = 4194304;  // tids are below it (PID_MAX_LIMIT): none lives at these
+    for (uint64_t i = 0; i < n; ++i) ids.put(ident_of(i), pid_max + static_cast<uint32_t>(i));
+    CHECK(ids.not_stored() == 0, fmt("native ids: %llu not stored with every old thread exited", (unsigned long long)ids.not_stored()));
+    CHECK(ids.evicted() >= n - NativeIds::kSlots, fmt("native ids: %llu evicted", (unsigned long long)ids.evicted()));
+    // a quarter of the slots' worth of live threads (all this one), among the exited ones
+    const uint32_t me = static_cast<uint32_t>(::gettid());
+    for (uint64_t i = n; i < n + NativeIds::kSlots / 4; ++i) ids.put(ident_of(i), me);
+    for (uint64_t i = n; i < n + NativeIds::kSlots / 4; ++i)
+        CHECK(ids.get(ident_of(i)) == me, fmt("native ids: live thread %llu not found", (unsigned long long)i));
+    CHECK(ids.not_stored() == 0, fmt("native ids: %llu live threads not stored", (unsigned long long)ids.not_stored()));
+    // then live threads until no room is left: the ones that do not fit are counted
+    uint64_t m = 0;
+    for (; m < n && ids.not_stored() < 64; ++m) ids.put(ident_of(n + m), me);
+    CHECK(ids.not_stored() > 0, "native ids: a full map stored everything");
+    uint64_t found = 0;  // a live thread's entry is never evicted: each is found or counted
+    for (uint64_t i = 0; i < m; ++i) found += ids.get(ident_of(n + i)) == me;
+    CHECK(found + ids.not_stored() == m, fmt("native ids: %llu found and %llu not stored of %llu", (unsigned long long)found, (unsigned long long)ids.not_stored(), (unsigned long long)m));
+    st.notes["native ids evicted"] = ids.evicted();
+    st.notes["native ids not stored (full of live threads)"] = ids.not_stored();
+}
+
 void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
+    const uint64_t t0 = harness::now_ns();
+    check_native_ids(st);
+    deadline += harness::now_ns() - t0;  // the fuzzing keeps its share of the time
     static spprof_layout L2;  // the lists keep a reference: its `interp` moves to the fake image
     L2 = L;
     static NativeIds ids;
     for (const RealThread& t : g_threads) ids.put(t.ident, 1000 + static_cast<uint32_t>(t.ident & 0xffff));
     std::vector<std::unique_ptr<ThreadList>> lists;
-    const size_t maxes[] = {4, 64, 4096};
-    for (size_t m : maxes) lists.emplace_back(new ThreadList(L2, R, ids, m));
+    const size_t maxes[] = {4, 64, 4096};  // the bounds; the second list starts with room for 2 and grows
+    for (size_t m : maxes) lists.emplace_back(new ThreadList(L2, R, ids, m == 64 ? 2 : m, m));
 
     const size_t interp_len = L.interp_threads_head + 64;
     std::vector<uint8_t> real_interp(interp_len);
@@ -724,7 +756,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
     const uint64_t base = reinterpret_cast<uint64_t>(buf.data());
     const size_t size = buf.size() * 8;
 
-    uint64_t i = 0, oks = 0, fails = 0, overflows = 0, oracle = 0, stale = 0;
+    uint64_t i = 0, oks = 0, fails = 0, overflows = 0, oracle = 0, stale = 0, loops = 0;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
         g_heartbeat.fetch_add(1, std::memory_order_relaxed);
         // the interpreter image
@@ -746,7 +778,11 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
             store_u64(t + L.ts_thread_id, rng.chance(50) ? rng.pick(g_threads).ident : rng.next());
         }
         store_u64(w + L.interp_threads_head, k ? ts_addrs[0] : 0);
-        int muts = rng.chance(40) ? 0 : 1 + static_cast<int>(rng.below(4));
+        // A thread state freed and reused as the new head while the list was walked: the copies
+        // link into a loop (A -> C -> A ...). Nothing else is wrong with the list.
+        const bool loop = k >= 2 && rng.chance(15);
+        if (loop) store_u64(w + (ts_addrs[k - 1] - base) + L.ts_next, ts_addrs[rng.below(k - 1)]);
+        int muts = loop || rng.chance(40) ? 0 : 1 + static_cast<int>(rng.below(4));
         perturbed = perturbed || muts > 0;
         for (int m = 0; m < muts; ++m) {
             uint64_t field = L.ts_next;
@@ -772,14 +808,22 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
             }
             // the sampler leaves quiet threads' states uncopied: any mark must still give a
             // list whose copied entries hold every invariant
-            if (round > 0 && rng.chance(50))
-                for (size_t j = 0; j < tl.size(); ++j) if (rng.chance(50)) tl.leave_stale(j);
+            const bool marked = round > 0 && rng.chance(50);
+            if (marked) for (size_t j = 0; j < tl.size(); ++j) if (rng.chance(50)) tl.leave_stale(j);
             bool ok = tl.enumerate();
             CHECK(tl.size() <= cap, fmt("threads #%llu: %zu thread states in a list of %zu", (unsigned long long)i, tl.size(), cap));
             CHECK(!tl.overflowed() || tl.size() == cap, fmt("threads #%llu: overflowed at %zu of %zu", (unsigned long long)i, tl.size(), cap));
+            // every state copied afresh: a loop closed within the bound is a torn list (an
+            // uncopied state's link is unknown, and then the list of the last tick may stand)
+            if (loop && !perturbed && !marked && L2.interp == base && k < cap)
+                CHECK(!ok, fmt("threads #%llu: a looping list of %zu was accepted with %zu entries", (unsigned long long)i, k, tl.size()));
+            loops += loop && !ok;
             if (ok) {
                 ++oks;
                 overflows += tl.overflowed();
+                std::set<uint64_t> distinct;
+                for (size_t j = 0; j < tl.size(); ++j) distinct.insert(tl[j].tstate);
+                CHECK(distinct.size() == tl.size(), fmt("threads #%llu: a thread state listed twice (%zu distinct of %zu)", (unsigned long long)i, distinct.size(), tl.size()));
                 for (size_t j = 0; j < tl.size(); ++j) {
                     const ThreadSeen& s = tl[j];
                     stale += !tl.fresh(j);
@@ -791,7 +835,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
             } else {
                 ++fails;
             }
-            if (!perturbed && L2.interp == base) {  // well formed: every thread state, in order
+            if (!perturbed && !loop && L2.interp == base) {  // well formed: every thread state, in order
                 CHECK(ok && tl.size() == std::min(k, cap), fmt("threads #%llu: a well-formed list of %zu gave %d with %zu", (unsigned long long)i, k, ok, tl.size()));
                 for (size_t j = 0; j < tl.size(); ++j) CHECK(tl[j].tstate == ts_addrs[j], "threads: a well-formed list read out of order");
                 ++oracle;
@@ -802,6 +846,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
     st.notes["enumerate true"] = oks;
     st.notes["enumerate false"] = fails;
     st.notes["overflowed"] = overflows;
+    st.notes["loops rejected"] = loops;
     st.notes["entries left stale"] = stale;
     st.notes["well-formed lists read exactly"] = oracle;
 }
@@ -812,7 +857,7 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
 uint64_t fingerprint_at(uint64_t code) {  // as SymbolTable::fingerprint_of (and the sampler) compute it
     std::vector<uint8_t> cb(L.co_size);
     if (!R.read(code, cb.data(), cb.size()) || !is_code_object(L, cb.data())) return 0;
-    if (!fingerprint_needs_name(L)) return code_fingerprint(L, cb.data(), nullptr, 0);
+    if (!fingerprint_needs_name(L, cb.data())) return code_fingerprint(L, cb.data(), nullptr, 0);
     uint64_t name = name_address(L, cb.data());
     size_t len = name_probe_len(L, name);
     uint8_t nm[kNameProbe];
@@ -842,7 +887,80 @@ void mutate_bytes(Rng& rng, std::vector<uint8_t>& obj, size_t header) {
     }
 }
 
+// CPython numbers code objects (co_version, 3.12+) until its 32-bit counter is spent; every later
+// one has version 0. Such a code object at a dead one's address, with its name string at the dead
+// name's address, may differ from it in the name's characters only: the fingerprint must see them.
+// (3.9-3.11 have no co_version: the same holds there for every code object.)
+void check_code_versions_spent(TargetStats& st) {
+    harness::run_python("def alpha_fn():\n    return 1\nspent_code = alpha_fn.__code__\n");
+    PyObject* code = harness::main_global("spent_code");
+    uint8_t* live = reinterpret_cast<uint8_t*>(code);
+    const uint64_t addr = reinterpret_cast<uint64_t>(code);
+    uint32_t version = 0;
+    if (L.co_version) std::memcpy(&version, live + L.co_version, 4);
+    const uint32_t zero = 0;
+    if (L.co_version) std::memcpy(live + L.co_version, &zero, 4);
+    uint8_t* name = reinterpret_cast<uint8_t*>(name_address(L, live));
+    CHECK(PyUnicode_Check(reinterpret_cast<PyObject*>(name)) && PyUnicode_IS_ASCII(reinterpret_cast<PyObject*>(name)), "alpha_fn's name");
+    uint8_t* chars = name + L.str_ascii_data;
+    CHECK(std::memcmp(chars, "alpha_fn", 8) == 0, "alpha_fn's name characters");
+    auto named = [&](uint64_t fp) {
+        ProfileData d;
+        SymbolTable t(L, R, d);
+        const uint32_t id = t.frame_for(addr, fp, 0);
+        return d.frames[id].symbol == SymbolTable::kUnverified ? std::string("<unverified>") : d.symbols[d.frames[id].symbol].name;
+    };
+    const uint64_t fp = fingerprint_at(addr);  // as the sampler took it, while alpha_fn ran
+    CHECK(named(fp) == "alpha_fn", "alpha_fn with version 0 is not named: " + named(fp));
+    std::memcpy(chars, "bravo_fn", 8);  // another function now, at the same addresses
+    const std::string wrong = named(fp);
+    std::memcpy(chars, "alpha_fn", 8);
+    CHECK(wrong == "<unverified>", "a code object of version 0 that differs in its name only was named " + wrong);
+
+    // The sampler's fingerprints of real stacks whose code objects all have version 0 are the
+    // collector's: their frames are named.
+    uint64_t frames = 0, unverified = 0;
+    std::vector<uint64_t> zeroed;
+    std::vector<uint32_t> versions;
+    FrameCapture cap(L, R, 512);
+    std::vector<FrameRecord> out(512);
+    std::unique_ptr<uint8_t[]> ts(new uint8_t[L.ts_size]);
+    for (int pass = 0; pass < 2; ++pass) {
+        for (const RealThread& t : g_threads) {
+            CHECK(R.read(t.tstate, ts.get(), L.ts_size), "cannot read a thread state");
+            int depth = 0;
+            bool truncated = false;
+            if (cap.capture(t.tstate, ts.get(), out.data(), depth, truncated) != Capture::Ok) continue;
+            ProfileData d;
+            SymbolTable table(L, R, d);
+            for (int i = 0; i < depth; ++i) {
+                uint8_t* c = reinterpret_cast<uint8_t*>(out[static_cast<size_t>(i)].code);
+                if (pass == 0) {
+                    if (!L.co_version || std::find(zeroed.begin(), zeroed.end(), out[static_cast<size_t>(i)].code) != zeroed.end()) continue;
+                    uint32_t v;
+                    std::memcpy(&v, c + L.co_version, 4);
+                    zeroed.push_back(out[static_cast<size_t>(i)].code);
+                    versions.push_back(v);
+                    std::memcpy(c + L.co_version, &zero, 4);
+                    continue;
+                }
+                const uint32_t id = table.frame_for(out[static_cast<size_t>(i)].code, out[static_cast<size_t>(i)].fingerprint, out[static_cast<size_t>(i)].instr_bytes);
+                if (id == SymbolTable::kHidden) continue;
+                ++frames;
+                unverified += d.frames[id].symbol == SymbolTable::kUnverified;
+            }
+        }
+    }
+    for (size_t i = 0; i < zeroed.size(); ++i) std::memcpy(reinterpret_cast<uint8_t*>(zeroed[i]) + L.co_version, &versions[i], 4);
+    if (L.co_version) std::memcpy(live + L.co_version, &version, 4);
+    CHECK(frames > 100 && unverified == 0, fmt("version 0: %llu of %llu sampled frames unverified", (unsigned long long)unverified, (unsigned long long)frames));
+    st.notes["version-0 frames named"] = frames;
+}
+
 void fuzz_symbols(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
+    const uint64_t t0 = harness::now_ns();
+    check_code_versions_spent(st);
+    deadline += harness::now_ns() - t0;  // the fuzzing keeps its share of the time
     std::unique_ptr<ProfileData> data(new ProfileData());
     std::unique_ptr<SymbolTable> table(new SymbolTable(L, R, *data));
     std::vector<uint64_t> buf(64 * 1024 / 8, 0);
@@ -1139,7 +1257,7 @@ void collect_inputs() {
     // the blocked threads, through the engine's own list reader
     PyObject* idents = harness::main_global("blocker_idents");
     static NativeIds ids;
-    ThreadList tl(L, R, ids, 64);
+    ThreadList tl(L, R, ids, 64, 64);
     CHECK(tl.enumerate(), "cannot enumerate the real thread states");
     for (Py_ssize_t i = 0; i < PyList_Size(idents); ++i) {
         uint64_t ident = PyLong_AsUnsignedLongLong(PyList_GetItem(idents, i));
