@@ -29,7 +29,8 @@ pip=("$venv/bin/python" -m pip install -q)
 
 if [ "${1:-}" != "--spprof-only" ]; then
   # austin-python brings mojo2austin, which turns echion's binary MOJO output into text
-  for peer in py-spy pyinstrument echion austin-dist austin-python scalene yappi; do
+  # pytest: bench/continuous.py's receiver reads pprof with the tests' protobuf reader
+  for peer in py-spy pyinstrument echion austin-dist austin-python scalene yappi pyroscope-io ddtrace pytest; do
     if "${pip[@]}" "$peer"; then
       echo "installed $peer"
     else
