@@ -24,10 +24,10 @@ for v in $versions; do
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { failed=$((failed + 1)); results+=("$v: venv failed"); continue; }
     echo "[test] Python $v: building spprof with $py" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 | grep -v "^WARNING: Location" >&2
-    # The agents the continuous-profiling receiver is checked against; where a version has no
-    # build of them, their tests are skipped and say so.
-    { "$venv/bin/python" -m pip install -q --disable-pip-version-check pyroscope-io gunicorn ||
-        echo "[test] Python $v: pyroscope-io or gunicorn did not install"; } 2>&1 | grep -v "^WARNING: Location" >&2
+    # The agent the continuous-profiling receiver is checked against, a pre-fork server, and
+    # greenlets for the frame walk; where a version has no build of one, its tests are skipped.
+    { "$venv/bin/python" -m pip install -q --disable-pip-version-check pyroscope-io gunicorn greenlet ||
+        echo "[test] Python $v: pyroscope-io, gunicorn or greenlet did not install"; } 2>&1 | grep -v "^WARNING: Location" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null
     if [ $? -ne 0 ]; then
         failed=$((failed + 1)); results+=("$v: build failed"); continue
