@@ -3,6 +3,7 @@ receiver of Grafana Pyroscope's ingest API (a real HTTP server on 127.0.0.1, tes
 or written to a folder. Every pprof body is read by our protobuf reader and by `go tool pprof -raw`."""
 import array
 import gzip
+import inspect
 import json
 import os
 import signal
@@ -423,11 +424,13 @@ def test_spprof_run_push(receiver, tmp_path):
 def test_the_receiver_speaks_the_agents_protocol(receiver, tmp_path):
     """pyroscope-io (Grafana's agent, from PyPI) pointed at the same receiver: its requests parse
     with the same code, to the same series labels and the same kind of pprof body as ours."""
-    pytest.importorskip("pyroscope", reason="pyroscope-io is not installed (pip install pyroscope-io)")
+    pyroscope = pytest.importorskip("pyroscope", reason="pyroscope-io is not installed (pip install pyroscope-io)")
+    # pyroscope-io before 1.4 (the newest for 3.9) has no upload_interval: it sends every 10 s
+    short = "upload_interval" in inspect.signature(pyroscope.configure).parameters
     code = ("import pyroscope, time\n"
             f"pyroscope.configure(application_name='peer.app', server_address={receiver.url!r}, "
-            "tags={'env': 'x'}, upload_interval=1)\n"
-            "x = 0\nend = time.monotonic() + 2.5\nwhile time.monotonic() < end:\n    x += 1\n"
+            f"tags={{'env': 'x'}}{', upload_interval=1' if short else ''})\n"
+            f"x = 0\nend = time.monotonic() + {2.5 if short else 12.5}\nwhile time.monotonic() < end:\n    x += 1\n"
             "pyroscope.shutdown()\n")
     proc = subprocess.run([sys.executable, "-c", code], env=_python_env(), capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
