@@ -44,9 +44,9 @@ digest=$(cat setup.py pyproject.toml spprof-auto.pth csrc/* spprof/*.py | sha256
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ] || ! (cd / && "$OLDPWD/.venv/bin/python" -c "import spprof._native") 2>/dev/null; then
     log "installing spprof into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-    # not editable: .venv is installed as a user installs it, spprof-auto.pth included
-    .venv/bin/python -m pip install -q --disable-pip-version-check ".[test,bench]"
-    .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
+    # editable: the bench scripts import the checkout's spprof/ (the test venvs of ci/test.sh
+    # install it as a user does, spprof-auto.pth included)
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
     echo "$digest" > "$stamp"
 fi
 log "ready: .venv/bin/python ($(.venv/bin/python -c 'import platform; print(platform.python_version())'))"

@@ -61,7 +61,7 @@ def test_cut_hands_over_every_sample_once_and_windows_chain():
         windows = []
         t0 = time.thread_time_ns()
         for _ in range(4):
-            spin(400_000)
+            spin(4_000_000)  # long against the interval: a tick's CPU at either end is a small part
             windows.append(_native.cut())
         spent = time.thread_time_ns() - t0
         windows.append(_native.cut(True))  # the last: the sampler stops first
@@ -359,6 +359,9 @@ def _python_env(**extra):
 
 def test_environment_alone_turns_it_on(receiver, tmp_path):
     """No code change: the installed spprof-auto.pth starts a session from SPPROF_* variables."""
+    import site
+    if not any(os.path.exists(os.path.join(d, "spprof-auto.pth")) for d in site.getsitepackages()):
+        pytest.skip("spprof-auto.pth is not installed here (an editable install has no hook)")
     script = tmp_path / "plain_app.py"
     script.write_text("import time, sys\nx = 0\nend = time.monotonic() + 2.5\n"
                       "while time.monotonic() < end:\n    x += 1\n"

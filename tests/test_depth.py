@@ -21,7 +21,7 @@ def test_500_deep_recursion_keeps_innermost_frames(max_depth):
     options = {} if max_depth is None else {"max_depth": max_depth}
     kept = max_depth or 128
     spprof.start(interval_ms=1, **options)
-    for _ in range(5):
+    for _ in range(30):  # a few hundred ms: enough deep samples on a busy machine too
         recurse(500, 300_000)
     profile = spprof.stop()
     deep = [s for s in profile.samples if s.frames and s.frames[-1].function_name == "recurse"
