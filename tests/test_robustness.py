@@ -82,7 +82,7 @@ def tiny_caller(n):
 def profile_tiny_calls():
     import spprof
     spprof.start(interval_ms=1)
-    tiny_caller(5_000_000)
+    tiny_caller(15_000_000)
     return spprof.stop()
 
 
@@ -91,7 +91,7 @@ def test_short_calls_are_sampled_not_dropped():
     # is still one stack), not rejected as torn: that would hide every short function.
     profile = profile_tiny_calls()
     collected = profile.counters["collected_samples"]
-    assert collected > 200
+    assert collected > 200  # of about 600 ticks: the loop runs long enough on a busy machine too
     assert profile.counters["torn_walks"] <= 0.02 * collected, profile.counters
     for s in profile.samples:
         if s.frames[-1].function_name == "tiny":
