@@ -185,6 +185,8 @@ Counters counters_of(const Engine& e) {
     add("timer_restarts", c.timer_restarts.load());
     add("engine_errors", c.errors.load() + e.collector->errors());
     add("sampling_stopped", c.sampling_stopped.load() ? 1 : 0);
+    add("late_at_edge", e.collector->late_at_edge());
+    add("tables_started_afresh", e.collector->tables_started_afresh());
     for (int r = 0; r < kTornReasons; ++r) add(kTornReasonNames[r], e.sampler->capture().torn(r));
     return d;
 }
@@ -195,8 +197,6 @@ py::object stats() {
     py::dict d;
     for (const auto& kv : counters_of(e)) d[py::str(kv.first)] = kv.second;
     d["reader"] = std::string(e.sampler->reader_name());
-    d["late_at_edge"] = e.collector->late_at_edge();
-    d["tables_started_afresh"] = e.collector->tables_started_afresh();
     return d;
 }
 

@@ -351,6 +351,12 @@ def test_prefork_workers_push_with_their_own_pid(receiver):
     assert all(status == 0 for status in out["statuses"])
 
 
+def need_environment_hook():
+    import site
+    if not any(os.path.exists(os.path.join(d, "spprof-auto.pth")) for d in site.getsitepackages()):
+        pytest.skip("spprof-auto.pth is not installed here (an editable install has no hook)")
+
+
 def _python_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPPROF_")}
     env.update(extra)
@@ -359,9 +365,7 @@ def _python_env(**extra):
 
 def test_environment_alone_turns_it_on(receiver, tmp_path):
     """No code change: the installed spprof-auto.pth starts a session from SPPROF_* variables."""
-    import site
-    if not any(os.path.exists(os.path.join(d, "spprof-auto.pth")) for d in site.getsitepackages()):
-        pytest.skip("spprof-auto.pth is not installed here (an editable install has no hook)")
+    need_environment_hook()
     script = tmp_path / "plain_app.py"
     script.write_text("import time, sys\nx = 0\nend = time.monotonic() + 2.5\n"
                       "while time.monotonic() < end:\n    x += 1\n"
@@ -387,6 +391,7 @@ def test_environment_alone_turns_it_on(receiver, tmp_path):
 
 
 def test_environment_sigterm_flushes_the_last_window(tmp_path):
+    need_environment_hook()
     code = "import time\nprint('up', flush=True)\nx = 0\nwhile True:\n    x += 1\n"
     env = _python_env(SPPROF_OUTPUT_DIR=str(tmp_path), SPPROF_APP_NAME="termapp", SPPROF_WINDOW_S="60")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, cwd=tmp_path)
@@ -475,6 +480,7 @@ def test_gunicorn_workers_push_with_their_own_pid(receiver):
     """gunicorn (from PyPI) with 3 sync workers, profiling turned on by the environment alone in
     the master: each worker profiles and pushes on its own, and flushes when gunicorn stops it."""
     pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install gunicorn)")
+    need_environment_hook()  # gunicorn's master turns profiling on from the environment alone
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     env = _python_env(SPPROF_PUSH_URL=receiver.url, SPPROF_APP_NAME="gunicorn-app", SPPROF_WINDOW_S="1",
                       SPPROF_MODE="wall")  # idle workers show in wall mode only
