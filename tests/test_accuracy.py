@@ -8,9 +8,12 @@ from conftest import function_in_stack, shares, weight_by
 
 
 def spin(n):
+    # Every value stays a one-digit int: 3.14 specialises arithmetic on those only, so with
+    # growing values an iteration late in the loop would cost more than an early one (hot_a's
+    # true share was 72.6 %, not 70, there)
     total = 0
     for i in range(n):
-        total += i * i
+        total = (total + (i & 1023) * 3) & 0xFFFF
     return total
 
 
