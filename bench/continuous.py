@@ -15,6 +15,10 @@ b: four threads, g: a 100-thread server with 5 busy) for the same fixed work:
   DD_PROFILING_OUTPUT_PPROF, no agent to upload to.
 Rounds interleave the configurations in a seeded shuffled order; the process CPU (os.wait4's
 rusage) and wall time are reported as ratios to the same round's bare run, median and min-max.
+Those ratios move by a few percent between identical runs on a shared machine, so each process
+also accounts its profiler's own cost: the CPU of its threads and of the stop that sends the last
+window, as a share of the process's CPU, and the CPU of importing and starting it. Work a
+profiler does on the application's own threads (hooks, allocation tracking) is only in the ratios.
 
 --soak-minutes runs the `spprof` and `pyroscope-io` configurations on workload g for that long
 against a receiver that is down (a closed port) and samples VmRSS every 10 s: the growth from the
@@ -44,36 +48,50 @@ from pyroscope_receiver import Receiver  # noqa: E402
 WORKLOAD = os.path.join(HERE, "compare_workloads.py")
 RESULTS = os.path.join(HERE, "results")
 
-SPPROF = r"""
-import runpy, sys, spprof
+# Each configuration runs in this frame: it accounts its profiler's own CPU, which the process-CPU
+# ratio (noisy by a few percent on a shared machine) cannot resolve at the 1 % level: the CPU of
+# every thread but the main one, read just before the profiler is stopped (the workload's threads
+# have all been joined by then), plus the CPU the stop itself took (the last window's export and
+# upload), plus what importing and starting the profiler took before the workload began.
+FRAME = r"""
+import json, os, runpy, sys, time
+def threads_cpu():
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) != os.getpid():
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e9
 url = sys.argv[1]
 sys.argv = sys.argv[2:]
-spprof.start_continuous("bench", push_url=url, window_s=10, interval_ms=10)
+t0 = time.process_time()
+%(start)s
+t1 = time.process_time()
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 finally:
-    print(spprof.stop_continuous(), file=sys.stderr)
+    own = threads_cpu()
+    t2 = time.process_time()
+    %(stop)s
+    t3 = time.process_time()
+    print("ACCOUNT " + json.dumps({"start": t1 - t0, "threads": own, "stop": t3 - t2, "process": t3}), file=sys.stderr)
 """
 
-PYROSCOPE = r"""
-import runpy, sys, pyroscope
-url = sys.argv[1]
-sys.argv = sys.argv[2:]
-pyroscope.configure(application_name="bench", server_address=url, sample_rate=100, upload_interval=10)
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-finally:
-    pyroscope.shutdown()
-"""
+PROFILERS = {
+    "bare": ("pass", "pass"),
+    "spprof": ("import spprof; spprof.start_continuous('bench', push_url=url, window_s=10, interval_ms=10)",
+               "spprof.stop_continuous()"),
+    "pyroscope-io": ("import pyroscope; pyroscope.configure(application_name='bench', server_address=url, "
+                     "sample_rate=100, upload_interval=10)", "pyroscope.shutdown()"),
+    # DD_PROFILING_OUTPUT_PPROF: written locally, no agent to upload to
+    "ddtrace": ("import ddtrace.profiling.auto; from ddtrace.profiling import bootstrap",
+                "bootstrap.profiler.stop()"),
+}
 
-DDTRACE = r"""
-import runpy, sys
-import ddtrace.profiling.auto  # noqa: F401  (DD_PROFILING_OUTPUT_PPROF: written locally)
-sys.argv = sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-CONFIGS = {"bare": None, "spprof": SPPROF, "pyroscope-io": PYROSCOPE, "ddtrace": DDTRACE}
+CONFIGS = {name: FRAME % {"start": start, "stop": stop} for name, (start, stop) in PROFILERS.items()}
 
 
 def available(config: str) -> bool:
@@ -89,16 +107,19 @@ def run_one(config: str, workload: str, seconds: float, calibration: str, url: s
     if config == "ddtrace":
         env.update(DD_PROFILING_ENABLED="1", DD_PROFILING_OUTPUT_PPROF=os.path.join(tmp, "dd"),
                    DD_TRACE_ENABLED="0", DD_INSTRUMENTATION_TELEMETRY_ENABLED="0")
-    code = CONFIGS[config]
-    cmd = [sys.executable, *argv] if code is None else [sys.executable, "-c", code, url, *argv]
+    cmd = [sys.executable, "-c", CONFIGS[config], url, *argv]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{config} on {workload} exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime}
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{config} on {workload} exited {os.waitstatus_to_exitcode(status)}: {text[-2000:]}")
+    account = json.loads([line for line in text.splitlines() if line.startswith("ACCOUNT ")][-1][8:])
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "start_ms": 1000 * account["start"],
+            "own_share": (account["threads"] + account["stop"]) / account["process"]}
 
 
 def soak(minutes: float, calibration: str, tmp: str) -> Dict[str, List[int]]:
@@ -156,15 +177,20 @@ def main() -> int:
             print(f"round {r + 1}/{ns.rounds} done", flush=True)
         receiver.close()
         table = {}
-        print(f"\n{'workload':<10}{'config':<14}{'CPU ratio (min-max)':<28}{'wall ratio (min-max)':<28}")
+        print(f"\n{'workload':<10}{'config':<14}{'CPU ratio (min-max)':<28}{'wall ratio (min-max)':<28}"
+              f"{'own threads + stop':<20}{'import + start':<14}")
         for w, by in runs.items():
             for c in configs:
                 if c == "bare":
                     continue
                 ratios = {k: [run[k] / base[k] for run, base in zip(by[c], by["bare"])] for k in ("cpu", "wall")}
                 table[f"{w}/{c}"] = ratios
+                for k in ("own_share", "start_ms"):
+                    ratios[k] = [run[k] for run in by[c]]
                 cell = {k: f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})" for k, v in ratios.items()}
-                print(f"{w:<10}{c:<14}{cell['cpu']:<28}{cell['wall']:<28}")
+                share = f"{100 * statistics.median(ratios['own_share']):.2f} % of CPU"
+                start = f"{statistics.median(ratios['start_ms']):.0f} ms"
+                print(f"{w:<10}{c:<14}{cell['cpu']:<28}{cell['wall']:<28}{share:<20}{start:<14}")
         results["ratios"] = table
         results["windows_received"] = len(receiver.requests)
     with open(os.path.join(RESULTS, "continuous.json"), "w") as f:
