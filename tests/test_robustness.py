@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WORKLOADS, run_workload
+from conftest import WORKLOADS, run_workload, tiny_caller
 
 
 COMPREHENSIONS = {ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>", ast.DictComp: "<dictcomp>",
@@ -66,17 +66,6 @@ def test_reused_code_addresses_never_name_a_function_that_was_not_running():
     for t, name in result["seen"]:
         t0, t1 = runs[name]
         assert t0 - slack <= t <= t1 + slack, (name, t0, t, t1)
-
-
-def tiny(x):
-    return x + 1
-
-
-def tiny_caller(n):
-    total = 0
-    for i in range(n):
-        total += tiny(i)
-    return total
 
 
 def profile_tiny_calls():
