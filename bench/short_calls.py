@@ -14,21 +14,18 @@ import subprocess
 import sys
 import tempfile
 
-WORKLOAD = """
-def tiny(x):
-    return x + 1
-
-def caller(n):
-    s = 0
-    for i in range(n):
-        s += tiny(i)
-    return s
+# the tests' tiny calls (tests/workloads/busy.py), so the bench measures what they assert on
+BUSY = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "workloads"))
+WORKLOAD = f"""
+import sys
+sys.path.append({BUSY!r})
+from busy import tiny_caller
 """
 
 SPPROF = WORKLOAD + """
 import json, spprof
 spprof.start(interval_ms=1)
-caller(10_000_000)
+tiny_caller(10_000_000)
 p = spprof.stop()
 leaves = [s.frames[-1].function_name for s in p.samples]
 print(json.dumps({"tiny": leaves.count("tiny"), "all": len(leaves), "torn": p.counters["torn_walks"]}))
@@ -50,7 +47,7 @@ def pyspy_share(python):
     with tempfile.TemporaryDirectory() as d:
         script, raw = os.path.join(d, "w.py"), os.path.join(d, "out.txt")
         with open(script, "w") as f:
-            f.write(WORKLOAD + "\ncaller(30_000_000)\n")
+            f.write(WORKLOAD + "\ntiny_caller(30_000_000)\n")
         subprocess.run([pyspy, "record", "-r", "500", "-f", "raw", "-o", raw, "--", python, script],
                        capture_output=True, check=True)
         tiny = total = 0

@@ -57,7 +57,7 @@ void Collector::run() {
             if (signal_.wait_until(drained_at + kIdleDrainPeriod, true)) break;
             if (signal_.wait_until(drained_at + kMinDrainPeriod, false)) break;  // asked early: not yet
         }
-    } catch (...) {  // never seen: the queue fills and the sampler drops and counts
+    } catch (...) {  // not expected; the queue then fills and the sampler drops and counts
         errors_.fetch_add(1, std::memory_order_relaxed);
     }
     cpu_.end();

@@ -7,8 +7,8 @@ namespace spprof {
 namespace {
 
 // Lines are summed in 64 bits: co_firstlineno can be anything up to INT_MAX (code.replace() allows
-// it) and a table's deltas can be large, so an int sum could overflow (undefined behaviour, found
-// by tests/native/fuzz_readers.cpp). A line outside int is reported as none.
+// it) and a table's deltas can be large, so an int sum could overflow (undefined behaviour). A
+// line outside int is reported as none.
 int as_line(int64_t line) { return line < INT32_MIN || line > INT32_MAX ? -1 : static_cast<int>(line); }
 
 // 3.9 co_lnotab: (byte increment, signed line increment) pairs.

@@ -133,7 +133,7 @@ size_t SafeReader::pipe_batch(const struct iovec* local, const struct iovec* rem
     if (w <= 0) return 0;  // EFAULT: the first range is not readable
     ++syscalls_;
     const ssize_t r = ::readv(pipe_[0], local, static_cast<int>(n));
-    if (r != w) {  // never seen: a pipe gives back what it holds. Empty it, keep what came.
+    if (r != w) {  // not expected: a pipe gives back what it holds. Empty it, keep what came.
         char sink[4096];
         while (::read(pipe_[0], sink, sizeof sink) > 0) ++syscalls_;
         return r > 0 ? static_cast<size_t>(r) : 0;
@@ -187,7 +187,7 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
 }
 
 // The kernel pins the pages of every range of a read on its own, and for many small ranges
-// (a hundred thread states, a stack's code objects) that, not the copy, was most of the cost.
+// (a hundred thread states, a stack's code objects) that, not the copy, is most of the cost.
 // A range longer than the gap is read straight into place: copying it twice costs more than its
 // pinning.
 bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order) {

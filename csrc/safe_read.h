@@ -71,8 +71,8 @@ private:
     size_t pipe_batch_ = 4096;
     uint64_t syscalls_ = 0;
     // merging, allocated by open() so that no read allocates; not zeroed, and small enough to
-    // come from the heap: fresh mappings, faulted in and unmapped again, made start() and stop()
-    // ten times slower
+    // come from the heap rather than from fresh mappings faulted in and unmapped at every
+    // start() and stop()
     std::unique_ptr<uint32_t[]> order_;
     std::unique_ptr<size_t[]> at_;  // where each range lies in scratch_
     std::unique_ptr<struct iovec[]> span_local_, span_remote_;

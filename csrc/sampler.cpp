@@ -220,8 +220,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         // where the thread was seen running at its previous tick. (A thread waiting for the GIL
         // stopped where it ran, so its stack now is the right one.) Every thread that ran pays
         // the read of its kernel state: one that ran nearly all the interval and blocked just
-        // before the tick is common in periodic work, and skipping the read for it charged
-        // whole intervals to the sleep. The GIL's holder runs Python code: it needs no read.
+        // before the tick is common in periodic work, and without the read its whole interval
+        // would go to the sleep. The GIL's holder runs Python code: it needs no read.
         const size_t slot = thread_slot(t.tstate);
         LastRun* last = opts_.wall ? nullptr : &last_run_[slot];
         const bool running = opts_.wall || holds_gil || !states_.blocked(slot, t.tid);

@@ -10,6 +10,9 @@ import pytest
 import spprof
 
 WORKLOADS = Path(__file__).parent / "workloads"
+# The busy work the workload programs import from their folder serves the tests too.
+sys.path.append(str(WORKLOADS))
+from busy import spin, tiny_caller  # noqa: E402,F401  (re-exported for the tests)
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +33,6 @@ def run_workload(name, *args, timeout=180, env=None):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else None
     return proc, result
-
-
-def spin(n=300_000):
-    """A busy loop of n steps, for tests that need something to sample."""
-    total = 0
-    for i in range(n):
-        total += i
-    return total
 
 
 def weight_by(profile, key):

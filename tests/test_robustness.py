@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WORKLOADS, run_workload
+from conftest import WORKLOADS, run_workload, tiny_caller
 
 
 COMPREHENSIONS = {ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>", ast.DictComp: "<dictcomp>",
@@ -68,17 +68,6 @@ def test_reused_code_addresses_never_name_a_function_that_was_not_running():
         assert t0 - slack <= t <= t1 + slack, (name, t0, t, t1)
 
 
-def tiny(x):
-    return x + 1
-
-
-def tiny_caller(n):
-    total = 0
-    for i in range(n):
-        total += tiny(i)
-    return total
-
-
 def profile_tiny_calls():
     import spprof
     spprof.start(interval_ms=1)
@@ -102,8 +91,8 @@ def test_short_calls_are_sampled_not_dropped():
                    reason="3.14 clears a frame's code as it returns, before spprof's copy reaches it: "
                           "functions shorter than ~1 us are under-counted there (known, see README)")
 def test_short_calls_get_their_share():
-    # py-spy, which stops the process for a consistent snapshot, puts 17-22 % of this workload in
-    # `tiny` on 3.11-3.14; spprof must not hide it.
+    # py-spy, which stops the process for a consistent snapshot, puts about a fifth of this
+    # workload in `tiny` (bench/short_calls.py); spprof must not hide it.
     profile = profile_tiny_calls()
     in_tiny = sum(1 for s in profile.samples if s.frames[-1].function_name == "tiny")
     assert in_tiny >= 0.08 * len(profile.samples), in_tiny

@@ -10,17 +10,13 @@ import threading
 import time
 
 import spprof
+from busy import work
 
 mode, n = sys.argv[1], int(sys.argv[2])
 
 
 def hot_main(seconds):
-    end = time.perf_counter() + seconds
-    total = 0
-    while time.perf_counter() < end:
-        for i in range(2000):
-            total += i
-    return total
+    return work(seconds, time.perf_counter)
 
 
 threading.stack_size(256 * 1024)  # 4200 threads of the default 8 MiB are a lot of address space

@@ -7,6 +7,7 @@ import signal
 import threading
 
 import spprof
+from busy import spin
 
 faulthandler.enable()
 
@@ -40,20 +41,13 @@ def python_handlers():
     return {int(s): repr(signal.getsignal(s)) for s in SIGNALS}
 
 
-def spin():
-    total = 0
-    for i in range(4_000_000):
-        total += i
-    return total
-
-
 before_c, before_py = c_handlers(), python_handlers()
 spprof.start(interval_ms=1)
 during_c = c_handlers()
 reader = spprof.stats().reader
-t = threading.Thread(target=spin)
+t = threading.Thread(target=spin, args=(4_000_000,))
 t.start()
-spin()
+spin(4_000_000)
 t.join()
 profile = spprof.stop()
 after_c, after_py = c_handlers(), python_handlers()

@@ -9,13 +9,7 @@ import sys
 
 import spprof
 from spprof import _native
-
-
-def spin(n=200_000):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
+from busy import spin
 
 
 def lock_held():
@@ -62,7 +56,7 @@ if case == "raise_after_start":
     out["start"] = outcome(lambda: spprof.start(interval_ms=1))
     undo()
     out["active"] = spprof.is_active()
-    spin()
+    spin(200_000)
     out["stop"] = outcome(spprof.stop)
     out["start_again"] = outcome(lambda: spprof.start(interval_ms=1))
     out["stop_again"] = outcome(spprof.stop)
@@ -75,7 +69,7 @@ elif case == "stop_in_handler":
     raise_usr1 = lambda: signal.raise_signal(signal.SIGUSR1)  # noqa: E731  (runs the handler now)
     undo = patch("stop", before=raise_usr1)
     spprof.start(interval_ms=1)
-    spin()
+    spin(200_000)
     out["stop"] = outcome(spprof.stop)
     undo()
     out["handler_in_stop"] = handled[:]
@@ -89,7 +83,7 @@ elif case == "stop_in_handler":
 elif case == "sigterm_under_run":
     @spprof.profile
     def work():
-        return spin()
+        return spin(200_000)
 
     fired = []
 

@@ -10,18 +10,14 @@ import threading
 import time
 
 import spprof
+from busy import work
 
 waves, per_wave = int(sys.argv[1]), int(sys.argv[2])
 LATE = 8
 
 
 def late_work(seconds=0.08):
-    end = time.thread_time() + seconds
-    total = 0
-    while time.thread_time() < end:
-        for i in range(1000):
-            total += i
-    return total
+    return work(seconds, time.thread_time)
 
 
 spprof.start(interval_ms=10)
