@@ -1,4 +1,6 @@
-// Copies one thread's Python frame chain and checks that the copy is consistent.
+// Copies one thread's Python frame chain and checks that the copy is consistent. The walk itself
+// is the frame model's walker (walker.h), chosen at construction; the capture retries torn walks,
+// reads and checks the code objects the walk found, and re-reads the innermost frame.
 //
 // Safety contract: runs on the sampler thread only, without the GIL; every read of interpreter
 // memory goes through SafeReader; all buffers are allocated at construction, none on a walk.
@@ -9,15 +11,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "layout.h"
 #include "safe_read.h"
 #include "sample_queue.h"
+#include "walker.h"
 
 namespace spprof {
-
-enum class Capture { Ok, Empty, Torn };
 
 constexpr size_t kChainSlots = 64;  // threads whose last chain and code objects are remembered
 // The slot of what is remembered of a thread, by its thread state's address (whose low bits are
@@ -39,43 +41,28 @@ public:
     uint64_t torn(int reason) const { return torn_[reason].load(std::memory_order_relaxed); }
 
 private:
+    // The walkers are parts of the capture: they fill walked_, batch their reads with the
+    // read-ahead in local_/remote_, remember the innermost frame and count torn walks.
+    friend class ObjectWalker;
+    friend class InterpreterWalker;
+
     Capture reject(TornReason why) {
         torn_[why].fetch_add(1, std::memory_order_relaxed);
         return Capture::Torn;
     }
 
-    struct Walked { uint64_t code; uint64_t instr; };
-
-    Capture walk_objects(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
-    Capture walk_interpreter(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated);
-    const uint8_t* frame_bytes(uint64_t addr);
-    bool copy_older_chunk(uint64_t addr);
     Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out);
     size_t add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r);
     void prefetch_done(size_t main_bytes, size_t copied);
     void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev);
     bool top_unchanged();
-    bool descends_to(uint64_t from, uint64_t target) const;
-    bool frames_intact(uint64_t from, uint64_t ancestor) const;
 
     const spprof_layout& L;
     SafeReader& reader_;
     int max_depth_;
     int max_hops_;
+    std::unique_ptr<FrameWalker> walker_;
 
-    std::vector<uint8_t> chunk_;        // copy of the used part of the current stack chunk
-    uint64_t chunk_lo_ = 0, chunk_hi_ = 0;
-    std::vector<uint8_t> older_;        // copy of the older chunk the walk is in, when it left chunk_
-    uint64_t older_lo_ = 0, older_hi_ = 0;
-    uint64_t older_next_ = 0;           // the chunk before the last one copied, from its header
-    std::vector<uint8_t> frame_;        // one frame read on its own
-
-    // 3.9/3.10: each thread's last chain of frame addresses, read again in one batch.
-    struct Chain { uint64_t tstate = 0; int n = 0; std::vector<uint64_t> addrs; };
-    std::vector<Chain> chains_;
-    std::vector<uint8_t> spec_;         // the batch, frame_need_ bytes a frame
-    std::vector<uint64_t> chain_now_;
-    size_t frame_need_ = 0;
     std::vector<Walked> walked_;
     std::vector<uint64_t> unique_;      // distinct code addresses of a stack
     std::vector<uint8_t> codes_;        // their headers, co_size bytes each
@@ -85,22 +72,18 @@ private:
 
     // The code objects (and names) of each thread's last sample, read speculatively in the same
     // system call as its frames: a thread that runs the same functions needs no further read.
-    // `outside`: its last walk read a frame outside the chunk copy (3.11+).
+    // `outside`: its last walk read a frame outside the walker's batched copy (3.11+).
     struct Prefetch { uint64_t tstate = 0; int n = 0; bool outside = false; std::vector<uint64_t> codes, names; };
     std::vector<Prefetch> prefetch_;
     std::vector<uint8_t> pf_codes_, pf_names_;
     Prefetch* pf_ = nullptr;
     size_t pf_bytes_ = 0;
     bool pf_ready_ = false;
-    bool pf_later_ = false;   // this walk reads ahead with its first frame outside the chunk
-    bool outside_ = false;    // this walk read a frame outside the chunk
-    uint64_t ts_addr_ = 0;
 
     // What the consistency re-read compares: the innermost frame's code and caller fields.
     uint64_t top_addr_[2] = {0, 0};
     uint64_t top_seen_[2] = {0, 0};
     bool check_top_ = true;
-    uint64_t moved_to_ = 0;  // the current frame read after the chunk copy, when it differed
     std::atomic<uint64_t> torn_[kTornReasons] = {};
 };
 

@@ -42,7 +42,6 @@ static void fill_strings(struct spprof_layout *l)
 {
     uint32_t kind_mask;
     l->str_length = OFF(PyASCIIObject, length);
-    l->str_hash = OFF(PyASCIIObject, hash);
     l->str_state = OFF(PyASCIIObject, state);
     l->str_ascii_data = (uint32_t)sizeof(PyASCIIObject);
     l->str_compact_data = (uint32_t)sizeof(PyCompactUnicodeObject);
@@ -65,31 +64,31 @@ static void fill_code(struct spprof_layout *l)
     l->co_firstlineno = OFF(PyCodeObject, co_firstlineno);
     l->co_name = OFF(PyCodeObject, co_name);
     l->co_filename = OFF(PyCodeObject, co_filename);
-#if PY_VERSION_HEX >= 0x030B0000
-    l->co_qualname = OFF(PyCodeObject, co_qualname);
+#if PY_VERSION_HEX >= 0x030A0000
     l->co_linetable = OFF(PyCodeObject, co_linetable);
+#else
+    l->co_linetable = OFF(PyCodeObject, co_lnotab);
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+    /* the header up to the inline bytecode */
+    l->co_qualname = OFF(PyCodeObject, co_qualname);
     l->co_code_adaptive = OFF(PyCodeObject, co_code_adaptive);
     l->co_size = l->co_code_adaptive;
     l->linetable_format = SPPROF_LOCATIONS;
+#else
+    l->co_code = OFF(PyCodeObject, co_code);
+    l->co_size = (uint32_t)sizeof(PyCodeObject);
+    l->linetable_format = PY_VERSION_HEX >= 0x030A0000 ? SPPROF_LINETABLE : SPPROF_LNOTAB;
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
     l->co_version = OFF(PyCodeObject, co_version);
-#endif
-#elif PY_VERSION_HEX >= 0x030A0000
-    l->co_linetable = OFF(PyCodeObject, co_linetable);
-    l->co_code = OFF(PyCodeObject, co_code);
-    l->co_size = (uint32_t)sizeof(PyCodeObject);
-    l->linetable_format = SPPROF_LINETABLE;
-#else
-    l->co_linetable = OFF(PyCodeObject, co_lnotab);
-    l->co_code = OFF(PyCodeObject, co_code);
-    l->co_size = (uint32_t)sizeof(PyCodeObject);
-    l->linetable_format = SPPROF_LNOTAB;
 #endif
 }
 
 static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
 {
     l->interp = (uint64_t)(uintptr_t)interp;
+    l->interp_size = (uint32_t)sizeof(PyInterpreterState);
     l->ts_size = (uint32_t)sizeof(PyThreadState);
     l->ts_next = OFF(PyThreadState, next);
     l->ts_interp = OFF(PyThreadState, interp);
@@ -110,7 +109,6 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
     l->gil_size = (uint32_t)sizeof(struct _gil_runtime_state);
     l->gil_last_holder = OFF(struct _gil_runtime_state, last_holder);
     l->gil_locked = OFF(struct _gil_runtime_state, locked);
-    l->gil_switch_number = OFF(struct _gil_runtime_state, switch_number);
 #if PY_VERSION_HEX >= 0x030B0000
     l->has_native_thread_id = 1;
     l->ts_native_thread_id = OFF(PyThreadState, native_thread_id);
@@ -121,6 +119,20 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
     l->chunk_previous = OFF(_PyStackChunk, previous);
 #endif
 }
+
+#if PY_VERSION_HEX < 0x030B0000
+/* The walker copies a frame object up to its last field read, plus a word: not the whole object,
+ * whose block stack it never reads. */
+static uint32_t frame_copy_bytes(const struct spprof_layout *l)
+{
+    uint32_t last = l->fo_back;
+    const uint32_t others[] = {l->fo_code, l->fo_lasti, l->fo_state, l->fo_gen};
+    size_t i;
+    for (i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] > last) last = others[i];
+    return last + 8;
+}
+#endif
 
 static void fill_frames(struct spprof_layout *l)
 {
@@ -150,20 +162,21 @@ static void fill_frames(struct spprof_layout *l)
 #else
     l->frame_model = SPPROF_FRAMES_OBJECTS;
     l->ts_frame = OFF(PyThreadState, frame);
-    l->fo_size = (uint32_t)sizeof(PyFrameObject);
     l->fo_back = OFF(PyFrameObject, f_back);
     l->fo_code = OFF(PyFrameObject, f_code);
     l->fo_lasti = OFF(PyFrameObject, f_lasti);
     l->fo_gen = OFF(PyFrameObject, f_gen);
+    l->fo_size = (uint32_t)sizeof(PyFrameObject);
 #if PY_VERSION_HEX >= 0x030A0000
     l->fo_state = OFF(PyFrameObject, f_state);
     l->fo_running = FRAME_EXECUTING;
-    l->fo_lasti_in_units = 1;
+    l->fo_lasti_scale = 2;
 #else
     l->fo_state = OFF(PyFrameObject, f_executing);
     l->fo_running = 1;
-    l->fo_lasti_in_units = 0;
+    l->fo_lasti_scale = 1;
 #endif
+    l->fo_copy = frame_copy_bytes(l);
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
     l->owner_interpreter = FRAME_OWNED_BY_INTERPRETER;
@@ -220,6 +233,70 @@ static int check_debug_offsets(const struct spprof_layout *l, char *err, size_t 
 }
 #endif
 
+/* Widths of the readers' loads: load_u64, load_i32, one byte. */
+enum { W8 = 8, W4 = 4, W1 = 1, W0 = 0 };
+
+int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
+{
+    /* Each field a reader loads, the width of its load and the bytes of the copy it is loaded
+     * from. A copy of size 0 is one this version never makes (cframe, frame objects, interpreter
+     * frames); a field of a version that has none is 0, which any copy holds. */
+    struct { const char *field; uint64_t offset, width; const char *copy; uint64_t size; } reads[] = {
+        {"interp_threads_head", l->interp_threads_head, W8, "interpreter state", l->interp_size},
+        {"gil_last_holder", l->gil_last_holder, W8, "GIL state", l->gil_size},
+        {"gil_locked", l->gil_locked, W4, "GIL state", l->gil_size},
+        {"ts_next", l->ts_next, W8, "thread state", l->ts_size},
+        {"ts_interp", l->ts_interp, W8, "thread state", l->ts_size},
+        {"ts_thread_id", l->ts_thread_id, W8, "thread state", l->ts_size},
+        {"ts_native_thread_id", l->ts_native_thread_id, W8, "thread state", l->ts_size},
+        {"ts_frame", l->ts_frame, W8, "thread state", l->ts_size},
+        {"ts_datastack_chunk", l->ts_datastack_chunk, W8, "thread state", l->ts_size},
+        {"ts_datastack_top", l->ts_datastack_top, W8, "thread state", l->ts_size},
+        {"ts_datastack_limit", l->ts_datastack_limit, W8, "thread state", l->ts_size},
+        {"cframe_current_frame", l->cframe_current_frame, W8, "cframe", l->cframe_size},
+        {"chunk_previous", l->chunk_previous, W8, "stack chunk header", l->chunk_header},
+        {"ob_type", l->ob_type, W8, "frame object copy", l->fo_copy},
+        {"fo_back", l->fo_back, W8, "frame object copy", l->fo_copy},
+        {"fo_code", l->fo_code, W8, "frame object copy", l->fo_copy},
+        {"fo_lasti", l->fo_lasti, W4, "frame object copy", l->fo_copy},
+        {"fo_state", l->fo_state, W1, "frame object copy", l->fo_copy},
+        {"fo_gen", l->fo_gen, W8, "frame object copy", l->fo_copy},
+        {"fo_copy", l->fo_copy, W0, "frame object", l->fo_size},
+        {"if_code", l->if_code, W8, "interpreter frame", l->if_size},
+        {"if_previous", l->if_previous, W8, "interpreter frame", l->if_size},
+        {"if_instr", l->if_instr, W8, "interpreter frame", l->if_size},
+        {"if_owner", l->if_owner, W1, "interpreter frame", l->if_size},
+        {"ob_type", l->ob_type, W8, "code object header", l->co_size},
+        {"ob_size", l->ob_size, W8, "code object header", l->co_size},
+        {"co_firstlineno", l->co_firstlineno, W4, "code object header", l->co_size},
+        {"co_name", l->co_name, W8, "code object header", l->co_size},
+        {"co_qualname", l->co_qualname, W8, "code object header", l->co_size},
+        {"co_filename", l->co_filename, W8, "code object header", l->co_size},
+        {"co_linetable", l->co_linetable, W8, "code object header", l->co_size},
+        {"co_code", l->co_code, W8, "code object header", l->co_size},
+        {"co_version", l->co_version, W4, "code object header", l->co_size},
+        /* a string is first copied up to its compact data, a bytes object up to its first byte */
+        {"ob_type", l->ob_type, W8, "str header", l->str_compact_data},
+        {"str_length", l->str_length, W8, "str header", l->str_compact_data},
+        {"str_state", l->str_state, W4, "str header", l->str_compact_data},
+        {"str_ascii_data", l->str_ascii_data, W0, "str header", l->str_compact_data},
+        {"ob_type", l->ob_type, W8, "bytes header", l->bytes_sval},
+        {"ob_size", l->ob_size, W8, "bytes header", l->bytes_sval},
+    };
+    size_t i;
+    for (i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        if (reads[i].size == 0) continue;
+        if (reads[i].offset > reads[i].size || reads[i].size - reads[i].offset < reads[i].width) {
+            snprintf(err, errlen, "spprof: interpreter layout unusable: %s at offset %llu (%llu bytes) "
+                     "lies outside the %llu bytes of the %s copy; reinstall spprof for this interpreter",
+                     reads[i].field, (unsigned long long)reads[i].offset, (unsigned long long)reads[i].width,
+                     (unsigned long long)reads[i].size, reads[i].copy);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int spprof_layout_init(struct spprof_layout *l, char *err, size_t errlen)
 {
     PyInterpreterState *interp = PyInterpreterState_Main();
@@ -235,10 +312,7 @@ int spprof_layout_init(struct spprof_layout *l, char *err, size_t errlen)
     l->unicode_type = (uint64_t)(uintptr_t)&PyUnicode_Type;
     l->bytes_type = (uint64_t)(uintptr_t)&PyBytes_Type;
 #if PY_VERSION_HEX >= 0x030D0000
-    return check_debug_offsets(l, err, errlen);
-#else
-    (void)err;
-    (void)errlen;
-    return 0;
+    if (check_debug_offsets(l, err, errlen) != 0) return -1;
 #endif
+    return spprof_layout_check(l, err, errlen);
 }

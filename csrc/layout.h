@@ -36,12 +36,13 @@ struct spprof_layout {
 
     /* addresses, valid for the life of the process */
     uint64_t interp;            /* the main interpreter */
+    uint32_t interp_size;
     uint64_t gil;               /* its struct _gil_runtime_state */
     uint64_t code_type, frame_type, unicode_type, bytes_type;
 
     uint32_t interp_threads_head;
 
-    uint32_t gil_size, gil_last_holder, gil_locked, gil_switch_number;
+    uint32_t gil_size, gil_last_holder, gil_locked;
 
     uint32_t ts_size, ts_next, ts_interp, ts_thread_id, ts_native_thread_id;
     uint32_t ts_frame;          /* frame (objects), cframe (cframe) or current_frame (current) */
@@ -52,7 +53,8 @@ struct spprof_layout {
 
     /* PyFrameObject (SPPROF_FRAMES_OBJECTS) */
     uint32_t fo_size, fo_back, fo_code, fo_lasti, fo_state, fo_gen;
-    int fo_lasti_in_units;      /* 3.10 counts code units, 3.9 bytes */
+    uint32_t fo_copy;           /* bytes of a frame object the walker copies: up to its last field read */
+    int fo_lasti_scale;         /* bytes per f_lasti unit: 2 on 3.10 (code units), 1 on 3.9 (bytes) */
     int fo_running;             /* value of the state field while the frame executes */
 
     /* _PyInterpreterFrame (3.11+) */
@@ -70,14 +72,20 @@ struct spprof_layout {
     uint32_t ob_type;
 
     /* str and bytes */
-    uint32_t str_length, str_hash, str_state, str_ascii_data, str_compact_data;
+    uint32_t str_length, str_state, str_ascii_data, str_compact_data;
     uint32_t str_kind_mask, str_kind_shift, str_compact_bit, str_ascii_bit;
     uint32_t bytes_sval;
 };
 
 /* Fills *out for the running interpreter. Returns 0, or -1 with a message in err when the
- * interpreter does not match the layout spprof was built for. Call with the GIL held. */
+ * interpreter does not match the layout spprof was built for, or spprof_layout_check() refuses
+ * it. Call with the GIL held. */
 int spprof_layout_init(struct spprof_layout *out, char *err, size_t errlen);
+
+/* Returns 0 when every field the GIL-free readers load (its offset plus the width of the load)
+ * lies inside the bytes of the copy it is loaded from, as CPython's remote debugging module
+ * validates its debug offsets; else -1 with the first field that does not in err. Pure. */
+int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

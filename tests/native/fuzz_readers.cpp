@@ -32,6 +32,7 @@
 #include "code_identity.h"
 #include "frame_capture.h"
 #include "layout.h"
+#include "layout_check.h"
 #include "linetable.h"
 #include "profile_data.h"
 #include "pyobjects.h"
@@ -1306,6 +1307,7 @@ int main(int argc, char** argv) {
     harness::start_python();
     char err[512] = {0};
     CHECK(spprof_layout_init(&L, err, sizeof err) == 0, err);
+    harness::check_layout_bounds(L);
     std::string error;
     CHECK(R.open(reader, error), error);
     harness::run_python(kSetup);

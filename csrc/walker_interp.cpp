@@ -1,0 +1,241 @@
+// 3.11+: _PyInterpreterFrames, mostly in the thread's current stack chunk. The current-frame
+// pointer, the used part of the chunk and the pointer again are copied in one system call. When
+// the two reads agree, the chunk was copied while that frame stayed current. When they differ, the
+// thread called or returned during the copy; the copy is still one consistent stack if either
+// frame is an ancestor of the other in it (the thread only went deeper, or only returned), and
+// torn otherwise. Requiring equality would drop nearly every sample taken inside a short call.
+#include <algorithm>
+#include <vector>
+
+#include "code_identity.h"
+#include "frame_capture.h"
+#include "walker.h"
+
+namespace spprof {
+
+namespace {
+constexpr size_t kChunkCopy = 256 * 1024;
+constexpr uint64_t kChunkSlack = 2048;
+constexpr uint64_t kTopFirst = 1024;  // bytes below the copied top that are read before the rest
+constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 cframe moved
+}  // namespace
+
+class InterpreterWalker final : public FrameWalker {
+public:
+    explicit InterpreterWalker(FrameCapture& cap)
+        : cap_(cap), L(cap.L), via_cframe_(cap.L.frame_model == SPPROF_FRAMES_CFRAME) {
+        chunk_.resize(kChunkCopy);
+        older_.resize(kChunkCopy);
+        frame_.resize(L.if_size + 64);
+    }
+
+    Capture walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) override;
+    bool instruction_bytes(const Walked& w, const uint8_t* code, int64_t& bytes) const override;
+    bool left_copy() const override { return outside_; }
+
+private:
+    const uint8_t* frame_bytes(uint64_t addr);
+    bool copy_older_chunk(uint64_t addr);
+    bool descends_to(uint64_t from, uint64_t target) const;
+    bool frames_intact(uint64_t from, uint64_t ancestor) const;
+
+    FrameCapture& cap_;
+    const spprof_layout& L;
+    // 3.11/3.12 reach the current frame through a _PyCFrame; 3.13+ keep it in the thread state.
+    const bool via_cframe_;
+
+    std::vector<uint8_t> chunk_;        // copy of the used part of the current stack chunk
+    uint64_t chunk_lo_ = 0, chunk_hi_ = 0;
+    std::vector<uint8_t> older_;        // copy of the older chunk the walk is in, when it left chunk_
+    uint64_t older_lo_ = 0, older_hi_ = 0;
+    uint64_t older_next_ = 0;           // the chunk before the last one copied, from its header
+    std::vector<uint8_t> frame_;        // one frame read on its own
+    bool pf_later_ = false;   // this walk reads ahead with its first frame outside the chunk
+    bool outside_ = false;    // this walk read a frame outside the chunk
+    uint64_t ts_addr_ = 0;
+    uint64_t moved_to_ = 0;   // the current frame read after the chunk copy, when it differed
+};
+
+Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
+    moved_to_ = 0;
+    // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
+    // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
+    // copy may name one already left, whose stale slot holds an outer or dead frame. The cframe
+    // pointer is read before and after the anchor in the same batch, and the batch is taken again
+    // from the newer cframe when it moved.
+    const bool via_cframe = via_cframe_;
+    uint64_t cframe = via_cframe ? load_u64(ts + L.ts_frame) : 0;
+    if (via_cframe && cframe == 0) return Capture::Empty;
+    if (via_cframe && !plausible(cframe)) return cap_.reject(kTornPointer);
+    uint64_t anchor = via_cframe ? cframe + L.cframe_current_frame : ts_addr + L.ts_frame;
+
+    chunk_lo_ = chunk_hi_ = 0;
+    older_lo_ = older_hi_ = older_next_ = 0;
+    // A thread whose last stack left the chunk (a generator's or coroutine's frame) reads the code
+    // objects ahead with that frame, not with the chunk: a long batch would let the generator
+    // suspend before its frame is read, and the walk be torn.
+    const FrameCapture::Prefetch& slot = cap_.prefetch_[thread_slot(ts_addr)];
+    pf_later_ = slot.tstate == ts_addr && slot.outside;
+    ts_addr_ = ts_addr;
+    outside_ = false;
+    uint64_t f = 0;
+    uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
+    uint64_t top = load_u64(ts + L.ts_datastack_top);
+    uint64_t limit = load_u64(ts + L.ts_datastack_limit);
+    for (int attempt = 0; plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30); ++attempt) {
+        if (!plausible(cframe) && via_cframe) return cap_.reject(kTornPointer);
+        anchor = via_cframe ? cframe + L.cframe_current_frame : anchor;
+        // Frames pushed since the thread state was copied lie just above top: take some of them too.
+        uint64_t hi = std::min(limit, top + kChunkSlack);
+        // From the chunk's start when it fits: its header links to the older chunk.
+        uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
+        uint64_t again = 0, cf_before = cframe, cf_after = cframe;
+        struct iovec* l = cap_.local_.data();
+        struct iovec* r = cap_.remote_.data();
+        size_t k = 0;
+        void* const cf_addr = reinterpret_cast<void*>(ts_addr + L.ts_frame);
+        if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
+        l[k] = {&f, 8};
+        r[k++] = {reinterpret_cast<void*>(anchor), 8};
+        // The innermost frames first, right after the pointer to them: a frame copied later may
+        // already have returned and its slot hold the next callee (a loop's last call, for longer
+        // than the others), which would then be charged for the call that was running.
+        const uint64_t mid = std::max(lo, std::min(hi, top > kTopFirst ? top - kTopFirst : 0));
+        l[k] = {chunk_.data() + (mid - lo), hi - mid};
+        r[k++] = {reinterpret_cast<void*>(mid), hi - mid};
+        if (mid > lo) {
+            l[k] = {chunk_.data(), mid - lo};
+            r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
+        }
+        l[k] = {&again, 8};
+        r[k++] = {reinterpret_cast<void*>(anchor), 8};
+        if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
+        const size_t main_bytes = 8 * static_cast<size_t>(2 + 2 * via_cframe) + (hi - lo);
+        size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
+        size_t copied = cap_.reader_.readv_prefix(l, r, total);
+        cap_.prefetch_done(main_bytes, copied);
+        if (copied < main_bytes) break;
+        if (cf_before != cframe || cf_after != cframe) {
+            if (attempt == kAnchorRetries) return cap_.reject(kTornAnchor);
+            cframe = cf_after;
+            continue;
+        }
+        moved_to_ = again;
+        chunk_lo_ = lo;
+        chunk_hi_ = hi;
+        if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
+        break;
+    }
+    if (chunk_hi_ == 0 && !cap_.reader_.read(anchor, &f, sizeof f)) return cap_.reject(kTornUnreadable);
+    if (f == 0) return Capture::Empty;
+    // The thread returned during the copy: the frames it left may already be cleared in the copy
+    // (3.14 clears f_executable before popping), so start from where it returned to.
+    if (moved_to_ != 0 && descends_to(f, moved_to_) && !frames_intact(f, moved_to_)) {
+        f = moved_to_;
+        moved_to_ = 0;
+    }
+    const uint64_t first_frame = f;
+    // Only an innermost frame outside the consistent copy (a generator's) needs the re-read.
+    cap_.check_top_ = !within(f, L.if_size, chunk_lo_, chunk_hi_);
+
+    bool first = true;
+    for (int hops = 0; f != 0; ++hops) {
+        if (!plausible(f) || hops > cap_.max_hops_) return cap_.reject(kTornPointer);
+        const uint8_t* fb = frame_bytes(f);
+        if (fb == nullptr) return cap_.reject(kTornUnreadable);
+        if (f == moved_to_) moved_to_ = 0;  // the thread returned to this ancestor: consistent
+        int owner = static_cast<signed char>(fb[L.if_owner]);
+        uint64_t prev = load_u64(fb + L.if_previous);
+        if (first) { cap_.remember_top(f + L.if_code, f + L.if_previous, fb + L.if_code, fb + L.if_previous); first = false; }
+        const uint64_t code = load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
+        // 3.12 writes an entry frame's code before its owner: one copied in between is a shim too
+        bool shim = owner == L.owner_cstack || owner == L.owner_interpreter ||
+                    (L.trampoline_code != 0 && code == L.trampoline_code);
+        if (!shim) {
+            if (n == cap_.max_depth_) { truncated = true; break; }
+            cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr)};
+            // A suspended generator's frame has no caller: the chain changed under the walk.
+            if (prev == 0 && owner == L.owner_generator) return cap_.reject(kTornSuspended);
+        }
+        f = prev;
+    }
+    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame)) return cap_.reject(kTornTopMoved);
+    return Capture::Ok;
+}
+
+// The instruction pointer must point into this code object's own bytecode.
+bool InterpreterWalker::instruction_bytes(const Walked& w, const uint8_t* code, int64_t& bytes) const {
+    int64_t units = load_i64(code + L.ob_size);
+    int64_t off = static_cast<int64_t>(w.instr - (w.code + L.co_code_adaptive));
+    // off / 2, not units * 2: a torn or reused header can hold any ob_size, and the product
+    // would overflow (undefined behaviour, found by tests/native/fuzz_readers.cpp).
+    if (units <= 0 || (off & 1) != 0 || off < -2 || off / 2 >= units) return false;
+    bytes = off < 0 ? -1 : off;
+    return true;
+}
+
+// A frame from the chunk copy when it lies there, else from a copy of the older chunk it lies in,
+// else read on its own.
+const uint8_t* InterpreterWalker::frame_bytes(uint64_t addr) {
+    if (within(addr, L.if_size, chunk_lo_, chunk_hi_)) return chunk_.data() + (addr - chunk_lo_);
+    if (within(addr, L.if_size, older_lo_, older_hi_) || copy_older_chunk(addr))
+        return older_.data() + (addr - older_lo_);
+    outside_ = true;
+    if (pf_later_) {
+        pf_later_ = false;
+        struct iovec* l = cap_.local_.data();
+        struct iovec* r = cap_.remote_.data();
+        l[0] = {frame_.data(), L.if_size};
+        r[0] = {reinterpret_cast<void*>(addr), L.if_size};
+        const size_t copied = cap_.reader_.readv_prefix(l, r, 1 + cap_.add_prefetch(ts_addr_, &l[1], &r[1]));
+        cap_.prefetch_done(L.if_size, copied);
+        return copied >= L.if_size ? frame_.data() : nullptr;
+    }
+    if (!cap_.reader_.read(addr, frame_.data(), L.if_size)) return nullptr;
+    return frame_.data();
+}
+
+// A deep stack spans several chunks, and the walk goes from each into the one before it, whose
+// address the copied header gave. That chunk's frames all lie below the first one met there, so
+// one read from its start to that frame copies them all: a read per chunk, not per frame.
+bool InterpreterWalker::copy_older_chunk(uint64_t addr) {
+    const uint64_t c = older_next_;
+    older_lo_ = older_hi_ = older_next_ = 0;
+    // Nothing may wrap: both addresses may come from a torn copy.
+    if (!plausible(c) || !plausible(addr) || addr < c + L.chunk_header || addr - c >= (1ull << 30)) return false;
+    const uint64_t hi = addr + L.if_size;
+    const uint64_t lo = std::max<uint64_t>(c, hi > kChunkCopy ? hi - kChunkCopy : 0);
+    if (!cap_.reader_.read(lo, older_.data(), hi - lo)) return false;
+    older_lo_ = lo;
+    older_hi_ = hi;
+    if (lo == c) older_next_ = load_u64(older_.data() + L.chunk_previous);
+    return true;
+}
+
+// True when every frame of the copy from `from` down to (not including) `ancestor` still holds a
+// code object.
+bool InterpreterWalker::frames_intact(uint64_t from, uint64_t ancestor) const {
+    for (int hops = 0; hops < 32 && from != ancestor; ++hops) {
+        if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
+        const uint8_t* fb = chunk_.data() + (from - chunk_lo_);
+        if ((load_u64(fb + L.if_code) & ~L.if_code_tag_mask) == 0) return false;
+        from = load_u64(fb + L.if_previous);
+    }
+    return true;
+}
+
+// True when `from`'s callers in the chunk copy reach `target` within a few frames.
+bool InterpreterWalker::descends_to(uint64_t from, uint64_t target) const {
+    for (int hops = 0; hops < 32 && from != 0; ++hops) {
+        if (from == target) return true;
+        if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
+        from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
+    }
+    return false;
+}
+
+std::unique_ptr<FrameWalker> make_interpreter_walker(FrameCapture& capture) {
+    return std::unique_ptr<FrameWalker>(new InterpreterWalker(capture));
+}
+
+}  // namespace spprof

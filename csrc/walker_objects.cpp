@@ -1,0 +1,111 @@
+// 3.9/3.10: heap-allocated PyFrameObjects linked by f_back. A thread's callers rarely change
+// between ticks, so the frames of its last chain are read again in one system call first; only
+// frames that are not among them (new calls) are read on their own.
+#include <algorithm>
+#include <vector>
+
+#include "code_identity.h"
+#include "frame_capture.h"
+#include "walker.h"
+
+namespace spprof {
+
+namespace {
+
+constexpr int kChainLookahead = 16;  // frames popped since the last tick that are skipped over
+}  // namespace
+
+class ObjectWalker final : public FrameWalker {
+public:
+    explicit ObjectWalker(FrameCapture& cap) : cap_(cap), L(cap.L) {
+        const size_t depth = static_cast<size_t>(cap_.max_depth_);
+        frame_.resize(L.fo_size + 64);
+        spec_.resize(depth * L.fo_copy);
+        chain_now_.resize(depth);
+        chains_.resize(kChainSlots);
+        for (Chain& c : chains_) c.addrs.resize(depth);
+    }
+
+    Capture walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) override;
+
+    // f_lasti is already an offset into the bytecode, in bytes once scaled.
+    bool instruction_bytes(const Walked& w, const uint8_t*, int64_t& bytes) const override {
+        bytes = static_cast<int64_t>(w.instr);
+        return true;
+    }
+
+private:
+    FrameCapture& cap_;
+    const spprof_layout& L;
+    // Each thread's last chain of frame addresses, read again in one batch.
+    struct Chain { uint64_t tstate = 0; int n = 0; std::vector<uint64_t> addrs; };
+    std::vector<Chain> chains_;
+    std::vector<uint8_t> spec_;         // the batch, fo_copy bytes a frame
+    std::vector<uint64_t> chain_now_;
+    std::vector<uint8_t> frame_;        // one frame read on its own
+};
+
+Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
+    cap_.check_top_ = true;
+    uint64_t f = load_u64(ts + L.ts_frame);
+    if (f == 0) return Capture::Empty;
+    const size_t need = L.fo_copy;
+    Chain& last = chains_[thread_slot(ts_addr)];
+    int known = 0;
+    size_t k = 0;
+    struct iovec* local = cap_.local_.data();
+    struct iovec* remote = cap_.remote_.data();
+    if (last.tstate == ts_addr) {
+        for (int i = 0; i < last.n; ++i, ++k) {
+            local[k] = {spec_.data() + static_cast<size_t>(i) * need, need};
+            remote[k] = {reinterpret_cast<void*>(last.addrs[static_cast<size_t>(i)]), need};
+        }
+    }
+    const size_t main_bytes = k * need;
+    size_t total = k + cap_.add_prefetch(ts_addr, local + k, remote + k);
+    if (total > 0) {
+        size_t copied = cap_.reader_.readv_prefix(local, remote, total);
+        if (copied >= main_bytes) known = static_cast<int>(k);
+        cap_.prefetch_done(main_bytes, copied);
+    }
+    int cursor = 0;
+    for (int hops = 0; f != 0; ++hops) {
+        if (!plausible(f) || hops > cap_.max_hops_) return cap_.reject(kTornPointer);
+        if (n == cap_.max_depth_) { truncated = true; break; }
+        const uint8_t* fb = nullptr;
+        for (int j = cursor; j < known && j < cursor + kChainLookahead; ++j) {
+            if (last.addrs[static_cast<size_t>(j)] == f) {
+                fb = spec_.data() + static_cast<size_t>(j) * need;
+                cursor = j + 1;
+                break;
+            }
+        }
+        if (fb == nullptr) {
+            if (!cap_.reader_.read(f, frame_.data(), need)) return cap_.reject(kTornUnreadable);
+            fb = frame_.data();
+        }
+        if (load_u64(fb + L.ob_type) != L.frame_type) return cap_.reject(kTornNotFrame);
+        // Every caller in a live chain is executing. The innermost frame may be just entering or
+        // leaving; but one that belongs to a generator and has no caller was suspended under us.
+        bool running = static_cast<signed char>(fb[L.fo_state]) == L.fo_running;
+        if (!running && n > 0) return cap_.reject(kTornNotRunning);
+        if (!running && load_u64(fb + L.fo_gen) != 0 && load_u64(fb + L.fo_back) == 0) return cap_.reject(kTornSuspended);
+        int64_t lasti = load_i32(fb + L.fo_lasti);
+        if (lasti < -1) return cap_.reject(kTornInstruction);
+        int64_t instr = lasti < 0 ? -1 : lasti * L.fo_lasti_scale;
+        if (n == 0) cap_.remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back);
+        chain_now_[static_cast<size_t>(n)] = f;
+        cap_.walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr)};
+        f = load_u64(fb + L.fo_back);
+    }
+    last.tstate = ts_addr;
+    last.n = n;
+    std::copy(chain_now_.begin(), chain_now_.begin() + n, last.addrs.begin());
+    return Capture::Ok;
+}
+
+std::unique_ptr<FrameWalker> make_object_walker(FrameCapture& capture) {
+    return std::unique_ptr<FrameWalker>(new ObjectWalker(capture));
+}
+
+}  // namespace spprof
