@@ -20,7 +20,7 @@
 #include "safe_read.h"
 #include "sample_queue.h"
 #include "symbols.h"
-#include "threads.h"
+#include "own_thread_cpu.h"
 
 namespace spprof {
 

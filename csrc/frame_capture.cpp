@@ -18,7 +18,6 @@ constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 
 constexpr int kQuickRetries = 2;      // torn walks taken again at once
 constexpr int kChainLookahead = 16; // frames popped since the last tick that are skipped over
 constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
-constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
 
 bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
 // True when the `size` bytes at `addr` lie in [lo, hi). Written so that nothing can wrap: `addr`

@@ -22,12 +22,13 @@
 #include <string>
 
 #include "collector.h"
+#include "kernel_clock.h"
 #include "layout.h"
 #include "metronome.h"
+#include "native_ids.h"
 #include "profile_data.h"
 #include "sampler.h"
 #include "speedscope.h"
-#include "threads.h"
 
 namespace py = pybind11;
 using namespace spprof;

@@ -16,12 +16,16 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_clocks.h"
 #include "frame_capture.h"
 #include "layout.h"
 #include "metronome.h"
+#include "native_ids.h"
+#include "own_thread_cpu.h"
 #include "safe_read.h"
 #include "sample_queue.h"
-#include "threads.h"
+#include "thread_list.h"
+#include "thread_states.h"
 
 namespace spprof {
 

@@ -36,8 +36,9 @@
 #include "profile_data.h"
 #include "pyobjects.h"
 #include "safe_read.h"
+#include "native_ids.h"
 #include "symbols.h"
-#include "threads.h"
+#include "thread_list.h"
 
 using namespace spprof;
 using harness::fmt;
@@ -45,7 +46,6 @@ using harness::Rng;
 
 namespace {
 
-constexpr uint64_t kMaxAddr = 0x0000800000000000ull;
 
 const char* kSetup = R"PY(
 import sys, threading, time, types, importlib
