@@ -275,6 +275,7 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "spprof's native sampling engine";
     static bool at_fork = pthread_atfork(nullptr, nullptr, [] { after_fork_child(); }) == 0;
     (void)at_fork;
+    spprof_layout_find_init_cleanup();  // here, not in start(): it runs Python code
 
     py::class_<ProfileData>(m, "ProfileData")
         .def_readonly("interval_ns", &ProfileData::interval_ns)

@@ -152,6 +152,7 @@ double measure_sleep_wakeups(double interval_ms, int wakeups) {
 
 PYBIND11_MODULE(_bench, m) {
     m.doc() = "spprof's engine driven piece by piece, for the benchmarks";
+    spprof_layout_find_init_cleanup();
     py::class_<EngineBench>(m, "EngineBench")
         .def(py::init<const std::string&, int>(), py::arg("mode") = "cpu", py::arg("max_depth") = 128)
         .def("tick", &EngineBench::tick)

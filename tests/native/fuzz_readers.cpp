@@ -221,6 +221,7 @@ int main(int argc, char** argv) {
     const uint64_t t0 = harness::now_ns();
     harness::start_python();
     char err[512] = {0};
+    spprof_layout_find_init_cleanup();
     CHECK(spprof_layout_init(&L, err, sizeof err) == 0, err);
     std::string error;
     CHECK(R.open(reader, error), error);
