@@ -21,10 +21,10 @@ namespace spprof {
 // once that passes a quarter of an interval every clock is read at the next tick.
 class CpuClocks {
 public:
+    CpuClocks(size_t initial_threads, uint64_t interval_ns);
     static constexpr size_t kGateThreads = 8;
     static constexpr uint8_t kIdleTicks = 2;
 
-    CpuClocks(size_t initial_threads, uint64_t interval_ns);
     // Called on the thread that observes, before its observe() calls; `baseline` when the calls
     // only set where the next tick counts from. Grows the buffers to `threads` if they are smaller.
     void begin_tick(size_t threads, bool baseline = false);

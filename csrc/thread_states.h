@@ -18,9 +18,9 @@ namespace spprof {
 // it still holds the file opened (the program may have closed it and reused it).
 class ThreadStates {
 public:
+    explicit ThreadStates(size_t slots);
     static constexpr size_t kMaxFiles = 16;
     static constexpr unsigned kShortReads = 10000;
-    explicit ThreadStates(size_t slots);
     ~ThreadStates() { close_all(); }
     ThreadStates(const ThreadStates&) = delete;
     ThreadStates& operator=(const ThreadStates&) = delete;
