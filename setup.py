@@ -1,7 +1,9 @@
 """Builds spprof._native, the sampling engine, from csrc/ with pybind11.
 
 The C++ headers come from Debian's libboost-dev and rapidjson-dev (ci/setup.sh installs them);
-SPPROF_INCLUDE adds more folders to search, separated by ':'.
+SPPROF_INCLUDE adds more folders to search, separated by ':'. SPPROF_BENCH=1 also builds
+spprof._bench from bench/native/ (the engine driven piece by piece, for bench/): the benchmarks
+need it, an installation for use does not.
 """
 import os
 import sys
@@ -58,15 +60,25 @@ class BuildPy(build_py):
         self.copy_file(str(HERE / "spprof-auto.pth"), os.path.join(self.build_lib, "spprof-auto.pth"))
 
 
-sources = sorted(str(p.relative_to(HERE)) for p in CSRC.glob("*.c*"))
-ext = Pybind11Extension(
-    "spprof._native",
-    sources,
-    include_dirs=[str(CSRC)] + header_dirs(),
-    cxx_std=17,
-    define_macros=[("BOOST_ASIO_NO_DEPRECATED", "1")],
-    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-unused-parameter"],
-    extra_link_args=["-pthread"],
-)
+def extension(name, sources):
+    return Pybind11Extension(
+        name,
+        sources,
+        include_dirs=[str(CSRC)] + header_dirs(),
+        cxx_std=17,
+        define_macros=[("BOOST_ASIO_NO_DEPRECATED", "1")],
+        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-unused-parameter"],
+        extra_link_args=["-pthread"],
+    )
 
-setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt, "build_py": BuildPy})
+
+def relative(paths):
+    return sorted(str(p.relative_to(HERE)) for p in paths)
+
+
+engine = relative(p for p in CSRC.glob("*.c*") if p.name != "module.cpp")
+extensions = [extension("spprof._native", engine + ["csrc/module.cpp"])]
+if os.environ.get("SPPROF_BENCH") == "1":
+    extensions.append(extension("spprof._bench", engine + relative((HERE / "bench" / "native").glob("*.cpp"))))
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt, "build_py": BuildPy})

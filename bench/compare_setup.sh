@@ -46,8 +46,9 @@ if [ "${1:-}" != "--spprof-only" ]; then
 fi
 
 # spprof from the checkout (builds the C++ extension, ~1 min). Not editable: the bench runs the
-# installed module, never the checkout's spprof/ folder.
-"${pip[@]}" --force-reinstall --no-deps "$repo" || exit 1
+# installed module, never the checkout's spprof/ folder. SPPROF_BENCH=1 adds spprof._bench, so
+# that the scripts driving the engine piece by piece (overhead.py, sample_cost.py) run here too.
+SPPROF_BENCH=1 "${pip[@]}" --force-reinstall --no-deps "$repo" || exit 1
 echo "installed spprof from $repo"
 "$venv/bin/python" -m pip list 2>/dev/null | grep -iE '^(spprof|py-spy|pyinstrument|echion|austin-dist|austin-python|scalene|yappi) ' || true
 echo "venv: $venv"

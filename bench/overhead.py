@@ -143,7 +143,7 @@ def timer_table(timer: dict) -> str:
 
 
 def _child_timer(spec: dict) -> dict:
-    from spprof import _native
+    from spprof import _bench
 
     # Alternated and repeated, since the machine's wake-up cost drifts.
     out: dict = {}
@@ -151,9 +151,9 @@ def _child_timer(spec: dict) -> dict:
         for ms in (1, 10):
             for reader, reads in TIMER_VARIANTS:
                 if reader == "sleep":
-                    per_wake = _native.measure_sleep_wakeups(ms, int(1000 / ms)) / 1000
+                    per_wake = _bench.measure_sleep_wakeups(ms, int(1000 / ms)) / 1000
                 else:
-                    per_wake = _native.measure_timer_wakeups(ms, int(1000 / ms), reader, reads) / 1000
+                    per_wake = _bench.measure_timer_wakeups(ms, int(1000 / ms), reader, reads) / 1000
                 out.setdefault(timer_key(ms, reader, reads), []).append(per_wake)
     return {k: statistics.median(v) for k, v in out.items()}
 

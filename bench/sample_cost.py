@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sample_cost.py
 
-Runs the sampler's tick on the calling thread (spprof._native.EngineBench), whose own Python
+Runs the sampler's tick on the calling thread (spprof._bench.EngineBench), whose own Python
 stack is then the one sampled, at depths 1, 32 and 128, in cpu mode; prints the median of 7
 batches of 5000 ticks, and the system calls each tick spends reading memory. Each tick is one
 call from Python, which adds well under a microsecond. The timer's own wake-up is not included:
@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from spprof import _native, _threads
+from spprof import _bench, _threads
 
 BATCHES, TICKS = 7, 5000
 
@@ -40,7 +40,7 @@ def main():
     print("|---|---|---|---|")
     _threads.install()  # 3.9/3.10 learn the calling thread's native id from threading
     for depth in (1, 32, 128):
-        engine = _native.EngineBench("cpu", 128)
+        engine = _bench.EngineBench("cpu", 128)
         runs = [at_depth(depth, lambda: batch(engine)) for _ in range(BATCHES)]
         seen = set().union(*(d for _, d in runs))
         assert -1 not in seen, "a tick without a sample of this thread"

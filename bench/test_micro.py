@@ -5,7 +5,7 @@ throughput, and export throughput per format.
     .venv/bin/pytest -p no:cacheprovider bench/test_micro.py --benchmark-disable   # each once, as CI does
 
 The sampler's tick and the collector's drain are driven on the calling thread through
-spprof._native.EngineBench (no timer, no wake-up: bench/overhead.py measures those). A thread
+spprof._bench.EngineBench (no timer, no wake-up: bench/overhead.py measures those). A thread
 sample is taken of the benchmark's own thread, a fresh thread whose stack is the given number of
 frames of this file plus the few of threading and pytest-benchmark beneath them; the depth really
 sampled is in each result's extra_info. Throughputs are in extra_info too (samples per second).
@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from save_speed import build_profile
-from spprof import _native, _threads
+from spprof import _bench, _threads
 from spprof.save import FORMATS
 
 EXPORT_SAMPLES = 50_000
@@ -53,7 +53,7 @@ def native_ids():
 
 @pytest.mark.parametrize("depth", [1, 32, 128])
 def test_one_thread_sample(benchmark, depth):
-    engine = _native.EngineBench("cpu", 256)
+    engine = _bench.EngineBench("cpu", 256)
     sampled = in_fresh_thread(lambda: at_depth(depth, lambda: benchmark(engine.tick)))
     benchmark.extra_info["sampled_depth"] = sampled
     assert depth <= sampled < depth + 16, sampled  # this thread's stack, whole
@@ -63,7 +63,7 @@ def test_one_thread_sample(benchmark, depth):
 def test_builder_throughput(benchmark):
     # 1000 samples of stacks 1 to 64 deep, queued by real ticks, then interned and named; the
     # stacks repeat from round to round, as a hot program's do
-    engine = _native.EngineBench("cpu", 128)
+    engine = _bench.EngineBench("cpu", 128)
     per_fill = 1000
 
     def fill():

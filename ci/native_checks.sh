@@ -4,7 +4,8 @@
 #                                  with Python threads running and the counters read meanwhile
 #   tests/native/fuzz_readers.cpp  seeded, bounded fuzzing of every reader of interpreter memory
 #                                  (line tables, str, frame chains, thread list, symbols) under
-#                                  AddressSanitizer and UndefinedBehaviorSanitizer
+#                                  AddressSanitizer and UndefinedBehaviorSanitizer; one file per
+#                                  target in tests/native/fuzz_readers/
 # Both embed the pyenv interpreter they were built for and link csrc/ (not the pybind11 module).
 #
 # Usage: bash ci/native_checks.sh [--seconds N | --long] [--seed S]   (arguments go to the fuzzer)
@@ -61,16 +62,21 @@ build_engine() {  # KIND FLAGS
     echo "$digest" > "$dir/stamp"
 }
 
+# A program is tests/native/MAIN.cpp, plus the files of tests/native/MAIN/ when it has that folder.
 build_program() {  # KIND FLAGS PREFIX PYVER MAIN
     local kind=$1 flags=$2 prefix=$3 pyver=$4 main=$5
-    local dir=$cache/$pyver-$kind inc=$prefix/include/python$pyver digest
-    digest="$(cat csrc/layout.c csrc/*.h tests/native/*.h tests/native/"$main".cpp "$cache/engine-$kind/stamp" \
+    local dir=$cache/$pyver-$kind inc=$prefix/include/python$pyver digest src
+    local parts=(tests/native/"$main".cpp) headers=()
+    [ -d tests/native/"$main" ] && { parts+=(tests/native/"$main"/*.cpp); headers=(tests/native/"$main"/*.h); }
+    digest="$(cat csrc/layout.c csrc/*.h tests/native/*.h "${headers[@]}" "${parts[@]}" "$cache/engine-$kind/stamp" \
               | sha256sum | cut -d' ' -f1) $flags $prefix"
     [ -x "$dir/$main" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$digest" ] && return 0
     rm -rf "$dir" && mkdir -p "$dir"
     gcc -std=c11 $flags -DPy_BUILD_CORE -I"$inc" -Icsrc -c csrc/layout.c -o "$dir/layout.o" || return 1
-    g++ -std=c++17 $flags $warn -DBOOST_ASIO_NO_DEPRECATED -DSPPROF_PYHOME="\"$prefix\"" -I"$inc" -Icsrc -Itests/native \
-        -c "tests/native/$main.cpp" -o "$dir/$main.o" || return 1
+    for src in "${parts[@]}"; do
+        g++ -std=c++17 $flags $warn -DBOOST_ASIO_NO_DEPRECATED -DSPPROF_PYHOME="\"$prefix\"" -I"$inc" -Icsrc -Itests/native \
+            -c "$src" -o "$dir/$(basename "$(dirname "$src")")-$(basename "$src" .cpp).o" || return 1
+    done
     g++ $flags "$dir"/*.o "$cache/engine-$kind"/*.o -o "$dir/$main" -L"$prefix/lib" -lpython"$pyver" \
         -Wl,-rpath,"$prefix/lib" -pthread -ldl -lm || return 1
     echo "$digest" > "$dir/stamp"

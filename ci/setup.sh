@@ -39,14 +39,15 @@ fi
 
 # Rebuild only when a source changed since the last install.
 stamp=.venv/.spprof-build
-digest=$(cat setup.py pyproject.toml spprof-auto.pth csrc/* spprof/*.py | sha256sum | cut -d' ' -f1)
+digest=$(cat setup.py pyproject.toml spprof-auto.pth csrc/* bench/native/* spprof/*.py | sha256sum | cut -d' ' -f1)
 # (checked from / : in the checkout, its spprof/ without the built module would be found first)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ] || ! (cd / && "$OLDPWD/.venv/bin/python" -c "import spprof._native") 2>/dev/null; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ] || ! (cd / && "$OLDPWD/.venv/bin/python" -c "import spprof._native, spprof._bench") 2>/dev/null; then
     log "installing spprof into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
     # editable: the bench scripts import the checkout's spprof/ (the test venvs of ci/test.sh
-    # install it as a user does, spprof-auto.pth included)
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
+    # install it as a user does, spprof-auto.pth included); SPPROF_BENCH=1 adds spprof._bench,
+    # the engine driven piece by piece, which the micro-benchmarks use
+    SPPROF_BENCH=1 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
     echo "$digest" > "$stamp"
 fi
 log "ready: .venv/bin/python ($(.venv/bin/python -c 'import platform; print(platform.python_version())'))"

@@ -9,20 +9,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bytes.h"
 #include "layout.h"
 
 namespace spprof {
-
-inline uint64_t load_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, sizeof v); return v; }
-inline int32_t load_i32(const uint8_t* p) { int32_t v; std::memcpy(&v, p, sizeof v); return v; }
-inline int64_t load_i64(const uint8_t* p) { int64_t v; std::memcpy(&v, p, sizeof v); return v; }
-
-inline uint64_t mix64(uint64_t h, uint64_t v) {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 29);
-}
 
 // How much of the name string the fingerprint reads where the code object has no co_version:
 // up to 256 bytes, never past the end of the page holding its header, so the read cannot fail

@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "code_identity.h"
+#include "bytes.h"
 #include "quiet_thread.h"
 
 namespace spprof {

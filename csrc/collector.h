@@ -20,7 +20,7 @@
 #include "safe_read.h"
 #include "sample_queue.h"
 #include "symbols.h"
-#include "threads.h"
+#include "own_thread_cpu.h"
 
 namespace spprof {
 
@@ -30,7 +30,7 @@ public:
               uint64_t memory_limit);
     ~Collector();
     bool start(const std::string& forced_reader, std::string& error);
-    // Only the reader, for drain() driven by the caller (the micro-benchmark).
+    // Only the reader, for drain() driven by the caller (spprof._bench).
     bool open(const std::string& forced_reader, std::string& error);
     // Called on the collector's thread at each of its wakes (at least every 250 ms): the sampler's
     // watch. Set before start().
@@ -58,7 +58,7 @@ public:
 
     uint64_t cpu_ns() const { return cpu_.ns(); }  // the collector thread's own CPU time
 
-    // Drains everything queued now; on the collector thread, or by the benchmark with no thread.
+    // Drains everything queued now; on the collector thread, or by spprof._bench with no thread.
     void drain();
 
 private:

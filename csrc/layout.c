@@ -19,6 +19,7 @@
 #include "internal/pycore_frame.h"
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_code.h"
 #include "internal/pycore_interpframe.h"
 #include "internal/pycore_stackref.h"
 #endif
@@ -37,6 +38,46 @@
         memcpy(&raw, (char *)&probe + offsetof(PyASCIIObject, state), sizeof raw); \
         (out_mask) = raw;                                               \
     } while (0)
+
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+/* Once a call of a class with a Python __init__ is specialised, the interpreter pushes a frame of
+ * _Py_InitCleanup under the __init__ frame. note_init_caller(), called from such an __init__,
+ * takes the code object of the frame under it when that is the trampoline: the probe's own
+ * module code has another file name. */
+static uint64_t init_cleanup_found;
+
+static PyObject *note_init_caller(PyObject *self, PyObject *unused)
+{
+    _PyInterpreterFrame *init = PyThreadState_Get()->current_frame;
+    PyObject *code = init != NULL && init->previous != NULL ? init->previous->f_executable : NULL;
+    if (code != NULL && PyCode_Check(code) &&
+        PyUnicode_CompareWithASCIIString(((PyCodeObject *)code)->co_filename, "__init__") == 0)
+        init_cleanup_found = (uint64_t)(uintptr_t)code;
+    Py_RETURN_NONE;
+}
+#endif
+
+void spprof_layout_find_init_cleanup(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    static PyMethodDef def = {"note", note_init_caller, METH_NOARGS, NULL};
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *note = PyCFunction_New(&def, NULL);
+    PyObject *globals = PyDict_New();
+    PyObject *code = Py_CompileString("class C:\n    def __init__(self):\n        note()\n"
+                                      "for _ in range(64):\n    C()\n", "<spprof init probe>", Py_file_input);
+    if (note && globals && code && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+        PyDict_SetItemString(globals, "note", note) == 0) {
+        PyObject *r = PyEval_EvalCode(code, globals, globals);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();  /* without it, the trampoline is merely not hidden */
+    Py_XDECREF(code);
+    Py_XDECREF(globals);
+    Py_XDECREF(note);
+    PyErr_SetRaisedException(exc);
+#endif
+}
 
 static void fill_strings(struct spprof_layout *l)
 {
@@ -100,6 +141,11 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
 #endif
 #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
     l->trampoline_code = (uint64_t)(uintptr_t)interp->interpreter_trampoline;
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    l->init_cleanup_code = (uint64_t)(uintptr_t)&_Py_InitCleanup;
+#elif PY_VERSION_HEX >= 0x030D0000
+    l->init_cleanup_code = init_cleanup_found;
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
     l->gil = (uint64_t)(uintptr_t)interp->ceval.gil;

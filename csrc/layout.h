@@ -62,6 +62,8 @@ struct spprof_layout {
     uint64_t if_code_tag_mask;  /* 3.14 tags f_executable as a _PyStackRef */
     int owner_generator, owner_cstack, owner_interpreter;   /* -1 where the version has none */
     uint64_t trampoline_code;   /* 3.12: the code object of every C-stack entry frame; 0 elsewhere */
+    uint64_t init_cleanup_code; /* 3.13+: the code object of the frame a class's Python __init__
+                                   runs under (_Py_InitCleanup); 0 elsewhere or when unknown */
 
     /* PyCodeObject */
     uint32_t co_size, co_firstlineno, co_name, co_qualname, co_filename, co_linetable;
@@ -86,6 +88,11 @@ int spprof_layout_init(struct spprof_layout *out, char *err, size_t errlen);
  * lies inside the bytes of the copy it is loaded from, as CPython's remote debugging module
  * validates its debug offsets; else -1 with the first field that does not in err. Pure. */
 int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen);
+
+/* 3.13 does not export _Py_InitCleanup: this finds it by running one specialised __init__ call,
+ * for spprof_layout_init() to fill init_cleanup_code with. It runs Python code, which may switch
+ * threads: call it once where that is safe (the module's import), not from start(). */
+void spprof_layout_find_init_cleanup(void);
 
 #ifdef __cplusplus
 }

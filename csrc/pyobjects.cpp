@@ -1,6 +1,6 @@
 #include "pyobjects.h"
 
-#include "code_identity.h"
+#include "bytes.h"
 
 namespace spprof {
 

@@ -1,5 +1,6 @@
 #include "sampler.h"
 
+#include "kernel_clock.h"
 #include "quiet_thread.h"
 
 #include <pthread.h>

@@ -16,12 +16,16 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_clocks.h"
 #include "frame_capture.h"
 #include "layout.h"
 #include "metronome.h"
+#include "native_ids.h"
+#include "own_thread_cpu.h"
 #include "safe_read.h"
 #include "sample_queue.h"
-#include "threads.h"
+#include "thread_list.h"
+#include "thread_states.h"
 
 namespace spprof {
 
@@ -60,7 +64,7 @@ public:
     // Opens the reader, creates the timer and takes the CPU baseline on the calling thread, then
     // starts the timer thread. False with a reason when it cannot sample here.
     bool start(const std::string& forced_reader, std::string& error);
-    // Only the reader and the baseline, for tick() driven by the caller (the micro-benchmark).
+    // Only the reader and the baseline, for tick() driven by the caller (spprof._bench).
     bool open(const std::string& forced_reader, std::string& error);
     uint64_t reads() const { return reader_.syscalls(); }
     uint64_t cpu_ns() const { return cpu_.ns(); }  // the sampler thread's own CPU time
@@ -82,7 +86,7 @@ public:
     const FrameCapture& capture() const { return capture_; }
     const CpuClocks& clocks() const { return clocks_; }
 
-    // One tick's work, also used by the micro-benchmark. `t_ns` is the tick's monotonic time.
+    // One tick's work, also driven by spprof._bench. `t_ns` is the tick's monotonic time.
     void tick(uint64_t t_ns, bool count_new);
 
 private:

@@ -24,7 +24,7 @@ const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t finger
     Site key{code, fingerprint, 0};
     auto it = codes_.find(key);
     if (it != codes_.end()) return it->second;
-    Resolved r{kUnverified, false, {}};
+    Resolved r{kUnverified, {}};
     if (fingerprint_of(code) == fingerprint) {
         const uint8_t* cb = code_copy_.data();
         Symbol s;
@@ -33,9 +33,6 @@ const SymbolTable::Resolved& SymbolTable::resolve(uint64_t code, uint64_t finger
                   read_bytes(L, reader_, load_u64(cb + L.co_linetable), r.linetable);
         s.firstlineno = load_i32(cb + L.co_firstlineno);
         // What was read after the fingerprint must still belong to it.
-        // 3.13+ runs a class's Python __init__ under a trampoline frame whose static code object
-        // is named "__init__" in a file "__init__" (_Py_InitCleanup): not a frame of the program.
-        r.hidden = ok && s.name == "__init__" && s.filename == "__init__";
         if (ok && fingerprint_of(code) == fingerprint) {
             r.symbol = static_cast<uint32_t>(out_.symbols.size());
             out_.symbols.push_back(std::move(s));
@@ -71,9 +68,11 @@ uint32_t SymbolTable::frame_for(uint64_t code, uint64_t fingerprint, int64_t ins
     Site key{code, fingerprint, instr_bytes};
     auto it = frames_by_instr_.find(key);
     if (it != frames_by_instr_.end()) return it->second;
+    // 3.13+ runs a class's Python __init__ under a frame of its own code object: no function of
+    // the program, though named "__init__" in a file "__init__" as a program's code may be too.
+    if (L.init_cleanup_code != 0 && code == L.init_cleanup_code) return kHidden;
     const Resolved& r = resolve(code, fingerprint);
     uint32_t id;
-    if (r.hidden) return kHidden;
     if (r.symbol == kUnverified) {
         ++unverified_;
         return unverified_frame_;

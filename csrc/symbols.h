@@ -35,7 +35,6 @@ public:
 private:
     struct Resolved {
         uint32_t symbol;
-        bool hidden;
         std::vector<uint8_t> linetable;
     };
     struct Site {

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "bytes.h"
+
 namespace spprof {
 
 enum class Capture { Ok, Empty, Torn };
@@ -20,12 +22,9 @@ enum class Capture { Ok, Empty, Torn };
 // the bytecode, -1 before the first, for frame objects; the instruction pointer for 3.11+).
 struct Walked { uint64_t code; uint64_t instr; };
 
-constexpr uint64_t kMaxAddr = 0x0000800000000000ull;  // user space on x86-64 and aarch64
-
 inline bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
 // True when the `size` bytes at `addr` lie in [lo, hi). Written so that nothing can wrap: `addr`
-// may come from a torn copy, and `addr + size <= hi` let a caller field of ~0 through to a wild
-// read (found by tests/native/fuzz_readers.cpp).
+// may come from a torn copy, where `addr + size <= hi` would let a field of ~0 through.
 inline bool within(uint64_t addr, uint64_t size, uint64_t lo, uint64_t hi) {
     return addr >= lo && addr < hi && hi - addr >= size;
 }

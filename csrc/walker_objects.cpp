@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "code_identity.h"
+#include "bytes.h"
 #include "frame_capture.h"
 #include "walker.h"
 

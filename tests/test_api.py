@@ -132,3 +132,10 @@ def test_racing_starts_exactly_one_wins():
     spprof.stop()
     assert outcomes.count("started") == 1
     assert outcomes.count("Profiler already running") == 7
+
+
+def test_the_installed_engine_has_no_benchmark_entry_points():
+    # they are built apart, as spprof._bench, only with SPPROF_BENCH=1 (bench/native/)
+    from spprof import _native
+    for name in ("EngineBench", "measure_timer_wakeups", "measure_sleep_wakeups"):
+        assert not hasattr(_native, name), name

@@ -19,9 +19,9 @@
 
 #include "collector.h"
 #include "layout.h"
+#include "native_ids.h"
 #include "profile_data.h"
 #include "sampler.h"
-#include "threads.h"
 
 using namespace spprof;
 using harness::fmt;

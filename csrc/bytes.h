@@ -1,0 +1,26 @@
+// Reading values out of bytes copied from interpreter memory, and the hash mix used over them.
+//
+// Safety contract: pure functions over bytes already copied; they never touch live memory.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace spprof {
+
+// memcpy, not a cast: a copy's fields need not be aligned.
+inline uint64_t load_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, sizeof v); return v; }
+inline int32_t load_i32(const uint8_t* p) { int32_t v; std::memcpy(&v, p, sizeof v); return v; }
+inline int64_t load_i64(const uint8_t* p) { int64_t v; std::memcpy(&v, p, sizeof v); return v; }
+
+inline uint64_t mix64(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 29);
+}
+
+// The end of user space on x86-64 and aarch64: a pointer read from a copy at or above it is torn.
+constexpr uint64_t kMaxAddr = 0x0000800000000000ull;
+
+}  // namespace spprof

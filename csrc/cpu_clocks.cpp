@@ -1,0 +1,105 @@
+#include "cpu_clocks.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "kernel_clock.h"
+
+namespace spprof {
+
+CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
+    : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4) {}
+
+void CpuClocks::begin_tick(size_t threads, bool baseline) {
+    read_ns_ = 0;
+    skipped_now_ = 0;
+    if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps its baselines
+        const size_t n = std::max(threads, 2 * cur_.size());
+        prev_.resize(n);
+        cur_.resize(n);
+        order_.resize(n);
+    }
+    ncur_ = threads;
+    std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
+    gating_ = !baseline && threads >= kGateThreads;
+    if (!gating_) {
+        have_base_ = false;
+        gate_ = false;
+        return;
+    }
+    gate_ = have_base_ && !read_all_;
+    if (read_all_) full_reads_.fetch_add(1, std::memory_order_relaxed);
+}
+
+const CpuClocks::Entry* CpuClocks::previous(size_t i, uint64_t tstate, uint32_t tid) {
+    if (i < nprev_ && prev_[i].tid == tid && prev_[i].tstate == tstate) return &prev_[i];
+    auto key = [this](uint32_t p) { return std::make_pair(prev_[p].tid, prev_[p].tstate); };
+    if (!ordered_) {
+        for (size_t p = 0; p < nprev_; ++p) order_[p] = static_cast<uint32_t>(p);
+        std::sort(order_.begin(), order_.begin() + static_cast<long>(nprev_),
+                  [&](uint32_t a, uint32_t b) { return key(a) < key(b); });
+        ordered_ = true;
+    }
+    const auto end = order_.begin() + static_cast<long>(nprev_);
+    const auto it = std::lower_bound(order_.begin(), end, std::make_pair(tid, tstate),
+                                     [&](uint32_t p, const std::pair<uint32_t, uint64_t>& k) { return key(p) < k; });
+    return it != end && key(*it) == std::make_pair(tid, tstate) ? &prev_[*it] : nullptr;
+}
+
+bool CpuClocks::quiet(size_t i, uint64_t tstate, uint32_t tid) const {
+    return have_base_ && !read_all_ && nprev_ >= kGateThreads && i < nprev_ && prev_[i].tid == tid &&
+           tid != 0 && prev_[i].tstate == tstate && prev_[i].idle >= kIdleTicks;
+}
+
+bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
+                        uint64_t& delta_ns) {
+    const Entry* before = tid != 0 ? previous(i, tstate, tid) : nullptr;
+    Entry* slot = i < ncur_ ? &cur_[i] : nullptr;
+    if (gate_ && before != nullptr && before->idle >= kIdleTicks && before->activity == activity && !holds_gil) {
+        if (slot != nullptr) *slot = *before;
+        ++skipped_now_;
+        delta_ns = 0;
+        return true;
+    }
+    bool ok;
+    uint64_t now = thread_cpu_ns(tid, ok);
+    if (!ok) return false;
+    if (before != nullptr && now >= before->cpu_ns) delta_ns = now - before->cpu_ns;
+    else delta_ns = count_new ? now : 0;  // a new thread, or a tid reused by one
+    read_ns_ += delta_ns;
+    uint8_t idle = 0;
+    if (before != nullptr && delta_ns == 0) idle = static_cast<uint8_t>(std::min<int>(before->idle + 1, 255));
+    if (slot != nullptr) *slot = {tid, tstate, now, activity, idle};
+    return true;
+}
+
+void CpuClocks::end_tick() {
+    if (gating_) {
+        // Read after the threads' clocks: the process's clock leaves out the time a thread
+        // running on another CPU has used since that CPU's last scheduler tick, and reading the
+        // thread's own clock brings it in; read before, busy threads would seem to outrun the
+        // process and force full reads.
+        process_ns_ = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+        own_ns_ = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        if (skipped_now_ == 0) {
+            unread_ns_ = 0;  // every clock is current: nothing is left unaccounted
+        } else {
+            const int64_t used = static_cast<int64_t>(process_ns_ - process_prev_) -
+                                 static_cast<int64_t>(own_ns_ - own_prev_) - static_cast<int64_t>(read_ns_);
+            unread_ns_ = std::max<int64_t>(0, unread_ns_ + used);
+        }
+        read_all_ = unread_ns_ > static_cast<int64_t>(threshold_ns_);
+        process_prev_ = process_ns_;
+        own_prev_ = own_ns_;
+        have_base_ = true;
+        skipped_total_.fetch_add(skipped_now_, std::memory_order_relaxed);
+    }
+    std::swap(prev_, cur_);
+    nprev_ = ncur_;
+    ncur_ = 0;
+    ordered_ = false;
+}
+
+void CpuClocks::keep_previous() { ncur_ = 0; }
+
+}  // namespace spprof

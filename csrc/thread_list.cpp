@@ -1,0 +1,141 @@
+#include "thread_list.h"
+
+#include <algorithm>
+
+#include "bytes.h"
+
+namespace spprof {
+
+ThreadList::ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t initial,
+                       size_t bound)
+    : L(layout), reader_(reader), ids_(ids), max_(0), bound_(std::max<size_t>(bound, 1)) {
+    gil_.resize(L.gil_size);
+    max_ = std::min(std::max<size_t>(initial, 1), bound_);
+    grow();
+}
+
+// To 2 * max_ (the first time to max_), keeping the threads copied so far.
+void ThreadList::grow() {
+    const size_t n = copies_.empty() ? max_ : std::min(bound_, max_ * 2);
+    copies_.resize(n * L.ts_size);
+    seen_.resize(n);
+    stale_ok_.resize(n);
+    fresh_.resize(n);
+    iov_local_.resize(n + 2);
+    iov_remote_.resize(n + 2);
+    for (size_t i = 0; i < count_; ++i) seen_[i].copy = copies_.data() + i * L.ts_size;
+    size_t slots = 16;
+    while (slots < 2 * n) slots *= 2;
+    visited_.assign(slots, 0);
+    visited_epoch_.assign(slots, 0);
+    epoch_ = 0;
+    for (size_t i = 0; i < count_; ++i) first_visit(seen_[i].tstate);
+    max_ = n;
+}
+
+void ThreadList::forget_visits() {
+    if (++epoch_ == 0) {  // wrapped: no stale epoch may match
+        std::fill(visited_epoch_.begin(), visited_epoch_.end(), 0);
+        epoch_ = 1;
+    }
+}
+
+bool ThreadList::first_visit(uint64_t ts) {
+    if (epoch_ == 0) forget_visits();
+    const size_t mask = visited_.size() - 1;
+    for (size_t s = static_cast<size_t>(mix64(0, ts)) & mask;; s = (s + 1) & mask) {
+        if (visited_epoch_[s] != epoch_) {
+            visited_epoch_[s] = epoch_;
+            visited_[s] = ts;
+            return true;
+        }
+        if (visited_[s] == ts) return false;
+    }
+}
+
+void ThreadList::record(size_t i, uint64_t ts) {
+    ThreadSeen& t = seen_[i];
+    const uint8_t* copy = copies_.data() + i * L.ts_size;
+    t.tstate = ts;
+    t.copy = copy;
+    t.ident = load_u64(copy + L.ts_thread_id);
+    t.tid = L.has_native_thread_id ? static_cast<uint32_t>(load_u64(copy + L.ts_native_thread_id))
+                                   : ids_.get(t.ident);
+    // 3.11+: the top of the frame stack moves on every call; before, the frame pointer itself
+    t.activity = mix64(load_u64(copy + L.ts_frame), L.has_native_thread_id ? load_u64(copy + L.ts_datastack_top) : 0);
+}
+
+// The list rarely changes between ticks: read the head, the thread states of the last tick (less
+// those marked by leave_stale) and the GIL in one system call, and keep the result if the chain
+// still links them in the same order. A new thread is linked in at the head, which is always
+// read; an uncopied thread's link is unknown, and the check resumes at the next copied one.
+bool ThreadList::enumerate_as_before() {
+    const size_t n = count_;
+    if (n == 0 || n >= max_) return false;
+    const bool all = ++since_all_ >= kCopyAllEvery;
+    if (all) since_all_ = 0;
+    uint64_t head = 0;
+    iov_local_[0] = {&head, sizeof head};
+    iov_remote_[0] = {reinterpret_cast<void*>(L.interp + L.interp_threads_head), sizeof head};
+    size_t k = 1;
+    for (size_t i = 0; i < n; ++i) {
+        fresh_[i] = all || !stale_ok_[i];
+        if (!fresh_[i]) continue;
+        iov_local_[k] = {copies_.data() + i * L.ts_size, L.ts_size};
+        iov_remote_[k++] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
+    }
+    iov_local_[k] = {gil_.data(), gil_.size()};
+    iov_remote_[k++] = {reinterpret_cast<void*>(L.gil), gil_.size()};
+    if (!reader_.readv(iov_local_.data(), iov_remote_.data(), k)) return false;
+    uint64_t expect = head;
+    bool known = true;
+    for (size_t i = 0; i < n; ++i) {
+        if (known && expect != seen_[i].tstate) return false;
+        known = fresh_[i] != 0;
+        if (!known) continue;
+        const uint8_t* copy = copies_.data() + i * L.ts_size;
+        if (load_u64(copy + L.ts_interp) != L.interp) return false;
+        expect = load_u64(copy + L.ts_next);
+    }
+    if (known && expect != 0) return false;
+    for (size_t i = 0; i < n; ++i) if (fresh_[i]) record(i, seen_[i].tstate);
+    // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
+    if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = load_u64(gil_.data() + L.gil_last_holder);
+    return true;
+}
+
+bool ThreadList::enumerate() {
+    overflowed_ = false;
+    gil_holder_ = 0;
+    const bool as_before = enumerate_as_before();
+    std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0);
+    if (as_before) return true;
+    since_all_ = 0;
+    count_ = 0;
+    uint64_t ts = 0;
+    if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
+    forget_visits();
+    while (ts != 0) {
+        if (count_ == max_ && max_ < bound_) grow();  // on the sampler thread, never per sample
+        if (count_ == max_) { overflowed_ = true; break; }
+        if ((ts & 7) != 0 || ts >= kMaxAddr || !first_visit(ts)) { count_ = 0; return false; }
+        uint8_t* copy = copies_.data() + count_ * L.ts_size;
+        // not ours: freed and reused
+        if (!reader_.read(ts, copy, L.ts_size) || load_u64(copy + L.ts_interp) != L.interp) { count_ = 0; return false; }
+        fresh_[count_] = 1;
+        record(count_++, ts);
+        ts = load_u64(copy + L.ts_next);
+    }
+    return true;
+}
+
+bool ThreadList::refresh(size_t i) {
+    ThreadSeen& t = seen_[i];
+    uint8_t* copy = copies_.data() + i * L.ts_size;
+    fresh_[i] = reader_.read(t.tstate, copy, L.ts_size) && load_u64(copy + L.ts_interp) == L.interp &&
+                load_u64(copy + L.ts_thread_id) == t.ident;
+    if (!fresh_[i]) since_all_ = kCopyAllEvery;  // its copy is now torn: never leave it stale
+    return fresh_[i] != 0;
+}
+
+}  // namespace spprof

@@ -1,0 +1,84 @@
+// The interpreter's thread states, copied, and which of them held the GIL.
+//
+// Safety contract: runs on the sampler thread only, without the GIL, and reads interpreter memory
+// only through SafeReader; its buffers are sized at construction and grow there, between
+// samples, when the process has more threads than they hold.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "layout.h"
+#include "native_ids.h"
+#include "safe_read.h"
+
+namespace spprof {
+
+struct ThreadSeen {
+    uint64_t tstate;
+    uint64_t ident;
+    uint32_t tid;           // 0 while the OS thread has not started or is unknown
+    uint64_t activity;      // its frame pointers: they change when it calls or returns
+    const uint8_t* copy;    // the copied thread state
+};
+
+class ThreadList {
+public:
+    // Room for `initial` thread states, doubled when a walk finds more, up to `bound`.
+    ThreadList(const spprof_layout& layout, SafeReader& reader, const NativeIds& ids, size_t initial, size_t bound);
+    // Copies every thread state of the interpreter. False when the list changed under the walk
+    // (a pointer failed a check, or a thread state came twice: one freed and reused as the new
+    // head can link the copies into a loop); the caller then skips the tick.
+    bool enumerate();
+    // Copies thread i's state again, for a walk to retry on fresher data, or for a thread whose
+    // copy was left stale. When that fails, the next enumerate() copies every thread state.
+    bool refresh(size_t i);
+    // Thread i of the current list need not be copied at the next enumerate(): its copy stays
+    // the last one: each page copied costs the kernel a page pin, and a server has many waiting
+    // threads. The marks last one enumerate().
+    void leave_stale(size_t i) { if (i < count_) stale_ok_[i] = 1; }
+    // Whether thread i's copy was taken by the last enumerate() or a refresh() since.
+    bool fresh(size_t i) const { return fresh_[i] != 0; }
+    size_t size() const { return count_; }
+    const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
+    // The last enumerate() stopped at `bound` thread states: the oldest threads were left out.
+    bool overflowed() const { return overflowed_; }
+    size_t capacity() const { return max_; }
+    // The thread state that held the GIL when the list was copied, 0 when it was free or not read.
+    // That thread was running Python code, not waiting in a system call.
+    uint64_t gil_holder() const { return gil_holder_; }
+
+private:
+    // Even with marks, every thread state is copied this often: a thread that exits between
+    // two uncopied neighbours is noticed then, and its stale entry dropped.
+    static constexpr unsigned kCopyAllEvery = 16;
+
+    bool enumerate_as_before();
+    void record(size_t i, uint64_t ts);
+    void grow();
+    // Thread states of this walk, to catch one seen twice: open addressing, cleared by epoch.
+    bool first_visit(uint64_t ts);
+    void forget_visits();
+
+    const spprof_layout& L;
+    SafeReader& reader_;
+    const NativeIds& ids_;
+    size_t max_;
+    const size_t bound_;
+    std::vector<uint8_t> copies_;
+    std::vector<uint8_t> gil_;
+    uint64_t gil_holder_ = 0;
+    std::vector<ThreadSeen> seen_;
+    std::vector<uint8_t> stale_ok_, fresh_;
+    unsigned since_all_ = 0;
+    std::vector<struct iovec> iov_local_, iov_remote_;
+    size_t count_ = 0;
+    bool overflowed_ = false;
+    std::vector<uint64_t> visited_;
+    std::vector<uint32_t> visited_epoch_;
+    uint32_t epoch_ = 0;
+};
+
+}  // namespace spprof

@@ -1,0 +1,62 @@
+// What the targets of fuzz_readers share: the inputs taken from the live interpreter (filled by
+// collect_inputs() in fuzz_readers.cpp), the generators of pointer-like words, and one entry
+// point per reader target, each in its own file here.
+#pragma once
+
+#include "harness.h"
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "layout.h"
+#include "safe_read.h"
+
+namespace fuzz {
+
+using harness::Rng;
+
+extern spprof_layout L;
+extern spprof::SafeReader R;
+extern std::atomic<uint64_t> g_heartbeat;  // one more per iteration: the watchdog sees progress
+extern std::atomic<const char*> g_target;
+
+struct RealTable { PyObject* code; std::vector<uint8_t> bytes; int firstlineno; int code_len; };
+struct RealStr { PyObject* obj; std::vector<uint8_t> bytes; bool is_str; bool compact; std::string expect; };
+struct RealThread { uint64_t tstate; uint64_t ident; };
+
+extern std::vector<RealTable> g_tables;
+extern std::vector<RealStr> g_strs;
+extern std::vector<std::vector<uint8_t>> g_bytes_objs;  // copies of real bytes objects (header + data)
+extern std::vector<uint64_t> g_codes;        // addresses of real code objects (kept alive by __main__.codes)
+extern std::vector<uint64_t> g_str_addrs, g_bytes_addrs;
+extern std::vector<uint64_t> g_real_frames;  // frames of the blocked threads
+extern std::vector<RealThread> g_threads;
+extern std::vector<uint64_t> g_bad;          // addresses that cannot be read, or wrap around
+extern void* g_guard_arena;                  // kArenaPages read-write pages, then a PROT_NONE page, then an unmapped one
+constexpr size_t kArenaPages = 16;
+extern size_t g_page;
+
+struct TargetStats { const char* name; uint64_t iterations = 0; double seconds = 0; std::map<std::string, uint64_t> notes; };
+
+bool valid_utf8(const std::string& s);
+uint64_t read_u64(uint64_t addr, bool& ok);
+void store_u64(uint8_t* p, uint64_t v);
+void store_i32(uint8_t* p, int32_t v);
+int64_t interesting_int(Rng& r);
+// A word that looks like what a thread state or a frame holds, or like garbage.
+uint64_t pool_word(Rng& r, uint64_t base, size_t size, const std::vector<uint64_t>* frames = nullptr);
+// A thread's chain as CPython links it, read the simple way (frames.cpp).
+std::vector<uint64_t> real_chain(const uint8_t* ts);
+
+// The targets: each runs until `deadline` (monotonic ns) or `max_iter` iterations.
+void fuzz_linetable(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+void fuzz_decode_str(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+void fuzz_symbols(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+void fuzz_reads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+
+}  // namespace fuzz
