@@ -8,7 +8,7 @@ import signal
 import sys
 
 import spprof
-from spprof import _native
+from spprof import _native, _session
 
 
 def spin(n=200_000):
@@ -19,7 +19,7 @@ def spin(n=200_000):
 
 
 def lock_held():
-    lock = spprof._lock
+    lock = _session._lock  # read each time: a fork replaces it
     return lock._is_owned() if hasattr(lock, "_is_owned") else lock.locked()
 
 
