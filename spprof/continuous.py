@@ -21,8 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
-from . import _native, _session, _threads
-from ._session import check_interval, check_options as check_start_options
+from . import _native, _threads
+from ._session import check_interval
+from ._session import check_options as check_start_options
+from ._session import start as start_sampling
+from ._session import stop as stop_sampling
 from .formats import pprof as _pprof
 from ._model import Profile
 from .folder_sink import FolderSink
@@ -224,7 +227,7 @@ class Session:
         if isinstance(self.sink, FolderSink):
             self.sink.remove_leftovers()
         engine_mb = max(1.0, self.options.memory_limit_mb - self.options.queue_bytes / (1024 * 1024))
-        _session.start(self.options.interval_ms, mode=self.options.mode, max_depth=self.options.max_depth,
+        start_sampling(self.options.interval_ms, mode=self.options.mode, max_depth=self.options.max_depth,
                        memory_limit_mb=engine_mb)
         self._exporter = threading.Thread(target=self._export_loop, name=OWN_THREADS[0], daemon=True)
         self._sender = threading.Thread(target=self._send_loop, name=OWN_THREADS[1], daemon=True)
@@ -246,7 +249,7 @@ class Session:
         except RuntimeError:  # stopped meanwhile (spprof.stop() from elsewhere)
             pass
         try:
-            _session.stop()  # what it returns is empty: the last cut took every sample
+            stop_sampling()  # what it returns is empty: the last cut took every sample
         except RuntimeError:
             pass
         with self._cond:
