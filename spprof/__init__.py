@@ -28,7 +28,9 @@ __all__ = ["start", "stop", "is_active", "stats", "Profiler", "profile", "Profil
 
 def __getattr__(name: str) -> Any:
     # Continuous profiling is imported on first use: it brings logging, sockets and HTTP along.
+    # (Not `from . import continuous`: that asks this very function for the attribute first.)
     if name in ("start_continuous", "stop_continuous", "continuous_stats", "continuous"):
-        from . import continuous
-        return continuous if name == "continuous" else getattr(continuous, name)
+        import importlib
+        module = importlib.import_module(".continuous", __name__)
+        return module if name == "continuous" else getattr(module, name)
     raise AttributeError(f"module 'spprof' has no attribute {name!r}")
