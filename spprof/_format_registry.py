@@ -44,4 +44,8 @@ def save(profile: Any, path: Any, format: Optional[str] = None) -> None:
     if written_in_place(path):
         FORMATS[fmt].write(profile, path)
         return
-    replace_whole(path, lambda tmp: FORMATS[fmt].write(profile, tmp))
+
+    def write(tmp: str) -> None:
+        FORMATS[fmt].write(profile, tmp)
+
+    replace_whole(path, write)
