@@ -31,7 +31,7 @@ from typing import Any, Dict, List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import spprof  # noqa: E402
-from spprof.save import FORMATS  # noqa: E402
+from spprof.formats import FORMATS  # noqa: E402
 
 THREADS = 100
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "save_speed_{}.json")

@@ -17,7 +17,7 @@ import pytest
 
 from save_speed import build_profile
 from spprof import _bench, _threads
-from spprof.save import FORMATS
+from spprof.formats import FORMATS
 
 EXPORT_SAMPLES = 50_000
 

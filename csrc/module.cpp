@@ -321,18 +321,24 @@ PYBIND11_MODULE(_native, m) {
         .def("sample_columns", &sample_columns)
         .def("trim", &ProfileData::trim, py::arg("root_symbols"), py::arg("threads"))
         .def("write_speedscope", [](const ProfileData& d, const py::bytes& path, const py::str& name,
-                                    const py::str& exporter) {
+                                    const py::str& exporter, const py::list& thread_labels) {
             const std::string where = path, title = utf8(name), by = utf8(exporter);
+            if (thread_labels.size() != d.threads.size()) throw py::value_error("one thread label per thread is needed");
+            std::vector<std::string> labels;
+            for (const py::handle& label : thread_labels) {
+                if (!py::isinstance<py::str>(label)) throw py::type_error("thread labels must be str");
+                labels.push_back(utf8(py::reinterpret_borrow<py::str>(label)));
+            }
             int error = 0;
             bool ok = false;
-            without_gil([&] { ok = write_speedscope(d, where, title, by, error); });
+            without_gil([&] { ok = write_speedscope(d, where, title, by, labels, error); });
             if (!ok) {  // OSError(errno, strerror, filename): FileNotFoundError and the like, as open() raises
                 errno = error;
                 PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, py::reinterpret_steal<py::object>(
                     PyUnicode_DecodeFSDefaultAndSize(where.data(), static_cast<Py_ssize_t>(where.size()))).ptr());
                 throw py::error_already_set();
             }
-        }, py::arg("path"), py::arg("name"), py::arg("exporter"));
+        }, py::arg("path"), py::arg("name"), py::arg("exporter"), py::arg("thread_labels"));
 
     m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"),
           py::arg("session") = py::none());

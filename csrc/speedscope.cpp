@@ -52,15 +52,10 @@ void str(W& w, const std::string& s) {
     w.RawValue(json.data(), json.size(), rapidjson::kStringType);
 }
 
-std::string thread_label(const ThreadEntry& t) {
-    std::string name = t.name.empty() ? "Thread" : t.name;
-    return name + " (tid " + std::to_string(t.native_tid) + ")";
-}
-
 }  // namespace
 
 bool write_speedscope(const ProfileData& d, const std::string& path, const std::string& name,
-                      const std::string& exporter, int& error) {
+                      const std::string& exporter, const std::vector<std::string>& thread_labels, int& error) {
     FILE* f = std::fopen(path.c_str(), "wb");
     if (f == nullptr) {
         error = errno;
@@ -98,7 +93,7 @@ bool write_speedscope(const ProfileData& d, const std::string& path, const std::
     for (size_t t = 0; t < d.threads.size(); ++t) {
         w.StartObject();
         key(w, "type"); w.String("sampled");
-        key(w, "name"); str(w, thread_label(d.threads[t]));
+        key(w, "name"); str(w, thread_labels[t]);
         key(w, "unit"); w.String("nanoseconds");
         key(w, "startValue"); w.Uint64(0);
         key(w, "endValue"); w.Uint64(end);

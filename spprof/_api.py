@@ -7,6 +7,9 @@ import warnings
 from types import TracebackType
 from typing import Any, Callable, Optional, Type, TypeVar, overload
 
+from . import _native
+from ._session import check_arguments, start_as, stop
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -15,22 +18,19 @@ class Profiler:
     afterwards (None while running). Arguments are checked here, before anything starts."""
 
     def __init__(self, interval_ms: float = 10, output_path: Any = None, **options: Any) -> None:
-        from . import _check_arguments
-        _check_arguments(interval_ms, output_path, options)
+        check_arguments(interval_ms, output_path, options)
         self.interval_ms = interval_ms
         self.output_path = output_path
         self.options = options
         self.profile: Any = None
 
     def __enter__(self) -> "Profiler":
-        from . import _start
         self.profile = None
-        _start(self.interval_ms, self.output_path, self.options, owner="scoped")
+        start_as(self.interval_ms, self.output_path, self.options, owner="scoped")
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        from . import stop
         try:
             self.profile = stop()
         except Exception as e:  # the save failed: the profile is still kept, on self and on the error
@@ -56,13 +56,11 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
     function's result still comes back; both warn (RuntimeWarning), the profile is kept on
     `last_profile`.
     """
-    from . import _check_arguments
-    _check_arguments(interval_ms, output_path, options)
+    check_arguments(interval_ms, output_path, options)
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from . import _native
             if _native.session() is not None:  # a profile is running (maybe this very function's): join it
                 return fn(*args, **kwargs)
             try:
@@ -99,7 +97,6 @@ def _warn(message: str) -> None:
 def _exit_quietly(p: Profiler, fn: Callable[..., Any]) -> None:
     """Stops the decorator's profile; a failure (the save) warns instead of replacing the
     function's result or exception."""
-    from . import stop
     try:
         p.profile = stop()
     except Exception as e:

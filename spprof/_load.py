@@ -1,49 +1,46 @@
 """Reads a profile back for `spprof report` and `spprof view`: a Speedscope file that spprof
-wrote, collapsed stacks, or a live Profile, all into one shape, stacks summed per thread."""
+wrote, or collapsed stacks, into the tables a live profile gives (spprof._tables)."""
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, DefaultDict, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
-if TYPE_CHECKING:
-    from ._model import Profile
+from ._tables import Tables
 
 # Speedscope's time units, in nanoseconds
 _UNIT_NS = {"nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000, "seconds": 1_000_000_000}
 _COLLAPSED_FRAME = re.compile(r"^(.*) \((.*):(\d+)\)$")
 
 
-@dataclass
-class Thread:
-    name: str
-    # stack (frame ids, root first) -> [samples, weight]
-    stacks: DefaultDict[Tuple[int, ...], List[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+class _Builder:
+    """Interns symbols and stacks as a file is read; frame ids stay the file's own."""
 
-    def add(self, stack: Tuple[int, ...], samples: int, weight: int) -> None:
-        entry = self.stacks[stack]
-        entry[0] += samples
-        entry[1] += weight
+    def __init__(self) -> None:
+        self.symbol_ids: Dict[Tuple[str, str], int] = {}
+        self.frames: List[Tuple[int, int]] = []
+        self.stack_ids: Dict[Tuple[int, ...], int] = {}
+        self.labels: List[str] = []
+        self.weight: List[int] = []
+        self.thread: List[int] = []
+        self.stack: List[int] = []
+        self.counts: List[int] = []
 
+    def frame(self, name: str, filename: str, line: int) -> int:
+        symbol = self.symbol_ids.setdefault((name, filename), len(self.symbol_ids))
+        self.frames.append((symbol, line))
+        return len(self.frames) - 1
 
-@dataclass
-class Loaded:
-    title: str
-    mode: str  # "cpu", "wall" or "" when the file does not say
-    unit: str  # "nanoseconds", or "samples" when weights are sample counts
-    frames: List[Tuple[str, str, int]]  # (function, file, line)
-    threads: List[Thread]
+    def row(self, stack: Tuple[int, ...], samples: int, weight: int) -> None:
+        self.thread.append(len(self.labels) - 1)
+        self.stack.append(self.stack_ids.setdefault(stack, len(self.stack_ids)))
+        self.counts.append(samples)
+        self.weight.append(weight)
 
-    def total(self) -> Tuple[int, int]:
-        """(samples, weight) over every thread."""
-        samples = weight = 0
-        for t in self.threads:
-            for n, w in t.stacks.values():
-                samples += n
-                weight += w
-        return samples, weight
+    def tables(self, title: str, mode: str, unit: str) -> Tables:
+        return Tables([(name, filename, 0) for name, filename in self.symbol_ids], self.frames, list(self.stack_ids),
+                      [(0, 0, label) for label in self.labels], self.labels, [0] * len(self.stack), self.weight,
+                      self.thread, self.stack, self.counts, 0, 0, 0, 0, title, mode, unit)
 
 
 def _mode_of(title: str) -> str:
@@ -51,19 +48,7 @@ def _mode_of(title: str) -> str:
     return m.group(1) if m else ""
 
 
-def from_profile(profile: "Profile") -> Loaded:
-    from ._tables import tables
-    tab = tables(profile)
-    frames = [(tab.symbols[s][0], tab.symbols[s][1], line) for s, line in tab.frames]
-    # Named as the Speedscope writer names its profiles, so a file and its HTML agree.
-    threads = [Thread(f"{name or 'Thread'} (tid {native_id})") for _, native_id, name in tab.threads]
-    for th, st, w in zip(tab.thread, tab.stack, tab.weight_ns):
-        threads[th].add(tab.stacks[st], 1, w)
-    from .speedscope import _title
-    return Loaded(_title(profile), profile.mode, "nanoseconds", frames, threads)
-
-
-def load(path: str) -> Loaded:
+def load(path: str) -> Tables:
     """Raises ValueError when the file is neither a sampled Speedscope file nor collapsed stacks."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -82,34 +67,33 @@ def load(path: str) -> Loaded:
     return _from_collapsed(text, path)
 
 
-def _from_speedscope(doc: Any, path: str) -> Loaded:
+def _from_speedscope(doc: Any, path: str) -> Tables:
     if not isinstance(doc, dict) or not isinstance(doc.get("shared"), dict) or not isinstance(doc.get("profiles"), list):
         raise ValueError(f"{path} is JSON but not a Speedscope file (no shared frames or profiles)")
-    frames = [(str(f.get("name", "?")), str(f.get("file", "")), int(f.get("line", 0) or 0))
-              for f in doc["shared"].get("frames", [])]
+    out = _Builder()
+    for f in doc["shared"].get("frames", []):
+        out.frame(str(f.get("name", "?")), str(f.get("file", "")), int(f.get("line", 0) or 0))
     units = {p.get("unit", "none") for p in doc["profiles"]}
     # Mixed or unitless weights cannot be summed as time: count samples then.
     by_time = units <= set(_UNIT_NS) and len(units) <= 1
-    threads = []
     for i, p in enumerate(doc["profiles"]):
         if p.get("type") != "sampled":
             raise ValueError(f"{path}: profile {i} is {p.get('type')!r}; spprof reads sampled profiles only")
-        thread = Thread(str(p.get("name", f"profile {i}")))
+        out.labels.append(str(p.get("name", f"profile {i}")))
         factor = _UNIT_NS.get(p.get("unit", "none"), 1)
         samples, weights = p.get("samples", []), p.get("weights", [])
         if len(samples) != len(weights):
             raise ValueError(f"{path}: profile {i} has {len(samples)} samples but {len(weights)} weights")
         for stack, w in zip(samples, weights):
-            thread.add(tuple(stack), 1, int(round(w * factor)) if by_time else 1)
-        threads.append(thread)
+            out.row(tuple(stack), 1, int(round(w * factor)) if by_time else 1)
     title = str(doc.get("name", ""))
-    return Loaded(title, _mode_of(title), "nanoseconds" if by_time else "samples", frames, threads)
+    return out.tables(title, _mode_of(title), "nanoseconds" if by_time else "samples")
 
 
-def _from_collapsed(text: str, path: str) -> Loaded:
+def _from_collapsed(text: str, path: str) -> Tables:
     ids: Dict[str, int] = {}
-    frames: List[Tuple[str, str, int]] = []
-    thread = Thread("all threads")
+    out = _Builder()
+    out.labels.append("all threads")
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -120,8 +104,7 @@ def _from_collapsed(text: str, path: str) -> Loaded:
         for part in stack_text.split(";"):
             if part not in ids:
                 m = _COLLAPSED_FRAME.match(part)
-                ids[part] = len(frames)
-                frames.append((m.group(1), m.group(2), int(m.group(3))) if m else (part, "", 0))
+                ids[part] = out.frame(m.group(1), m.group(2), int(m.group(3))) if m else out.frame(part, "", 0)
             stack.append(ids[part])
-        thread.add(tuple(stack), int(count), int(count))
-    return Loaded(f"collapsed stacks from {path}", "", "samples", frames, [thread])
+        out.row(tuple(stack), int(count), int(count))
+    return out.tables(f"collapsed stacks from {path}", "", "samples")

@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import _format_registry
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -112,17 +114,18 @@ class Profile:
         n = len(self._data) if self._samples is None and self._data is not None else len(self.samples)
         return f"<spprof.Profile {n} samples, {self.interval_ms} ms, {self.mode} mode>"
 
+    # The exporters are reached through the registry that spprof.formats fills: they depend on
+    # the model, never the reverse.
     def to_speedscope(self) -> Dict[str, Any]:
-        from .speedscope import to_dict
-        return to_dict(self)
+        result: Dict[str, Any] = _format_registry.FORMATS["speedscope"].to_dict(self)
+        return result
 
     def to_collapsed(self, *, merge_lines: bool = False, thread_root: bool = False) -> str:
-        from .collapsed import to_text
-        return to_text(self, merge_lines=merge_lines, thread_root=thread_root)
+        text: str = _format_registry.FORMATS["collapsed"].to_text(self, merge_lines=merge_lines, thread_root=thread_root)
+        return text
 
     def save(self, path: Any, format: Optional[str] = None) -> None:
-        from .save import save
-        save(self, path, format)
+        _format_registry.save(self, path, format)
 
 
 def _build_samples(data: Any) -> List[Sample]:

@@ -14,9 +14,8 @@ import zipfile
 from importlib.machinery import SourceFileLoader
 from typing import Any, Callable, List, Optional
 
-import spprof
-
-from . import save as _save
+from . import _format_registry, _session
+from ._model import Profile
 
 # How to look at each format, for the message after a run
 OPEN_HINTS = {
@@ -33,12 +32,12 @@ OWN_THREADS = ("spprof-status", "spprof-duration")
 
 def _is_launcher(name: str, file: str) -> bool:
     path = file.replace("\\", "/")
-    return (path.endswith(("/spprof/cli.py", "/spprof/_run.py", "/spprof/__main__.py", "/spprof/__init__.py",
+    return (path.endswith(("/spprof/cli.py", "/spprof/_run.py", "/spprof/__main__.py", "/spprof/_session.py",
                            "/runpy.py"))
             or path == "<frozen runpy>" or (name == "<module>" and os.path.basename(path) == "spprof"))
 
 
-def trim_own_frames(profile: "spprof.Profile") -> None:
+def trim_own_frames(profile: Profile) -> None:
     """Stacks start at the program, as they would under plain python: the frames of `spprof run`
     and runpy beneath it go, and so do the samples of spprof's own threads, before any format
     is written."""
@@ -81,7 +80,7 @@ class Session:
         self._pid = os.getpid()
 
     def start(self) -> None:
-        spprof._start(self.interval_ms, None, {"mode": self.mode}, owner="run")
+        _session.start_as(self.interval_ms, None, {"mode": self.mode}, owner="run")
         # A program that sets its own SIGTERM handler later replaces this one, as it should.
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -99,7 +98,7 @@ class Session:
 
     def _status_loop(self) -> None:
         while not self._status_stop.wait(0.5):
-            st = spprof.stats()
+            st = _session.stats()
             if st is None:
                 break
             sys.stderr.write(f"\r\x1b[2Kspprof: {st.duration_ms / 1000:.1f} s, {st.collected_samples} samples, "
@@ -127,13 +126,13 @@ class Session:
                 self._timer.cancel()
             self._stop_status()
             try:
-                profile = spprof._stop("run")
+                profile = _session.stop_as("run")
             except RuntimeError:
                 sys.stderr.write("spprof: the program stopped the profiler itself; nothing saved\n")
                 return
             trim_own_frames(profile)
             try:
-                _save.save(profile, self.path, self.fmt)
+                _format_registry.save(profile, self.path, self.fmt)
             except OSError as e:
                 sys.stderr.write(f"spprof: could not write {self.path}: {e}\n")
                 return

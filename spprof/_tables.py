@@ -1,41 +1,84 @@
-"""The interned tables the exporters read: the native profile's own tables when there are any,
-otherwise the same shape built from `Profile.samples` (a Profile made by hand)."""
+"""The one shape every exporter and `spprof report`/`view` read: interned symbols, frames, stacks
+and threads, and one row per sample. A live profile gives its native tables (or, made by hand,
+tables built from `Profile.samples`); a file read back (spprof._load) gives the same shape."""
 from __future__ import annotations
 
 import array
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     from ._model import Frame, Profile
+
+
+def thread_label(name: str, native_id: int, tid: str = "tid ") -> str:
+    """A thread as shown to people: `name (tid 123)`, as Speedscope and HTML name their threads;
+    collapsed stacks' thread roots leave the "tid " out."""
+    return f"{name or 'Thread'} ({tid}{native_id})"
+
+
+def profile_title(profile: "Profile") -> str:
+    """The name a profile carries in the files it is saved to."""
+    return f"spprof {profile.mode} profile, {profile.interval_ms:g} ms, {profile.start_time.isoformat()}"
 
 
 class Tables(NamedTuple):
     symbols: List[Tuple[str, str, int]]  # (name, filename, first line of the code; 0 if unknown)
     frames: List[Tuple[int, int]]  # (symbol, line)
     stacks: List[Tuple[int, ...]]  # frame ids, root first
-    threads: List[Tuple[int, int, str]]  # (ident, native id, name)
-    # One entry per sample, in the native order (time order within each thread)
-    t_ns: "array.array[int]"  # monotonic
-    weight_ns: "array.array[int]"
-    thread: "array.array[int]"
-    stack: "array.array[int]"
+    threads: List[Tuple[int, int, str]]  # (ident, native id, name); 0 when a file did not say
+    labels: List[str]  # each thread as shown, thread_label() unless a file named it otherwise
+    # One entry per row, in the native order (time order within each thread)
+    t_ns: Sequence[int]  # monotonic; 0 when read from a file
+    weight_ns: Sequence[int]  # nanoseconds, or samples when unit is "samples"
+    thread: Sequence[int]
+    stack: Sequence[int]
+    counts: Optional[Sequence[int]]  # samples a row stands for; None: one each
     start_ns: int  # monotonic time of start(), on the clock of t_ns
     end_ns: int
     start_unix_ns: int
     interval_ns: int
+    title: str
+    mode: str  # "cpu", "wall" or "" when a file does not say
+    unit: str  # "nanoseconds", or "samples" when weights are sample counts
+
+    def located_frames(self) -> List[Tuple[str, str, int]]:
+        """(function, file, line) of each frame id."""
+        return [(self.symbols[s][0], self.symbols[s][1], line) for s, line in self.frames]
+
+    def count(self, row: int) -> int:
+        return 1 if self.counts is None else self.counts[row]
+
+    def by_thread(self) -> List[Dict[Tuple[int, ...], List[int]]]:
+        """Per thread: stack (frame ids) -> [samples, weight], in the order of first rows."""
+        out: List[Dict[Tuple[int, ...], List[int]]] = [{} for _ in self.threads]
+        for row, (th, st, w) in enumerate(zip(self.thread, self.stack, self.weight_ns)):
+            stack = self.stacks[st]
+            entry = out[th].get(stack)
+            if entry is None:
+                entry = out[th][stack] = [0, 0]
+            entry[0] += self.count(row)
+            entry[1] += w
+        return out
+
+    def total(self) -> Tuple[int, int]:
+        """(samples, weight) over every row."""
+        samples = len(self.stack) if self.counts is None else sum(self.counts)
+        return samples, sum(self.weight_ns)
 
 
 def tables(profile: "Profile") -> Tables:
     interval_ns = int(round(profile.interval_ms * 1e6))
     data = profile._data
-    if data is not None:
-        t, w, th, st = data.sample_columns()
-        return Tables(
-            data.symbols(), data.frames(), data.stacks(), data.threads(),
-            array.array("Q", t), array.array("Q", w), array.array("I", th), array.array("I", st),
-            data.start_ns, data.end_ns, data.start_unix_ns, interval_ns,
-        )
-    return _from_samples(profile, interval_ns)
+    if data is None:
+        return _from_samples(profile, interval_ns)
+    t, w, th, st = data.sample_columns()
+    threads = data.threads()
+    return Tables(
+        data.symbols(), data.frames(), data.stacks(), threads, [thread_label(n, i) for _, i, n in threads],
+        array.array("Q", t), array.array("Q", w), array.array("I", th), array.array("I", st), None,
+        data.start_ns, data.end_ns, data.start_unix_ns, interval_ns,
+        profile_title(profile), profile.mode, "nanoseconds",
+    )
 
 
 def _from_samples(profile: "Profile", interval_ns: int) -> Tables:
@@ -64,5 +107,7 @@ def _from_samples(profile: "Profile", interval_ns: int) -> Tables:
     start_ns = min(t) if t else 0
     return Tables(
         [(name, filename, 0) for name, filename in symbols], list(frames), stack_frames, list(threads),
-        t, w, th, st, start_ns, max(start_ns + duration_ns, max(t) if t else 0), start_unix_ns, interval_ns,
+        [thread_label(name, native_id) for _, native_id, name in threads], t, w, th, st, None,
+        start_ns, max(start_ns + duration_ns, max(t) if t else 0), start_unix_ns, interval_ns,
+        profile_title(profile), profile.mode, "nanoseconds",
     )

@@ -42,8 +42,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parsers(prog: str) -> Tuple[_Parser, _Parser]:
-    from .save import FORMATS
-    from . import __version__
+    from ._format_registry import FORMATS
+    from ._version import __version__
     parser = _Parser(prog=prog, description="spprof: an in-process sampling profiler for Python.",
                      epilog="Run `%(prog)s COMMAND --help` for a command's options and examples.")
     parser.add_argument("--version", action="version", version=f"spprof {__version__}")
@@ -127,10 +127,9 @@ def _program_name(ns: argparse.Namespace) -> str:
 def _cmd_run(ns: argparse.Namespace) -> int:
     import importlib.util
 
-    import spprof
-
     from . import _run
-    from .save import FORMATS, format_for
+    from ._format_registry import FORMATS, format_for
+    from ._session import check_output_path
     p: _Parser = ns.parser
     if ns.script is None and ns.module is None:
         p.error("missing script: give `script.py [args...]` or `-m module [args...]`")
@@ -169,7 +168,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if not 1 <= ns.interval <= 1000:
         p.error(f"-i/--interval must be in [1, 1000] ms, got {ns.interval:g}")
     try:
-        where = spprof._check_output_path(path) or path  # absolute: the program may change folder
+        where = check_output_path(path) or path  # absolute: the program may change folder
     except OSError as e:
         p.error(str(e))
     session = _run.Session(where, fmt, ns.interval, ns.mode, ns.duration, shown=path)
@@ -209,9 +208,9 @@ def _function_stats(frames: List[Tuple[str, str, int]], stacks: Iterable[Tuple[T
     return self_, total, all_n, all_w
 
 
-def _report_rows(data: Any, stacks: Iterable[Tuple[Tuple[int, ...], List[int]]], by: str, limit: int,
-                 grand_w: int) -> List[Dict[str, Any]]:
-    self_, total, _, _ = _function_stats(data.frames, stacks)
+def _report_rows(frames: List[Tuple[str, str, int]], stacks: Iterable[Tuple[Tuple[int, ...], List[int]]], by: str,
+                 limit: int, grand_w: int) -> List[Dict[str, Any]]:
+    self_, total, _, _ = _function_stats(frames, stacks)
     order = self_ if by == "self" else total
     keys = sorted(total, key=lambda k: (-order[k][1] if k in order else 0, -total[k][1], k))
     if limit > 0:
@@ -279,17 +278,18 @@ def _cmd_report(ns: argparse.Namespace) -> int:
         width = shutil.get_terminal_size().columns
         bold = "NO_COLOR" not in os.environ
         amount = f"{_human(grand_w)} of {what}, " if timed else ""
-        print(f"{data.title}\n{grand_n} samples, {amount}{len(data.threads)} thread(s); "
+        print(f"{data.title}\n{grand_n} samples, {amount}{len(data.labels)} thread(s); "
               f"functions by {ns.by} time, percentages of the whole profile")
     groups: List[Tuple[Optional[str], Iterable[Tuple[Tuple[int, ...], List[int]]]]]
+    per_thread = list(zip(data.labels, data.by_thread()))
     if ns.threads:
-        weights = {id(t): sum(w for _, w in t.stacks.values()) for t in data.threads}
-        ordered = sorted(data.threads, key=lambda t: -weights[id(t)])
-        groups = [(t.name, list(t.stacks.items())) for t in ordered]
+        ordered = sorted(per_thread, key=lambda t: -sum(w for _, w in t[1].values()))
+        groups = [(label, list(stacks.items())) for label, stacks in ordered]
     else:
-        groups = [(None, [item for t in data.threads for item in t.stacks.items()])]
+        groups = [(None, [item for _, stacks in per_thread for item in stacks.items()])]
+    frames = data.located_frames()
     for i, (thread, stacks) in enumerate(groups):
-        rows = _report_rows(data, stacks, ns.by, ns.n, grand_w)
+        rows = _report_rows(frames, stacks, ns.by, ns.n, grand_w)
         if tty:
             if thread is not None:
                 share = sum(w for _, (_, w) in stacks)
@@ -315,15 +315,14 @@ def _html_name(path: str) -> str:
 
 
 def _cmd_view(ns: argparse.Namespace) -> int:
-    import spprof
-
     from ._load import load
-    from .html import write_loaded
+    from ._session import check_output_path
+    from .formats.html import write_tables
     out = ns.output or _html_name(ns.file)
     try:
         data = load(ns.file)
-        spprof._check_output_path(out)
-        write_loaded(data, out)
+        check_output_path(out)
+        write_tables(data, out)
     except (OSError, ValueError) as e:
         sys.stderr.write(f"{ns.parser.prog}: error: {e}\n")
         return 1

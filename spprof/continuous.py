@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from . import _native, _threads
-from . import pprof as _pprof
+from ._session import check_interval
+from ._session import check_options as check_start_options
+from ._session import start as start_sampling
+from ._session import stop as stop_sampling
+from .formats import pprof as _pprof
 from ._model import Profile
 from .folder_sink import FolderSink
 from .pyroscope import PyroscopeSink, SendError, check_app_name, check_tags, check_url, parse_tags
@@ -90,7 +94,6 @@ def check_options(app_name: Any, *, push_url: Any = None, output_dir: Any = None
                   headers: Any = None, flush_timeout_s: Any = 2.0, timeout_s: Any = 10.0, max_files: Any = 100,
                   max_mb: Any = 100, queue_mb: Any = None) -> Options:
     """Every option of start_continuous(), checked before anything starts."""
-    from . import _check_options, _check_interval
     check_app_name(app_name)
     if (push_url is None) == (output_dir is None):
         raise ValueError("give exactly one of push_url (a Pyroscope server) and output_dir (a folder)")
@@ -103,8 +106,8 @@ def check_options(app_name: Any, *, push_url: Any = None, output_dir: Any = None
         if not os.access(output_dir, os.W_OK | os.X_OK):
             raise PermissionError(f"output_dir {output_dir!r} is not writable")
     user_tags = check_tags(tags or {})
-    interval = _check_interval(interval_ms)
-    opts = _check_options({"mode": mode, "max_depth": max_depth, "memory_limit_mb": memory_limit_mb})
+    interval = check_interval(interval_ms)
+    opts = check_start_options({"mode": mode, "max_depth": max_depth, "memory_limit_mb": memory_limit_mb})
     if basic_auth is not None:
         if (not isinstance(basic_auth, (tuple, list)) or len(basic_auth) != 2
                 or not all(isinstance(x, str) for x in basic_auth)):
@@ -221,12 +224,11 @@ class Session:
     # -- life
 
     def start(self) -> None:
-        import spprof
         if isinstance(self.sink, FolderSink):
             self.sink.remove_leftovers()
         engine_mb = max(1.0, self.options.memory_limit_mb - self.options.queue_bytes / (1024 * 1024))
-        spprof.start(self.options.interval_ms, mode=self.options.mode, max_depth=self.options.max_depth,
-                     memory_limit_mb=engine_mb)
+        start_sampling(self.options.interval_ms, mode=self.options.mode, max_depth=self.options.max_depth,
+                       memory_limit_mb=engine_mb)
         self._exporter = threading.Thread(target=self._export_loop, name=OWN_THREADS[0], daemon=True)
         self._sender = threading.Thread(target=self._send_loop, name=OWN_THREADS[1], daemon=True)
         self._exporter.start()
@@ -235,7 +237,6 @@ class Session:
     def stop(self, timeout_s: Optional[float]) -> Dict[str, Any]:
         """Cuts the last window, stops sampling, and gives the sender until the deadline to send
         what is queued; what is left then is dropped (counted). Returns the final stats."""
-        import spprof
         deadline = time.monotonic() + (self.options.flush_timeout_s if timeout_s is None else timeout_s)
         self._stop_cutting.set()
         if self._exporter is not None and self._exporter is not threading.current_thread():
@@ -248,7 +249,7 @@ class Session:
         except RuntimeError:  # stopped meanwhile (spprof.stop() from elsewhere)
             pass
         try:
-            spprof.stop()  # what it returns is empty: the last cut took every sample
+            stop_sampling()  # what it returns is empty: the last cut took every sample
         except RuntimeError:
             pass
         with self._cond:

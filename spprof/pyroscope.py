@@ -177,7 +177,7 @@ class PyroscopeSink:
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
     return __version__
 
 

@@ -54,11 +54,12 @@ def without_spprof_lines(stderr):
 
 def top_function(path):
     data = load(str(path))
+    frames = data.located_frames()
     weights = {}
-    for t in data.threads:
-        for stack, (_, w) in t.stacks.items():
+    for stacks in data.by_thread():
+        for stack, (_, w) in stacks.items():
             if stack:
-                name = data.frames[stack[-1]][0]
+                name = frames[stack[-1]][0]
                 weights[name] = weights.get(name, 0) + w
     return max(weights, key=weights.get)
 
@@ -164,7 +165,7 @@ def test_wall_mode(tmp_path):
     assert load(str(out)).mode == "wall" and top_function(out) == HOT
     # spprof's own --duration thread, sampled in wall mode, is left out of the file
     assert "spprof-duration" not in out.read_text()
-    assert [t.name.split(" ")[0] for t in load(str(out)).threads] == ["MainThread"]
+    assert [label.split(" ")[0] for label in load(str(out)).labels] == ["MainThread"]
 
 
 # ---- output names and formats
@@ -182,7 +183,7 @@ def test_default_name_is_printed_with_how_to_open_it(tmp_path, fmt, ext):
 
 
 def test_every_format_of_the_registry_can_be_written(tmp_path):
-    from spprof.save import FORMATS
+    from spprof.formats import FORMATS
     for name, module in FORMATS.items():
         out = tmp_path / f"p{module.EXTENSIONS[0]}"
         proc = spprof_cmd("run", "-o", out, PROGRAM, "--burn", "0.1", cwd=tmp_path)
@@ -410,24 +411,28 @@ def test_view_converts_speedscope_and_its_search_and_thread_selector_work(hot_pr
     assert default.returncode == 0 and hot_profile.with_suffix(".html").exists()
 
 
+def page_of(tmp_path, title, frames, threads):
+    """The HTML page of a Speedscope file: frames as (name, file, line), threads as
+    (name, [(stack, weight_ns), ...]) with one entry per sample."""
+    from spprof.formats.html import render
+    doc = {"name": title, "shared": {"frames": [{"name": n, "file": f, "line": line} for n, f, line in frames]},
+           "profiles": [{"type": "sampled", "name": name, "unit": "nanoseconds",
+                         "samples": [list(s) for s, _ in samples], "weights": [w for _, w in samples]}
+                        for name, samples in threads]}
+    path = tmp_path / "page-source.json"
+    path.write_text(json.dumps(doc))
+    return render(load(str(path)))
+
+
 def test_names_cannot_break_out_of_the_data(tmp_path):
-    from spprof._load import Loaded, Thread
-    from spprof.html import render
     evil = "</script><script>document.title='pwned'</script>"
-    t = Thread("t </script>")
-    t.add((0,), 1, 1)
-    page = render(Loaded(evil, "cpu", "nanoseconds", [(evil, "/x.py", 1)], [t]))
+    page = page_of(tmp_path, evil, [(evil, "/x.py", 1)], [("t </script>", [((0,), 1)])])
     assert page.count("</script>") == 2 and "<script>document" not in page
 
 
 def test_html_click_on_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
-    from spprof._load import Loaded, Thread
-    from spprof.html import render
-    t = Thread("MainThread (tid 1)")
-    t.add((0, 1), 3, 3_000_000)
-    t.add((0, 2), 1, 1_000_000)
-    page = render(Loaded("zoom test", "cpu", "nanoseconds", [("a", "/a.py", 1), ("b", "/a.py", 2), ("c", "/a.py", 3)],
-                         [t]))
+    page = page_of(tmp_path, "spprof cpu profile: zoom test", [("a", "/a.py", 1), ("b", "/a.py", 2), ("c", "/a.py", 3)],
+                   [("MainThread (tid 1)", [((0, 1), 1_000_000)] * 3 + [((0, 2), 1_000_000)])])
     # The test's own copy clicks "b", notes the widths, presses Escape and notes them again.
     probe = """<script>
     const widths = () => [...document.querySelectorAll("#graph .f")].map(e => e.textContent + "=" + e.style.width);

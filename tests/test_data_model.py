@@ -8,7 +8,7 @@ import pytest
 
 import spprof
 from conftest import spin
-from spprof.save import FORMATS
+from spprof.formats import FORMATS
 
 
 def test_profile_fields_and_immutability():

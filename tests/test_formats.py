@@ -18,7 +18,7 @@ import pytest
 
 import spprof
 from spprof import Frame, Profile, Sample
-from spprof.save import FORMATS, format_for
+from spprof.formats import FORMATS, format_for
 
 # ---------------------------------------------------------------- workloads
 
@@ -162,7 +162,7 @@ def test_collapsed_default_frames_are_function_file_line(cpu_profile):
     assert sum(stacks.values()) == len(cpu_profile.samples)
     hot = f"hot_function ({__file__}:"
     assert any(stack[-1].startswith(hot) and re.fullmatch(r".*:\d+\)", stack[-1]) for stack in stacks)
-    assert cpu_profile.to_collapsed() == spprof.collapsed.to_text(cpu_profile, merge_lines=False, thread_root=False)
+    assert cpu_profile.to_collapsed() == spprof.formats.collapsed.to_text(cpu_profile, merge_lines=False, thread_root=False)
 
 
 def test_collapsed_merge_lines(cpu_profile):

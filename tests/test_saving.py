@@ -7,7 +7,7 @@ import pytest
 
 import spprof
 from conftest import spin
-from spprof import save as save_module
+from spprof import formats as save_module
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import sys
 import time
 
 import spprof
-from spprof import save
+from spprof import formats
 
 spprof.start(interval_ms=1)
 sum(range(1_000_000))
@@ -17,5 +17,5 @@ def never_finishes(profile, path):
     time.sleep(600)
 
 
-save.FORMATS["collapsed"].write = never_finishes
+formats.FORMATS["collapsed"].write = never_finishes
 profile.save(sys.argv[1])

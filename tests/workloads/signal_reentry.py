@@ -8,12 +8,12 @@ import signal
 import sys
 
 import spprof
-from spprof import _native
+from spprof import _native, _session
 from busy import spin
 
 
 def lock_held():
-    lock = spprof._lock
+    lock = _session._lock  # read each time: a fork replaces it
     return lock._is_owned() if hasattr(lock, "_is_owned") else lock.locked()
 
 

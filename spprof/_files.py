@@ -1,23 +1,11 @@
-"""Profile.save: picks the format, writes to a temporary file beside the target and renames it,
-so a failed or interrupted save never leaves half a file."""
+"""Files spprof writes: paths as str, its own temporary files (and the stale ones a killed save
+left), and the write-then-rename that keeps a target whole."""
 from __future__ import annotations
 
-import errno
 import os
 import re
 import tempfile
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Dict, Optional
-
-from . import chrome_trace, collapsed, html, pprof, speedscope
-
-if TYPE_CHECKING:
-    from ._model import Profile
-
-# Each format is one module with EXTENSIONS (lower case, most specific first) and
-# write(profile, path). The first format is the default for an unknown extension.
-FORMATS: Dict[str, ModuleType] = {"speedscope": speedscope, "collapsed": collapsed, "pprof": pprof,
-                                   "chrome_trace": chrome_trace, "html": html}
+from typing import Any, Callable
 
 
 def path_str(path: Any, name: str = "path") -> str:
@@ -73,34 +61,12 @@ def written_in_place(path: str) -> bool:
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
 
-def format_for(path: str, format: Optional[str]) -> str:
-    if format is not None and not isinstance(format, str):
-        raise TypeError(f"format must be a str, one of {', '.join(sorted(FORMATS))}; not {type(format).__name__}")
-    if format is not None:
-        if format not in FORMATS:
-            raise ValueError(f"unknown format {format!r}; known formats: {', '.join(sorted(FORMATS))}")
-        return format
-    lower = path.lower()
-    # The longest matching extension wins, so ".trace.json" is not taken for ".json".
-    best, best_len = "speedscope", 0
-    for name, module in FORMATS.items():
-        for ext in module.EXTENSIONS:
-            if lower.endswith(ext) and len(ext) > best_len:
-                best, best_len = name, len(ext)
-    return best
-
-
-def save(profile: "Profile", path: Any, format: Optional[str] = None) -> None:
-    path = path_str(path)
-    fmt = format_for(path, format)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "cannot save a profile over a directory", path)
-    if written_in_place(path):
-        FORMATS[fmt].write(profile, path)
-        return
+def replace_whole(path: str, write: Callable[[str], None]) -> None:
+    """Calls write(tmp) on a temporary file beside `path`, then renames it over `path`: a failed
+    or interrupted write never leaves half a file, and the old file stays whole."""
     tmp = temp_file(os.path.dirname(os.path.abspath(path)))
     try:
-        FORMATS[fmt].write(profile, tmp)
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

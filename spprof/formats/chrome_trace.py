@@ -10,11 +10,12 @@ import os
 import sys
 from typing import TYPE_CHECKING, Dict, Iterator, List, Tuple
 
-from ._tables import tables
+from .._tables import tables
 
 if TYPE_CHECKING:
-    from ._model import Profile
+    from .._model import Profile
 
+NAME = "chrome_trace"
 EXTENSIONS = (".trace.json",)
 
 

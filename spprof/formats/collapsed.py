@@ -4,11 +4,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Dict, List, Tuple
 
-from ._tables import tables
+from .._tables import tables, thread_label
 
 if TYPE_CHECKING:
-    from ._model import Profile
+    from .._model import Profile
 
+NAME = "collapsed"
 EXTENSIONS = (".collapsed", ".folded")
 
 
@@ -25,19 +26,15 @@ def frame_text(name: str, filename: str, line: int, merge_lines: bool = False) -
     return _clean(f"{name} ({filename})" if merge_lines else f"{name} ({filename}:{line})")
 
 
-def thread_text(name: str, native_id: int) -> str:
-    return _clean(f"{name or 'Thread'} ({native_id})")
-
-
 def to_text(profile: "Profile", *, merge_lines: bool = False, thread_root: bool = False) -> str:
     """merge_lines: one frame per function instead of per line; thread_root: the thread
     (`name (native id)`) as the root frame of each stack."""
     tab = tables(profile)
-    texts = [frame_text(tab.symbols[s][0], tab.symbols[s][1], line, merge_lines) for s, line in tab.frames]
+    texts = [frame_text(name, filename, line, merge_lines) for name, filename, line in tab.located_frames()]
     stack_texts = [tuple(texts[i] for i in stack) for stack in tab.stacks]
     counts: Dict[Tuple[str, ...], int] = Counter()
     if thread_root:
-        roots = [thread_text(name, native_id) for _, native_id, name in tab.threads]
+        roots = [_clean(thread_label(name, native_id, tid="")) for _, native_id, name in tab.threads]
         per_pair: Dict[Tuple[int, int], int] = Counter(zip(tab.thread, tab.stack))
         for (th, st), n in per_pair.items():
             counts[(roots[th],) + stack_texts[st]] += n

@@ -6,11 +6,12 @@ import gzip
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Dict, List, Tuple
 
-from ._tables import tables
+from .._tables import tables
 
 if TYPE_CHECKING:
-    from ._model import Profile
+    from .._model import Profile
 
+NAME = "pprof"
 EXTENSIONS = (".pb.gz", ".pprof")
 
 # Field numbers of profile.proto

@@ -8,37 +8,38 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from ._load import Loaded, from_profile
+from .._tables import Tables, tables
 
 if TYPE_CHECKING:
-    from ._model import Profile
+    from .._model import Profile
 
+NAME = "html"
 EXTENSIONS = (".html", ".htm")
 
 
 def write(profile: "Profile", path: str) -> None:
-    write_loaded(from_profile(profile), path)
+    write_tables(tables(profile), path)
 
 
-def write_loaded(data: Loaded, path: str) -> None:
+def write_tables(tab: Tables, path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        f.write(render(data))
+        f.write(render(tab))
 
 
-def render(data: Loaded) -> str:
+def render(tab: Tables) -> str:
     payload = {
-        "title": data.title,
-        "mode": data.mode,
-        "unit": data.unit,
-        "frames": data.frames,
+        "title": tab.title,
+        "mode": tab.mode,
+        "unit": tab.unit,
+        "frames": tab.located_frames(),
         "threads": [
-            {"name": t.name, "stacks": [[list(stack), n, w] for stack, (n, w) in t.stacks.items()]}
-            for t in data.threads
+            {"name": label, "stacks": [[list(stack), n, w] for stack, (n, w) in stacks.items()]}
+            for label, stacks in zip(tab.labels, tab.by_thread())
         ],
     }
     # "<" only occurs inside JSON strings, where \u003c means the same: no name can close the tag.
     blob = json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c")
-    fill = {"TITLE": html.escape(data.title or "spprof profile"), "DATA": blob}
+    fill = {"TITLE": html.escape(tab.title or "spprof profile"), "DATA": blob}
     # One pass, so a title that reads "%DATA%" stays text.
     return re.sub(r"%(TITLE|DATA)%", lambda m: fill[m.group(1)], _PAGE)
 
