@@ -23,4 +23,7 @@ inline uint64_t mix64(uint64_t h, uint64_t v) {
 // The end of user space on x86-64 and aarch64: a pointer read from a copy at or above it is torn.
 constexpr uint64_t kMaxAddr = 0x0000800000000000ull;
 
+// A pointer read from a copy that could point at an object: non-null, aligned, in user space.
+inline bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
+
 }  // namespace spprof

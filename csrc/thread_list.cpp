@@ -118,7 +118,7 @@ bool ThreadList::enumerate() {
     while (ts != 0) {
         if (count_ == max_ && max_ < bound_) grow();  // on the sampler thread, never per sample
         if (count_ == max_) { overflowed_ = true; break; }
-        if ((ts & 7) != 0 || ts >= kMaxAddr || !first_visit(ts)) { count_ = 0; return false; }
+        if (!plausible(ts) || !first_visit(ts)) { count_ = 0; return false; }
         uint8_t* copy = copies_.data() + count_ * L.ts_size;
         // not ours: freed and reused
         if (!reader_.read(ts, copy, L.ts_size) || load_u64(copy + L.ts_interp) != L.interp) { count_ = 0; return false; }

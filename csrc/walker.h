@@ -22,7 +22,6 @@ enum class Capture { Ok, Empty, Torn };
 // the bytecode, -1 before the first, for frame objects; the instruction pointer for 3.11+).
 struct Walked { uint64_t code; uint64_t instr; };
 
-inline bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
 // True when the `size` bytes at `addr` lie in [lo, hi). Written so that nothing can wrap: `addr`
 // may come from a torn copy, where `addr + size <= hi` would let a field of ~0 through.
 inline bool within(uint64_t addr, uint64_t size, uint64_t lo, uint64_t hi) {
