@@ -57,10 +57,13 @@ def test_multithreaded_example_sees_all_four_workers(tmp_path):
     out = run("threads.py", tmp_path)
     m = re.fullmatch(r"Collected (\d+) samples from (\d+) threads\n", out)
     assert m, out
-    assert int(m.group(1)) > 0 and int(m.group(2)) >= 4
+    # A worker that ends before the last one starts hands its ident (pthread_t) on, so the
+    # printed count of distinct idents can be 3 on a loaded machine; the tracks are per thread.
+    assert int(m.group(1)) > 0 and int(m.group(2)) >= 1
     doc, names, _ = speedscope(tmp_path / "threaded_profile.json")
     assert "worker" in names
-    assert sum(1 for p in doc["profiles"] if p["samples"]) >= 4
+    workers = [p for p in doc["profiles"] if p["samples"] and "MainThread" not in p["name"]]
+    assert len(workers) >= 4, [p["name"] for p in doc["profiles"]]
 
 
 def test_kubernetes_example_writes_to_the_temp_volume(tmp_path):
