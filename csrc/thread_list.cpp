@@ -99,14 +99,22 @@ bool ThreadList::enumerate_as_before() {
     }
     if (known && expect != 0) return false;
     for (size_t i = 0; i < n; ++i) if (fresh_[i]) record(i, seen_[i].tstate);
-    // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
-    if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = load_u64(gil_.data() + L.gil_last_holder);
+    read_gil();
     return true;
+}
+
+void ThreadList::read_gil() {
+    // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
+    gil_last_ = load_u64(gil_.data() + L.gil_last_holder);
+    if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = gil_last_;
+    gil_switches_ = load_u64(gil_.data() + L.gil_switch_number);
+    gil_read_ = L.has_gil_switches != 0;
 }
 
 bool ThreadList::enumerate() {
     overflowed_ = false;
     gil_holder_ = 0;
+    gil_read_ = false;
     const bool as_before = enumerate_as_before();
     std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0);
     if (as_before) return true;
@@ -126,6 +134,8 @@ bool ThreadList::enumerate() {
         record(count_++, ts);
         ts = load_u64(copy + L.ts_next);
     }
+    // After the thread states: what it says holds from here on, which is all wall mode needs
+    if (reader_.read(L.gil, gil_.data(), gil_.size())) read_gil();
     return true;
 }
 
