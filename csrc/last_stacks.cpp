@@ -17,10 +17,6 @@ LastStacks::LastStacks(size_t initial_threads)
     : prev_(initial_threads), cur_(initial_threads),
       prev_frames_(initial_threads * kFramesPerThread), cur_frames_(initial_threads * kFramesPerThread) {}
 
-bool LastStacks::quiet(size_t i, uint64_t tstate) const {
-    return i < nprev_ && prev_[i].tstate == tstate && prev_[i].reused && tstate != prev_holder_;
-}
-
 void LastStacks::begin_tick(size_t threads, bool gil_known, uint64_t switches, uint64_t last_holder) {
     if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps what it holds
         const size_t n = std::max(threads, 2 * cur_.size());
@@ -90,13 +86,12 @@ uint32_t LastStacks::append(const FrameRecord* frames, int depth) {
     return at;
 }
 
-void LastStacks::reuse(size_t i, const Entry& before, uint64_t t_ns) {
-    if (i >= ncur_) return;
+bool LastStacks::reuse(size_t i, const Entry& before, uint64_t t_ns) {
+    if (i >= ncur_) return false;
     Entry& e = slot(i);
     e = before;
     e.offset = append(frames(before), before.depth);
     e.t_ns = t_ns;
-    e.reused = true;
     // It did not run up to this tick's copy of the GIL: the next tick may compare with it.
     e.switches = switches_;
     e.switches_known = gil_known_;
@@ -104,6 +99,7 @@ void LastStacks::reuse(size_t i, const Entry& before, uint64_t t_ns) {
         e.cpu_ns = clock_ns_;
         e.clock_known = true;
     }
+    return before.tstate != holder_;
 }
 
 void LastStacks::record(size_t i, const ThreadSeen& t, const FrameRecord* frames, int depth, bool truncated,
@@ -123,11 +119,9 @@ void LastStacks::record(size_t i, const ThreadSeen& t, const FrameRecord* frames
     e.clock_known = clock_read_;
     e.cpu_ns = clock_ns_;
     e.t_ns = t_ns;
-    e.reused = false;
 }
 
 void LastStacks::end_tick() {
-    prev_holder_ = holder_;
     std::swap(prev_, cur_);
     std::swap(prev_frames_, cur_frames_);
     nprev_ = std::exchange(ncur_, 0);

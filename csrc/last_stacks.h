@@ -31,7 +31,6 @@ public:
         uint64_t tstate = 0, ident = 0;
         uint32_t tid = 0;
         bool has_stack = false, truncated = false, clock_known = false, switches_known = false;
-        bool reused = false;     // at its last tick: a thread that waits, whose state needs no copy
         uint16_t depth = 0;
         uint32_t offset = 0;     // of its frames in the pool
         uint64_t switches = 0;   // the GIL's count when the stack was taken
@@ -39,10 +38,6 @@ public:
         uint64_t t_ns = 0;       // the tick that last sampled it
     };
 
-    // Before enumerate(): whether thread i of the last tick's list, if it is still `tstate`,
-    // needs no fresh copy of its state: its stack was reused then (it waits), and the GIL's last
-    // holder (the one thread that may be running Python code unseen) is another.
-    bool quiet(size_t i, uint64_t tstate) const;
     // After enumerate(): starts a tick over `threads` threads with the GIL as the list copied it
     // (`gil_known` false when it was not copied).
     void begin_tick(size_t threads, bool gil_known, uint64_t switches, uint64_t last_holder);
@@ -52,8 +47,10 @@ public:
     // clock, which record() then keeps.
     bool unchanged(const Entry* before, const ThreadSeen& t);
     const FrameRecord* frames(const Entry& e) const { return prev_frames_.data() + e.offset; }
-    // Thread i is recorded again with its kept stack, sampled at t_ns.
-    void reuse(size_t i, const Entry& before, uint64_t t_ns);
+    // Thread i is recorded again with its kept stack, sampled at t_ns. True when its state need
+    // not be copied at the next tick: it waits, and the GIL's last holder (the one thread that
+    // may run Python code unseen) is another.
+    bool reuse(size_t i, const Entry& before, uint64_t t_ns);
     // Thread i was walked at t_ns (`depth` 0: it had no Python frame); `frames` null: the walk
     // was torn and no stack is kept.
     void record(size_t i, const ThreadSeen& t, const FrameRecord* frames, int depth, bool truncated, uint64_t t_ns);
@@ -70,7 +67,7 @@ private:
     std::vector<uint32_t> index_;  // prev_ by thread state, open addressing, built on a first miss
     bool indexed_ = false;
     bool gil_known_ = false;
-    uint64_t switches_ = 0, holder_ = 0, prev_holder_ = 0;
+    uint64_t switches_ = 0, holder_ = 0;
     uint64_t clock_ns_ = 0;  // the clock unchanged() read, for record()
     bool clock_read_ = false;
 };

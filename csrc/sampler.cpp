@@ -185,12 +185,7 @@ bool Sampler::new_code(const FrameRecord* frames, int depth) {
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
-    // A thread whose clock will not be read (cpu mode), or that waited at the last tick (wall
-    // mode), needs no fresh copy of its state either.
-    for (size_t i = 0; i < threads_.size(); ++i) {
-        const ThreadSeen& t = threads_[i];
-        if (opts_.wall ? stacks_.quiet(i, t.tstate) : clocks_.quiet(i, t.tstate, t.tid)) threads_.leave_stale(i);
-    }
+    // The threads marked by the last tick (leave_stale) are not copied.
     if (!threads_.enumerate()) {
         counters_.torn_lists.fetch_add(1, std::memory_order_relaxed);
         clocks_.keep_previous();
@@ -223,7 +218,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
                 continue;
             }
-            if (!clocks_.observe(i, t.tstate, t.tid, t.activity, holds_gil, count_new, weight) || weight == 0) continue;
+            const bool seen = clocks_.observe(i, t.tstate, t.tid, t.activity, holds_gil, count_new, weight);
+            // A thread whose clock will not be read needs no fresh copy of its state either.
+            if (seen && clocks_.idle(i)) threads_.leave_stale(i);
+            if (!seen || weight == 0) continue;
         } else {
             // The time since this thread's own last sample: a late tick, or one that missed it,
             // leaves no hole in its total.
@@ -231,7 +229,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             if (before != nullptr && t_ns > before->t_ns) weight = t_ns - before->t_ns;
             if (stacks_.unchanged(before, t)) {
                 // It has not run: its frames are those of its last sample, with no walk.
-                stacks_.reuse(i, *before, t_ns);
+                if (stacks_.reuse(i, *before, t_ns)) threads_.leave_stale(i);
                 counters_.stacks_reused.fetch_add(1, std::memory_order_relaxed);
                 if (before->depth == 0) continue;
                 std::copy(stacks_.frames(*before), stacks_.frames(*before) + before->depth, frames);
@@ -291,8 +289,12 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
         if (new_code(frames, depth)) drain_.request();
     }
-    if (!opts_.wall) clocks_.end_tick();
-    else stacks_.end_tick();
+    if (!opts_.wall) {
+        clocks_.end_tick();
+        if (!clocks_.gating_next()) threads_.forget_marks();  // every clock is read next: every state copied
+    } else {
+        stacks_.end_tick();
+    }
     if (stale != 0) counters_.states_stale.fetch_add(stale, std::memory_order_relaxed);
 }
 

@@ -71,7 +71,10 @@ void ThreadList::record(size_t i, uint64_t ts) {
 // read; an uncopied thread's link is unknown, and the check resumes at the next copied one.
 bool ThreadList::enumerate_as_before() {
     const size_t n = count_;
-    if (n == 0 || n >= max_) return false;
+    if (n == 0 || n >= max_) {
+        forget_marks();
+        return false;
+    }
     const bool all = ++since_all_ >= kCopyAllEvery;
     if (all) since_all_ = 0;
     uint64_t head = 0;
@@ -80,6 +83,7 @@ bool ThreadList::enumerate_as_before() {
     size_t k = 1;
     for (size_t i = 0; i < n; ++i) {
         fresh_[i] = all || !stale_ok_[i];
+        stale_ok_[i] = 0;  // a mark lasts one enumerate()
         if (!fresh_[i]) continue;
         iov_local_[k] = {copies_.data() + i * L.ts_size, L.ts_size};
         iov_remote_[k++] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
@@ -115,9 +119,7 @@ bool ThreadList::enumerate() {
     overflowed_ = false;
     gil_holder_ = 0;
     gil_read_ = false;
-    const bool as_before = enumerate_as_before();
-    std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0);
-    if (as_before) return true;
+    if (enumerate_as_before()) return true;
     since_all_ = 0;
     count_ = 0;
     uint64_t ts = 0;

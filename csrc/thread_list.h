@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -39,6 +40,7 @@ public:
     // the last one: each page copied costs the kernel a page pin, and a server has many waiting
     // threads. The marks last one enumerate().
     void leave_stale(size_t i) { if (i < count_) stale_ok_[i] = 1; }
+    void forget_marks() { std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0); }
     // Whether thread i's copy was taken by the last enumerate() or a refresh() since.
     bool fresh(size_t i) const { return fresh_[i] != 0; }
     size_t size() const { return count_; }
