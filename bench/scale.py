@@ -9,8 +9,8 @@ on an Event (a server's idle workers), for N in 1, 10, 100, 1000, in cpu and wal
 commands shows where the sampler's time goes in the 100-thread server of bench/compare.py (g).
 
 Each configuration runs in a fresh process. Reports the sampler thread's CPU per tick (its own
-thread clock over the ticks it made), that CPU as a share of the process's, and the samples a
-tick. Writes bench/results/scale.json. It asserts nothing.
+thread clock over the ticks it made), that CPU and the collector thread's as shares of the
+process's, and the samples a tick. Writes bench/results/scale.json. It asserts nothing.
 """
 import argparse
 import json
@@ -48,6 +48,7 @@ def child(n, mode, interval_ms, seconds, busy):
     spprof.stop()
     idle.set()
     print(json.dumps({"ticks": s["ticks"], "sampler_cpu_ns": s["sampler_cpu_ns"], "process_cpu_ns": s["process_cpu_ns"],
+                      "collector_cpu_ns": s["collector_cpu_ns"],
                       "samples": s["collected_samples"], "threads_seen": s["threads_seen"]}))
 
 
@@ -65,8 +66,9 @@ def main():
         return child(int(n), mode, float(interval), float(seconds), int(busy))
     print(f"Machine: nproc={nproc()}, CPU: {cpu_model()}, Python {sys.version.split()[0]}")
     print(f"Command: {' '.join([os.path.relpath(sys.executable)] + sys.argv)}\n")
-    print(f"| threads ({args.busy} busy) | mode | sampler CPU per tick | sampler CPU / process CPU | samples per tick |")
-    print("|---|---|---|---|---|")
+    print(f"| threads ({args.busy} busy) | mode | sampler CPU per tick | sampler CPU / process CPU | "
+          "collector CPU / process CPU | samples per tick |")
+    print("|---|---|---|---|---|---|")
     rows = []
     for mode in args.modes.split(","):
         for n in (int(t) for t in args.threads.split(",")):
@@ -80,7 +82,8 @@ def main():
             rows.append(r)
             ticks = max(r["ticks"], 1)
             print(f"| {n} | {mode} | {r['sampler_cpu_ns'] / ticks / 1e3:.1f} µs | "
-                  f"{100 * r['sampler_cpu_ns'] / max(r['process_cpu_ns'], 1):.2f} % | {r['samples'] / ticks:.1f} |")
+                  f"{100 * r['sampler_cpu_ns'] / max(r['process_cpu_ns'], 1):.2f} % | "
+                  f"{100 * r['collector_cpu_ns'] / max(r['process_cpu_ns'], 1):.2f} % | {r['samples'] / ticks:.1f} |")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump({"interval_ms": args.interval_ms, "seconds": args.seconds, "busy": args.busy, "rows": rows}, f)

@@ -46,11 +46,6 @@ const CpuClocks::Entry* CpuClocks::previous(size_t i, uint64_t tstate, uint32_t 
     return it != end && key(*it) == std::make_pair(tid, tstate) ? &prev_[*it] : nullptr;
 }
 
-bool CpuClocks::quiet(size_t i, uint64_t tstate, uint32_t tid) const {
-    return have_base_ && !read_all_ && nprev_ >= kGateThreads && i < nprev_ && prev_[i].tid == tid &&
-           tid != 0 && prev_[i].tstate == tstate && prev_[i].idle >= kIdleTicks;
-}
-
 bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
                         uint64_t& delta_ns) {
     const Entry* before = tid != 0 ? previous(i, tstate, tid) : nullptr;

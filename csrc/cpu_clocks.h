@@ -35,10 +35,11 @@ public:
     // has exited).
     bool observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
                  uint64_t& delta_ns);
-    // Before begin_tick: whether thread i of the previous tick's list, if it is still
-    // (tstate, tid), will have its clock left unread unless it holds the GIL or its activity
-    // changed. Its thread state then need not be copied either.
-    bool quiet(size_t i, uint64_t tstate, uint32_t tid) const;
+    // After observe(i): whether thread i's clock will be left unread at the next tick unless it
+    // holds the GIL or its activity changed, as long as gating_next() holds after end_tick().
+    // Its thread state then need not be copied either.
+    bool idle(size_t i) const { return i < ncur_ && cur_[i].tid != 0 && cur_[i].idle >= kIdleTicks; }
+    bool gating_next() const { return have_base_ && !read_all_ && nprev_ >= kGateThreads; }
     void end_tick();       // what was observed becomes the baseline of the next tick
     void keep_previous();  // a skipped tick keeps the old baseline
     uint64_t skipped() const { return skipped_total_.load(std::memory_order_relaxed); }

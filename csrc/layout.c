@@ -155,6 +155,12 @@ static void fill_threads(struct spprof_layout *l, PyInterpreterState *interp)
     l->gil_size = (uint32_t)sizeof(struct _gil_runtime_state);
     l->gil_last_holder = OFF(struct _gil_runtime_state, last_holder);
     l->gil_locked = OFF(struct _gil_runtime_state, locked);
+    l->gil_switch_number = OFF(struct _gil_runtime_state, switch_number);
+#ifdef Py_GIL_DISABLED
+    l->has_gil_switches = 0;
+#else
+    l->has_gil_switches = 1;
+#endif
 #if PY_VERSION_HEX >= 0x030B0000
     l->has_native_thread_id = 1;
     l->ts_native_thread_id = OFF(PyThreadState, native_thread_id);
@@ -291,6 +297,7 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"interp_threads_head", l->interp_threads_head, W8, "interpreter state", l->interp_size},
         {"gil_last_holder", l->gil_last_holder, W8, "GIL state", l->gil_size},
         {"gil_locked", l->gil_locked, W4, "GIL state", l->gil_size},
+        {"gil_switch_number", l->gil_switch_number, W8, "GIL state", l->gil_size},
         {"ts_next", l->ts_next, W8, "thread state", l->ts_size},
         {"ts_interp", l->ts_interp, W8, "thread state", l->ts_size},
         {"ts_thread_id", l->ts_thread_id, W8, "thread state", l->ts_size},

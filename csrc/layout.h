@@ -43,6 +43,8 @@ struct spprof_layout {
     uint32_t interp_threads_head;
 
     uint32_t gil_size, gil_last_holder, gil_locked;
+    uint32_t gil_switch_number; /* counts changes of last_holder: unchanged, no other thread ran Python */
+    int has_gil_switches;       /* 0 where threads run without the GIL (a free-threaded build) */
 
     uint32_t ts_size, ts_next, ts_interp, ts_thread_id, ts_native_thread_id;
     uint32_t ts_frame;          /* frame (objects), cframe (cframe) or current_frame (current) */

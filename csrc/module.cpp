@@ -160,6 +160,7 @@ Counters counters_of(const Engine& e) {
     add("clock_reads_skipped", e.sampler->clocks().skipped());
     add("clock_full_reads", e.sampler->clocks().full_reads());
     add("thread_states_left_stale", c.states_stale.load());
+    add("stacks_reused", c.stacks_reused.load());
     add("descriptors_lost", c.descriptors_lost.load());
     add("timer_restarts", c.timer_restarts.load());
     add("engine_errors", c.errors.load() + e.collector->errors());

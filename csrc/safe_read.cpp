@@ -193,7 +193,12 @@ bool SafeReader::read(uint64_t addr, void* dst, size_t len) {
 bool SafeReader::merge(const struct iovec* local, const struct iovec* remote, size_t n, bool in_order) {
     spans_ = span_bytes_ = 0;
     if (n < 2 || n > kMergeRanges || !scratch_) return false;
-    for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
+    uint64_t small = 0;  // more than the scratch holds (a thousand thread states): no sort for nothing
+    for (size_t i = 0; i < n; ++i) {
+        order_[i] = static_cast<uint32_t>(i);
+        if (remote[i].iov_len <= kMergeGap) small += remote[i].iov_len;
+    }
+    if (small > kMergeBytes) return false;
     if (!in_order)
         std::sort(order_.get(), order_.get() + n, [remote](uint32_t a, uint32_t b) { return remote[a].iov_base < remote[b].iov_base; });
     uint64_t lo = 0, hi = 0;

@@ -31,7 +31,7 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
       seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
-      last_run_(opts.wall ? 0 : kChainSlots) {
+      last_run_(opts.wall ? 0 : kChainSlots), stacks_(opts.wall ? kInitialThreads : 0) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
 }
 
@@ -185,13 +185,11 @@ bool Sampler::new_code(const FrameRecord* frames, int depth) {
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
-    // A thread whose clock will not be read needs no fresh copy of its state either.
-    if (!opts_.wall)
-        for (size_t i = 0; i < threads_.size(); ++i)
-            if (clocks_.quiet(i, threads_[i].tstate, threads_[i].tid)) threads_.leave_stale(i);
+    // The threads marked by the last tick (leave_stale) are not copied.
     if (!threads_.enumerate()) {
         counters_.torn_lists.fetch_add(1, std::memory_order_relaxed);
         clocks_.keep_previous();
+        stacks_.keep_previous();
         return;
     }
     // wall mode: a tick is worth the time since the previous one, so a late or skipped tick
@@ -201,7 +199,13 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     const size_t n = threads_.size();
     if (threads_.overflowed()) counters_.lists_cut.fetch_add(1, std::memory_order_relaxed);
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
-    if (!opts_.wall) clocks_.begin_tick(n);
+    if (!opts_.wall) {
+        clocks_.begin_tick(n);
+    } else {
+        uint64_t switches, last_holder;
+        const bool known = threads_.gil_switches(switches, last_holder);
+        stacks_.begin_tick(n, known, switches, last_holder);
+    }
     FrameRecord* frames = &cells_[1].frame;
     uint64_t stale = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -214,7 +218,24 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
                 continue;
             }
-            if (!clocks_.observe(i, t.tstate, t.tid, t.activity, holds_gil, count_new, weight) || weight == 0) continue;
+            const bool seen = clocks_.observe(i, t.tstate, t.tid, t.activity, holds_gil, count_new, weight);
+            // A thread whose clock will not be read needs no fresh copy of its state either.
+            if (seen && clocks_.idle(i)) threads_.leave_stale(i);
+            if (!seen || weight == 0) continue;
+        } else {
+            // The time since this thread's own last sample: a late tick, or one that missed it,
+            // leaves no hole in its total.
+            const LastStacks::Entry* before = stacks_.previous(i, t);
+            if (before != nullptr && t_ns > before->t_ns) weight = t_ns - before->t_ns;
+            if (stacks_.unchanged(before, t)) {
+                // It has not run: its frames are those of its last sample, with no walk.
+                if (stacks_.reuse(i, *before, t_ns)) threads_.leave_stale(i);
+                counters_.stacks_reused.fetch_add(1, std::memory_order_relaxed);
+                if (before->depth == 0) continue;
+                std::copy(stacks_.frames(*before), stacks_.frames(*before) + before->depth, frames);
+                push(t, t_ns, weight, before->depth, before->truncated ? kSampleTruncated : 0);
+                continue;
+            }
         }
         // cpu mode: a thread that used CPU since the previous tick and now sleeps or waits for
         // I/O used that CPU before it blocked. The call it waits in did not use it: it goes to
@@ -245,6 +266,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
         }
+        if (opts_.wall) stacks_.record(i, t, c == Capture::Torn ? nullptr : frames, depth, truncated, t_ns);
         if (c == Capture::Empty) continue;
         if (c == Capture::Torn) {
             // The thread ran, so its time is kept: it goes to "<unknown>", never to a stack that
@@ -267,7 +289,12 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
         if (new_code(frames, depth)) drain_.request();
     }
-    if (!opts_.wall) clocks_.end_tick();
+    if (!opts_.wall) {
+        clocks_.end_tick();
+        if (!clocks_.gating_next()) threads_.forget_marks();  // every clock is read next: every state copied
+    } else {
+        stacks_.end_tick();
+    }
     if (stale != 0) counters_.states_stale.fetch_add(stale, std::memory_order_relaxed);
 }
 

@@ -18,6 +18,7 @@
 
 #include "cpu_clocks.h"
 #include "frame_capture.h"
+#include "last_stacks.h"
 #include "layout.h"
 #include "metronome.h"
 #include "native_ids.h"
@@ -50,6 +51,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory
     std::atomic<uint64_t> before_block{0};  // cpu-mode samples charged to where the thread last ran
     std::atomic<uint64_t> states_stale{0};  // thread states not copied at a tick (quiet threads)
+    std::atomic<uint64_t> stacks_reused{0};  // wall-mode samples of threads that had not run: not walked
     std::atomic<uint64_t> descriptors_lost{0};  // the timer's descriptors closed by the program
     std::atomic<uint64_t> timer_restarts{0};    // fresh timers started after such a loss
     std::atomic<uint64_t> errors{0};            // failures that ended sampling (out of memory...)
@@ -126,6 +128,7 @@ private:
     struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
                      bool fresh = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
+    LastStacks stacks_;  // wall mode
     uint64_t last_tick_ns_ = 0;  // wall mode: the previous tick that sampled, or the start
 };
 

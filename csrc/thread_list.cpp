@@ -71,7 +71,10 @@ void ThreadList::record(size_t i, uint64_t ts) {
 // read; an uncopied thread's link is unknown, and the check resumes at the next copied one.
 bool ThreadList::enumerate_as_before() {
     const size_t n = count_;
-    if (n == 0 || n >= max_) return false;
+    if (n == 0 || n >= max_) {
+        forget_marks();
+        return false;
+    }
     const bool all = ++since_all_ >= kCopyAllEvery;
     if (all) since_all_ = 0;
     uint64_t head = 0;
@@ -80,6 +83,7 @@ bool ThreadList::enumerate_as_before() {
     size_t k = 1;
     for (size_t i = 0; i < n; ++i) {
         fresh_[i] = all || !stale_ok_[i];
+        stale_ok_[i] = 0;  // a mark lasts one enumerate()
         if (!fresh_[i]) continue;
         iov_local_[k] = {copies_.data() + i * L.ts_size, L.ts_size};
         iov_remote_[k++] = {reinterpret_cast<void*>(seen_[i].tstate), L.ts_size};
@@ -99,17 +103,23 @@ bool ThreadList::enumerate_as_before() {
     }
     if (known && expect != 0) return false;
     for (size_t i = 0; i < n; ++i) if (fresh_[i]) record(i, seen_[i].tstate);
-    // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
-    if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = load_u64(gil_.data() + L.gil_last_holder);
+    read_gil();
     return true;
+}
+
+void ThreadList::read_gil() {
+    // `locked` is an int on every version (-1 before the GIL exists); `last_holder` a pointer
+    gil_last_ = load_u64(gil_.data() + L.gil_last_holder);
+    if (load_i32(gil_.data() + L.gil_locked) == 1) gil_holder_ = gil_last_;
+    gil_switches_ = load_u64(gil_.data() + L.gil_switch_number);
+    gil_read_ = L.has_gil_switches != 0;
 }
 
 bool ThreadList::enumerate() {
     overflowed_ = false;
     gil_holder_ = 0;
-    const bool as_before = enumerate_as_before();
-    std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0);
-    if (as_before) return true;
+    gil_read_ = false;
+    if (enumerate_as_before()) return true;
     since_all_ = 0;
     count_ = 0;
     uint64_t ts = 0;
@@ -126,6 +136,8 @@ bool ThreadList::enumerate() {
         record(count_++, ts);
         ts = load_u64(copy + L.ts_next);
     }
+    // After the thread states: what it says holds from here on, which is all wall mode needs
+    if (reader_.read(L.gil, gil_.data(), gil_.size())) read_gil();
     return true;
 }
 

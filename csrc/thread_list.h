@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -39,6 +40,7 @@ public:
     // the last one: each page copied costs the kernel a page pin, and a server has many waiting
     // threads. The marks last one enumerate().
     void leave_stale(size_t i) { if (i < count_) stale_ok_[i] = 1; }
+    void forget_marks() { std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0); }
     // Whether thread i's copy was taken by the last enumerate() or a refresh() since.
     bool fresh(size_t i) const { return fresh_[i] != 0; }
     size_t size() const { return count_; }
@@ -49,6 +51,14 @@ public:
     // The thread state that held the GIL when the list was copied, 0 when it was free or not read.
     // That thread was running Python code, not waiting in a system call.
     uint64_t gil_holder() const { return gil_holder_; }
+    // The GIL's count of changes of holder and its last holder, as the last enumerate() copied
+    // them; false when it did not copy them. Between two copies with the same count, no thread
+    // but that last holder can have run Python code, so no other thread's frames changed.
+    bool gil_switches(uint64_t& count, uint64_t& last_holder) const {
+        count = gil_switches_;
+        last_holder = gil_last_;
+        return gil_read_;
+    }
 
 private:
     // Even with marks, every thread state is copied this often: a thread that exits between
@@ -56,6 +66,7 @@ private:
     static constexpr unsigned kCopyAllEvery = 16;
 
     bool enumerate_as_before();
+    void read_gil();  // from gil_, after a copy
     void record(size_t i, uint64_t ts);
     void grow();
     // Thread states of this walk, to catch one seen twice: open addressing, cleared by epoch.
@@ -69,7 +80,8 @@ private:
     const size_t bound_;
     std::vector<uint8_t> copies_;
     std::vector<uint8_t> gil_;
-    uint64_t gil_holder_ = 0;
+    uint64_t gil_holder_ = 0, gil_switches_ = 0, gil_last_ = 0;
+    bool gil_read_ = false;
     std::vector<ThreadSeen> seen_;
     std::vector<uint8_t> stale_ok_, fresh_;
     unsigned since_all_ = 0;

@@ -21,6 +21,7 @@ inline void check_layout_bounds(const spprof_layout& real) {
     const Case common[] = {
         {"interp_threads_head", &spprof_layout::interp_threads_head, 8, &spprof_layout::interp_size},
         {"gil_locked", &spprof_layout::gil_locked, 4, &spprof_layout::gil_size},
+        {"gil_switch_number", &spprof_layout::gil_switch_number, 8, &spprof_layout::gil_size},
         {"ts_frame", &spprof_layout::ts_frame, 8, &spprof_layout::ts_size},
         {"ts_thread_id", &spprof_layout::ts_thread_id, 8, &spprof_layout::ts_size},
         {"co_firstlineno", &spprof_layout::co_firstlineno, 4, &spprof_layout::co_size},

@@ -1,0 +1,56 @@
+"""Threads of known lifetimes profiled in wall mode while three busy processes share the one CPU
+this process is held to, at a lower priority (nice 10), so the sampler's ticks come late. Prints one JSON line: each thread's
+lifetime and wall total, the longest gap between two ticks, the missed ticks."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import spprof
+
+INTERVAL_MS = 5
+cpu = min(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {cpu})  # the threads started from here on, the sampler's too
+hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+lifetimes = {}
+
+
+def live(name, seconds):
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        time.sleep(0.01)
+    lifetimes[name] = time.monotonic() - start
+
+
+try:
+    for h in hogs:
+        os.sched_setaffinity(h.pid, {cpu})
+    os.nice(10)  # the hogs were started before: they keep the default priority
+    time.sleep(0.2)
+    spprof.start(interval_ms=INTERVAL_MS, mode="wall")
+    threads = []
+    for i, seconds in enumerate((1.2, 1.6, 2.0)):
+        t = threading.Thread(target=live, args=(f"life{i}", seconds), name=f"life{i}")
+        t.start()
+        threads.append(t)
+        time.sleep(0.3)
+    for t in threads:
+        t.join()
+    profile = spprof.stop()
+finally:
+    for h in hogs:
+        h.kill()
+        h.wait()
+
+ticks = sorted({s.timestamp_ns for s in profile.samples})
+weights = {}
+for s in profile.samples:
+    weights[s.thread_name] = weights.get(s.thread_name, 0) + s.weight_ns
+print(json.dumps({
+    "interval_ms": INTERVAL_MS,
+    "missed_ticks": profile.counters["missed_ticks"],
+    "max_gap_ms": max(b - a for a, b in zip(ticks, ticks[1:])) / 1e6,
+    "threads": {n: {"lifetime_s": lifetimes[n], "weight_s": weights.get(n, 0) / 1e9} for n in lifetimes},
+}))
