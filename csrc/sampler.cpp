@@ -30,9 +30,10 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
       seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
-      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
+      capture_(layout, reader_, opts.max_depth), tasks_(layout, reader_),
+      cells_(static_cast<size_t>(opts.max_depth) + 1 + kTaskCells),
       last_run_(opts.wall ? 0 : kChainSlots) {
-    for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
+    for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth) + kTaskCells);
 }
 
 Sampler::~Sampler() { stop(); }
@@ -202,6 +203,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     if (threads_.overflowed()) counters_.lists_cut.fetch_add(1, std::memory_order_relaxed);
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     if (!opts_.wall) clocks_.begin_tick(n);
+    tasks_.begin_tick();
     FrameRecord* frames = &cells_[1].frame;
     uint64_t stale = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -254,6 +256,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             push(t, t_ns, weight, 0, kSampleUnknown);
             continue;
         }
+        const bool fresh_code = new_code(frames, depth);
+        depth = tasks_.name_running(t.tstate, frames, depth);
         if (last != nullptr) {
             last->tstate = t.tstate;
             last->tid = t.tid;
@@ -265,7 +269,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             }
         }
         push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
-        if (new_code(frames, depth)) drain_.request();
+        if (fresh_code) drain_.request();
     }
     if (!opts_.wall) clocks_.end_tick();
     if (stale != 0) counters_.states_stale.fetch_add(stale, std::memory_order_relaxed);
