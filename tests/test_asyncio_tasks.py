@@ -1,6 +1,5 @@
 """asyncio tasks named on the samples of the threads that run them (issue 14). Workloads in
 tests/workloads/async_tasks.py."""
-import gzip
 import json
 import subprocess
 import sys
@@ -9,6 +8,7 @@ import pytest
 
 import spprof
 from conftest import run_workload
+from test_formats import decode_pprof, go_pprof
 
 
 def run(kind, interval_ms, mode, seconds, *extra):
@@ -60,6 +60,9 @@ def test_every_format_carries_the_task(tmp_path):
     assert any(";computer (<asyncio task>:0);a_top" in line for line in collapsed.splitlines()), collapsed[:2000]
     speedscope = json.loads((tmp_path / "profile.json").read_text())
     assert any(f["name"] == "computer" for f in speedscope["shared"]["frames"])
-    assert b"computer" in gzip.decompress((tmp_path / "profile.pb.gz").read_bytes())
+    pprof = decode_pprof(tmp_path / "profile.pb.gz")
+    assert any(labels.get("task") == "computer" for _, _, labels in pprof["samples"])
+    tags = go_pprof("-tags", tmp_path / "profile.pb.gz")  # the real tool reads the label
+    assert "task:" in tags and "computer" in tags, tags
     assert "computer" in (tmp_path / "profile.trace.json").read_text()
     assert "computer" in (tmp_path / "profile.html").read_text()
