@@ -66,3 +66,17 @@ def test_every_format_carries_the_task(tmp_path):
     assert "task:" in tags and "computer" in tags, tags
     assert "computer" in (tmp_path / "profile.trace.json").read_text()
     assert "computer" in (tmp_path / "profile.html").read_text()
+
+
+def test_report_tasks_gives_a_table_per_task(tmp_path):
+    run("three", 5, "cpu", 1.0, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "spprof", "report", str(tmp_path / "profile.json"), "--tasks", "-n", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert rows[0][0] == "task"
+    computer = {r[-2].split(".")[-1] for r in rows[1:] if r[0] == "computer"}
+    assert {"a_top", "b_mid", "c_work"} <= computer, rows
+    assert all(r[0] in ("computer", "(no task)") for r in rows[1:]), {r[0] for r in rows[1:]}
+    # the task's table comes first: it has nearly all the time
+    assert rows[1][0] == "computer"
