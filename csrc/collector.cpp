@@ -4,7 +4,9 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <cstring>
 
+#include "asyncio_tasks.h"
 #include "bytes.h"
 #include "quiet_thread.h"
 
@@ -21,7 +23,7 @@ Collector::Collector(const spprof_layout& layout, SampleQueue& queue, DrainSigna
                      uint64_t memory_limit)
     : L(layout), queue_(queue), signal_(signal), memory_limit_(memory_limit),
       data_(new ProfileData()),
-      cells_(static_cast<size_t>(max_depth) + 1) {
+      cells_(static_cast<size_t>(max_depth) + 1 + kTaskCells) {
     symbols_.reset(new SymbolTable(layout, reader_, *data_));
     stack_.reserve(static_cast<size_t>(max_depth) + 1);
 }
@@ -242,6 +244,16 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
     if (h.flags & kSampleTruncated) stack_.push_back(symbols_->truncated_frame());
     if (h.flags & kSampleUnknown) stack_.push_back(symbols_->unknown_frame());
     for (size_t i = h.depth; i-- > 0;) {
+        if (frames[i].instr_bytes == kTaskRecord) {  // the task that runs the frames inside it
+            const size_t len = static_cast<size_t>(frames[i].fingerprint);
+            const size_t cells = (len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord);
+            if (len == 0 || cells > static_cast<size_t>(kTaskNameCells) || cells > i) continue;  // never: the sampler wrote it
+            char name[kTaskNameBytes];
+            for (size_t j = 0; j < cells; ++j) std::memcpy(name + j * sizeof(FrameRecord), &frames[i - 1 - j], sizeof(FrameRecord));
+            stack_.push_back(symbols_->task_frame(std::string(name, len)));
+            i -= cells;
+            continue;
+        }
         uint32_t f = symbols_->frame_for(frames[i].code, frames[i].fingerprint, frames[i].instr_bytes);
         if (f != SymbolTable::kHidden) stack_.push_back(f);
     }

@@ -148,7 +148,7 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
         r.code = w.code;
         r.fingerprint = code_fingerprint(L, cb, name_at_[k], name_at_[k] ? name_probe_len(L, name_address(L, cb)) : 0);
         r.instr_bytes = instr;
-        r.reserved = 0;
+        r.frame = w.frame;
     }
 
     // What this sample ran is what the next one reads ahead.

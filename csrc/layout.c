@@ -24,6 +24,14 @@
 #include "internal/pycore_stackref.h"
 #endif
 
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_dict.h"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_tstate.h"
+#include "internal/pycore_interpframe_structs.h"
+#endif
+
 #include "layout.h"
 
 #define OFF(type, field) ((uint32_t)offsetof(type, field))
@@ -285,6 +293,200 @@ static int check_debug_offsets(const struct spprof_layout *l, char *err, size_t 
 }
 #endif
 
+
+/* ---- asyncio tasks ---------------------------------------------------------------------- */
+
+#if PY_VERSION_HEX < 0x030B0000
+/* Objects/dict-common.h of 3.9 and 3.10, which is not installed with the headers. */
+typedef struct {
+    Py_hash_t me_hash;
+    PyObject *me_key;
+    PyObject *me_value;
+} PyDictKeyEntry;
+
+struct spprof_dictkeys {
+    Py_ssize_t dk_refcnt;
+    Py_ssize_t dk_size;
+    void *dk_lookup;
+    Py_ssize_t dk_usable;
+    Py_ssize_t dk_nentries;
+    char dk_indices[];
+};
+#endif
+
+static struct {
+    int state;  /* 0: not tried, 1: trying (on a thread that runs Python meanwhile), 2: done */
+    int model;
+    char off[160];
+    uint64_t task_type, current_tasks;
+    uint32_t task_size, task_coro, task_name;
+} tasks_found;
+
+/* The one offset in the first `size` bytes of `obj` that holds `target`; -1 when none or several. */
+static long only_slot(PyObject *obj, size_t size, PyObject *target)
+{
+    long found = -1;
+    size_t off;
+    for (off = sizeof(PyObject); off + sizeof(void *) <= size; off += sizeof(void *)) {
+        void *v;
+        memcpy(&v, (char *)obj + off, sizeof v);
+        if (v == (void *)target) {
+            if (found >= 0) return -1;
+            found = (long)off;
+        }
+    }
+    return found;
+}
+
+/* A Task on a stand-in loop whose two methods the Task calls are C functions, so making it runs
+ * no code of the program; its coroutine is closed and the Task is not logged as pending. */
+static const char probe_src[] =
+    "import _asyncio, types\n"
+    "async def _spprof_probe():\n"
+    "    pass\n"
+    "_loop = types.SimpleNamespace(get_debug=bool, call_soon=''.format)\n"
+    "def make(name):\n"
+    "    coro = _spprof_probe()\n"
+    "    return _asyncio.Task(coro, loop=_loop, name=name), coro\n"
+    "def done(task, coro):\n"
+    "    task._log_destroy_pending = False\n"
+    "    coro.close()\n";
+
+static int calibrate(char *why, size_t n)
+{
+    PyObject *globals = PyDict_New(), *code = NULL, *r = NULL, *mod = NULL, *task_type = NULL;
+    PyObject *made[2] = {NULL, NULL}, *names[2] = {NULL, NULL};
+    long coro_at[2] = {-1, -1}, name_at[2] = {-1, -1};
+    int ok = 0, i;
+    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) != 0) goto out;
+    code = Py_CompileString(probe_src, "<spprof task probe>", Py_file_input);
+    if (code == NULL || (r = PyEval_EvalCode(code, globals, globals)) == NULL) goto out;
+    mod = PyImport_ImportModule("_asyncio");
+    if (mod == NULL || (task_type = PyObject_GetAttrString(mod, "Task")) == NULL || !PyType_Check(task_type)) {
+        snprintf(why, n, "asyncio's C Task is not available");
+        goto out;
+    }
+    for (i = 0; i < 2; i++) {
+        PyObject *task, *coro;
+        names[i] = PyUnicode_FromFormat("spprof-probe-%d", i);
+        if (names[i] == NULL) goto out;
+        made[i] = PyObject_CallFunctionObjArgs(PyDict_GetItemString(globals, "make"), names[i], NULL);
+        if (made[i] == NULL || !PyTuple_Check(made[i]) || PyTuple_GET_SIZE(made[i]) != 2) goto out;
+        task = PyTuple_GET_ITEM(made[i], 0);
+        coro = PyTuple_GET_ITEM(made[i], 1);
+        if (Py_TYPE(task) != (PyTypeObject *)task_type) goto out;
+        coro_at[i] = only_slot(task, (size_t)Py_TYPE(task)->tp_basicsize, coro);
+        name_at[i] = only_slot(task, (size_t)Py_TYPE(task)->tp_basicsize, names[i]);
+    }
+    if (coro_at[0] < 0 || name_at[0] < 0 || coro_at[0] != coro_at[1] || name_at[0] != name_at[1]) {
+        snprintf(why, n, "asyncio's Task keeps its coroutine and name where spprof cannot find them "
+                 "(offsets %ld/%ld, %ld/%ld)", coro_at[0], coro_at[1], name_at[0], name_at[1]);
+        goto out;
+    }
+    tasks_found.task_type = (uint64_t)(uintptr_t)task_type;  /* the module stays imported */
+    tasks_found.task_size = (uint32_t)((PyTypeObject *)task_type)->tp_basicsize;
+    tasks_found.task_coro = (uint32_t)coro_at[0];
+    tasks_found.task_name = (uint32_t)name_at[0];
+#if PY_VERSION_HEX >= 0x030E0000
+    tasks_found.model = SPPROF_TASKS_THREAD_STATE;
+#else
+    {
+        PyObject *current = PyObject_GetAttrString(mod, "_current_tasks");
+        if (current == NULL || !PyDict_CheckExact(current)) {
+            Py_XDECREF(current);
+            snprintf(why, n, "_asyncio has no dict of running tasks");
+            goto out;
+        }
+        tasks_found.current_tasks = (uint64_t)(uintptr_t)current;  /* held by the module */
+        Py_DECREF(current);
+        tasks_found.model = SPPROF_TASKS_CURRENT_DICT;
+    }
+#endif
+    ok = 1;
+out:
+    if (!ok && why[0] == 0) snprintf(why, n, "asyncio's Task could not be made for calibration");
+    for (i = 0; i < 2; i++) {
+        if (made[i] != NULL && PyTuple_Check(made[i]) && PyTuple_GET_SIZE(made[i]) == 2) {
+            PyObject *d = PyObject_CallFunctionObjArgs(PyDict_GetItemString(globals, "done"),
+                                                       PyTuple_GET_ITEM(made[i], 0), PyTuple_GET_ITEM(made[i], 1), NULL);
+            Py_XDECREF(d);
+        }
+        Py_XDECREF(made[i]);
+        Py_XDECREF(names[i]);
+    }
+    PyErr_Clear();
+    Py_XDECREF(task_type);
+    Py_XDECREF(mod);
+    Py_XDECREF(r);
+    Py_XDECREF(code);
+    Py_XDECREF(globals);
+    return ok;
+}
+
+void spprof_layout_calibrate_tasks(void)
+{
+    PyObject *exc_type, *exc, *tb;
+    if (tasks_found.state != 0) return;
+    /* A program that has not imported asyncio runs no task yet; importing it here would cost it
+     * some milliseconds and megabytes. A later start() tries again. */
+    if (PyDict_GetItemString(PyImport_GetModuleDict(), "asyncio") == NULL) {
+        snprintf(tasks_found.off, sizeof tasks_found.off, "asyncio was not imported when profiling started");
+        return;
+    }
+    tasks_found.off[0] = 0;
+    tasks_found.state = 1;  /* the GIL is held: a second caller, run while this one runs Python, returns */
+    PyErr_Fetch(&exc_type, &exc, &tb);
+    if (!calibrate(tasks_found.off, sizeof tasks_found.off)) tasks_found.model = SPPROF_TASKS_OFF;
+    PyErr_Restore(exc_type, exc, tb);
+    tasks_found.state = 2;
+}
+
+static void fill_tasks(struct spprof_layout *l)
+{
+    uint32_t last;
+    l->tasks_model = tasks_found.state == 2 ? tasks_found.model : SPPROF_TASKS_OFF;
+    snprintf(l->tasks_off, sizeof l->tasks_off, "%s",
+             tasks_found.state == 1 ? "asyncio's Task was being calibrated by another thread's start()"
+             : tasks_found.model == SPPROF_TASKS_OFF ? tasks_found.off : "");
+    if (l->tasks_model == SPPROF_TASKS_OFF) return;
+    l->task_type = tasks_found.task_type;
+    l->task_coro = tasks_found.task_coro;
+    l->task_name = tasks_found.task_name;
+    last = l->task_coro > l->task_name ? l->task_coro : l->task_name;
+    l->task_copy = last + 8 > l->ob_type + 8 ? last + 8 : l->ob_type + 8;
+    l->coro_type = (uint64_t)(uintptr_t)&PyCoro_Type;
+    l->long_type = (uint64_t)(uintptr_t)&PyLong_Type;
+    l->current_tasks = tasks_found.current_tasks;
+    l->dict_used = OFF(PyDictObject, ma_used);
+    l->dict_keys = OFF(PyDictObject, ma_keys);
+    l->dict_values = OFF(PyDictObject, ma_values);
+    l->dk_entry_size = (uint32_t)sizeof(PyDictKeyEntry);
+    l->dk_entry_key = OFF(PyDictKeyEntry, me_key);
+    l->dk_entry_value = OFF(PyDictKeyEntry, me_value);
+#if PY_VERSION_HEX >= 0x030B0000
+    l->dk_size_log2 = 1;
+    l->dk_size = OFF(PyDictKeysObject, dk_log2_size);
+    l->dk_log2_index_bytes = OFF(PyDictKeysObject, dk_log2_index_bytes);
+    l->dk_kind = OFF(PyDictKeysObject, dk_kind);
+    l->coro_frame_inline = 1;
+    l->dk_nentries = OFF(PyDictKeysObject, dk_nentries);
+    l->dk_indices = OFF(PyDictKeysObject, dk_indices);
+    l->coro_frame = OFF(PyGenObject, gi_iframe);
+#else
+    l->dk_size = OFF(struct spprof_dictkeys, dk_size);
+    l->dk_nentries = OFF(struct spprof_dictkeys, dk_nentries);
+    l->dk_indices = OFF(struct spprof_dictkeys, dk_indices);
+    l->coro_frame = OFF(PyGenObject, gi_frame);
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    l->long_tag = OFF(PyLongObject, long_value.lv_tag);
+    l->long_digit = OFF(PyLongObject, long_value.ob_digit);
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    l->ts_running_task = OFF(_PyThreadStateImpl, asyncio_running_task);
+#endif
+}
+
 /* Widths of the readers' loads: load_u64, load_i32, one byte. */
 enum { W8 = 8, W4 = 4, W1 = 1, W0 = 0 };
 
@@ -335,6 +537,9 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"str_ascii_data", l->str_ascii_data, W0, "str header", l->str_compact_data},
         {"ob_type", l->ob_type, W8, "bytes header", l->bytes_sval},
         {"ob_size", l->ob_size, W8, "bytes header", l->bytes_sval},
+        {"ob_type", l->ob_type, W8, "Task copy", l->task_copy},
+        {"task_coro", l->task_coro, W8, "Task copy", l->task_copy},
+        {"task_name", l->task_name, W8, "Task copy", l->task_copy},
     };
     size_t i;
     for (i = 0; i < sizeof reads / sizeof reads[0]; i++) {
@@ -364,6 +569,7 @@ int spprof_layout_init(struct spprof_layout *l, char *err, size_t errlen)
     l->frame_type = (uint64_t)(uintptr_t)&PyFrame_Type;
     l->unicode_type = (uint64_t)(uintptr_t)&PyUnicode_Type;
     l->bytes_type = (uint64_t)(uintptr_t)&PyBytes_Type;
+    fill_tasks(l);
 #if PY_VERSION_HEX >= 0x030D0000
     if (check_debug_offsets(l, err, errlen) != 0) return -1;
 #endif

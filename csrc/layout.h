@@ -79,12 +79,44 @@ struct spprof_layout {
     uint32_t str_length, str_state, str_ascii_data, str_compact_data;
     uint32_t str_kind_mask, str_kind_shift, str_compact_bit, str_ascii_bit;
     uint32_t bytes_sval;
+
+    /* asyncio tasks (asyncio_tasks.cpp). tasks_model is SPPROF_TASKS_OFF when this interpreter's
+     * Task could not be calibrated; tasks_off then says why. */
+    int tasks_model;
+    char tasks_off[160];
+    uint64_t task_type, coro_type, long_type;
+    uint32_t task_copy;         /* bytes of a Task the reader copies: up to its last field read */
+    uint32_t task_coro, task_name;          /* found on two Tasks at start (the C struct is private) */
+    uint32_t coro_frame;        /* 3.9/3.10: gi_frame, a pointer; 3.11+: gi_iframe, the frame inside */
+    int coro_frame_inline;
+    uint64_t current_tasks;     /* 3.9-3.13: the dict _asyncio._current_tasks, loop -> running task */
+    uint32_t dict_used, dict_keys, dict_values;
+    uint32_t dk_size;           /* 3.9/3.10: dk_size; 3.11+: dk_log2_size (one byte) */
+    int dk_size_log2;
+    uint32_t dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices, dk_entry_size;
+    uint32_t dk_entry_key, dk_entry_value;
+    uint32_t ts_running_task;   /* 3.14: _PyThreadStateImpl.asyncio_running_task */
+    uint32_t long_tag, long_digit;  /* 3.12+: a Task's default name is kept as its number */
+};
+
+/* How the running task of a thread is found. */
+enum spprof_tasks_model {
+    SPPROF_TASKS_OFF = 0,
+    SPPROF_TASKS_CURRENT_DICT = 1,  /* 3.9-3.13: _asyncio's dict of each loop's running task */
+    SPPROF_TASKS_THREAD_STATE = 2   /* 3.14: the thread state's asyncio_running_task */
 };
 
 /* Fills *out for the running interpreter. Returns 0, or -1 with a message in err when the
  * interpreter does not match the layout spprof was built for, or spprof_layout_check() refuses
  * it. Call with the GIL held. */
 int spprof_layout_init(struct spprof_layout *out, char *err, size_t errlen);
+
+/* Finds, once per process, where asyncio's C Task keeps its coroutine and its name, by making
+ * two Tasks and looking for the addresses of the objects they were given; only once the program
+ * has imported asyncio (until then, each start() tries again).
+ * spprof_layout_init() copies the result (or the reason it failed) into the layout. It runs
+ * Python code: call it before start() checks whether a profile is running. */
+void spprof_layout_calibrate_tasks(void);
 
 /* Returns 0 when every field the GIL-free readers load (its offset plus the width of the load)
  * lies inside the bytes of the copy it is loaded from, as CPython's remote debugging module

@@ -94,6 +94,7 @@ std::string utf8(const py::str& s) {
 
 void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes,
            py::object session) {
+    spprof_layout_calibrate_tasks();  // once; it runs Python code, so before the check below
     if (g_engine) throw std::runtime_error("Profiler already running");
     // The engine reads the main interpreter's thread list: from a sub-interpreter it would
     // silently profile another interpreter than the caller's.
@@ -167,6 +168,8 @@ Counters counters_of(const Engine& e) {
     add("sampling_stopped", c.sampling_stopped.load() ? 1 : 0);
     add("late_at_edge", e.collector->late_at_edge());
     add("tables_started_afresh", e.collector->tables_started_afresh());
+    add("tasks_named", e.sampler->tasks().named());
+    add("task_names_rejected", e.sampler->tasks().rejected());
     for (int r = 0; r < kTornReasons; ++r) add(kTornReasonNames[r], e.sampler->capture().torn(r));
     return d;
 }
@@ -177,6 +180,7 @@ py::object stats() {
     py::dict d;
     for (const auto& kv : counters_of(e)) d[py::str(kv.first)] = kv.second;
     d["reader"] = std::string(e.sampler->reader_name());
+    d["tasks_off"] = std::string(e.layout.tasks_off);  // why tasks are not named; "" when they are
     return d;
 }
 

@@ -17,6 +17,10 @@ struct Symbol {
     int firstlineno = 0;
 };
 
+// The file name of the frame that stands for an asyncio task (its name is the task's): no code
+// object has it, so the Python side tells task frames from the program's by it.
+constexpr const char* kTaskFile = "<asyncio task>";
+
 struct FrameEntry {
     uint32_t symbol;
     int32_t line;

@@ -4,57 +4,71 @@
 
 namespace spprof {
 
-namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
+size_t utf8_encode(uint32_t cp, char out[4]) {
     // A lone surrogate (a non-UTF-8 file name decoded by os.fsdecode: 'caf\udce9') is kept in
     // three bytes as Python's "surrogatepass" writes it, so the name Python shows comes back.
     if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp <= 0x10FFFF) {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += "\xEF\xBF\xBD";
+        out[0] = static_cast<char>(cp);
+        return 1;
     }
+    if (cp < 0x800) {
+        out[0] = static_cast<char>(0xC0 | (cp >> 6));
+        out[1] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = static_cast<char>(0xE0 | (cp >> 12));
+        out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    if (cp <= 0x10FFFF) {
+        out[0] = static_cast<char>(0xF0 | (cp >> 18));
+        out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out[3] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 4;
+    }
+    std::memcpy(out, "\xEF\xBF\xBD", 3);
+    return 3;
 }
 
-}  // namespace
+uint32_t str_char(const uint8_t* chars, uint32_t kind, size_t i) {
+    if (kind == 1) return chars[i];
+    if (kind == 2) { uint16_t v; std::memcpy(&v, chars + i * 2, 2); return v; }
+    uint32_t v;
+    std::memcpy(&v, chars + i * 4, 4);
+    return v;
+}
+
+bool str_shape(const spprof_layout& L, const uint8_t* head, StrShape& out) {
+    if (load_u64(head + L.ob_type) != L.unicode_type) return false;
+    int64_t chars = load_i64(head + L.str_length);
+    uint32_t state;
+    std::memcpy(&state, head + L.str_state, sizeof state);
+    if (chars < 0 || static_cast<size_t>(chars) > kMaxStringChars) return false;
+    if (!(state & L.str_compact_bit)) return false;  // names and file names are compact
+    out.ascii = (state & L.str_ascii_bit) != 0;
+    out.kind = (state & L.str_kind_mask) >> L.str_kind_shift;
+    if (out.kind != 1 && out.kind != 2 && out.kind != 4) return false;
+    if (out.ascii && out.kind != 1) return false;
+    out.data = out.ascii ? L.str_ascii_data : L.str_compact_data;
+    out.chars = static_cast<size_t>(chars);
+    return true;
+}
 
 bool decode_str(const spprof_layout& L, const uint8_t* obj, size_t len, std::string& out, size_t& need) {
     need = 0;
-    if (len < L.str_compact_data) return false;
-    if (load_u64(obj + L.ob_type) != L.unicode_type) return false;
-    int64_t chars = load_i64(obj + L.str_length);
-    uint32_t state;
-    std::memcpy(&state, obj + L.str_state, sizeof state);
-    if (chars < 0 || static_cast<size_t>(chars) > kMaxStringChars) return false;
-    if (!(state & L.str_compact_bit)) return false;  // names and file names are compact
-    bool ascii = (state & L.str_ascii_bit) != 0;
-    uint32_t kind = (state & L.str_kind_mask) >> L.str_kind_shift;
-    if (kind != 1 && kind != 2 && kind != 4) return false;
-    if (ascii && kind != 1) return false;
-    size_t data = ascii ? L.str_ascii_data : L.str_compact_data;
-    need = data + static_cast<size_t>(chars) * kind;
+    StrShape s;
+    if (len < L.str_compact_data || !str_shape(L, obj, s)) return false;
+    need = s.data + s.chars * s.kind;
     if (need > len) return false;
     out.clear();
-    const uint8_t* p = obj + data;
-    for (int64_t i = 0; i < chars; ++i) {
-        uint32_t cp;
-        if (kind == 1) cp = p[i];
-        else if (kind == 2) { uint16_t v; std::memcpy(&v, p + i * 2, 2); cp = v; }
-        else std::memcpy(&cp, p + i * 4, 4);
-        if (ascii && cp >= 0x80) return false;
-        append_utf8(out, cp);
+    for (size_t i = 0; i < s.chars; ++i) {
+        uint32_t cp = str_char(obj + s.data, s.kind, i);
+        if (s.ascii && cp >= 0x80) return false;
+        char b[4];
+        out.append(b, utf8_encode(cp, b));
     }
     return true;
 }

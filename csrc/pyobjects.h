@@ -22,6 +22,17 @@ bool read_str(const spprof_layout& L, SafeReader& reader, uint64_t addr, std::st
 // A bytes object's contents.
 bool read_bytes(const spprof_layout& L, SafeReader& reader, uint64_t addr, std::vector<uint8_t>& out);
 
+// A compact str's shape, from a copy of at least its first L.str_compact_data bytes: where its
+// characters start, how many there are and their width (1, 2 or 4 bytes). False when it is no
+// compact str or has more than kMaxStringChars characters.
+struct StrShape { size_t data; size_t chars; uint32_t kind; bool ascii; };
+bool str_shape(const spprof_layout& L, const uint8_t* head, StrShape& out);
+// Character `i` of a str's characters, `kind` bytes each.
+uint32_t str_char(const uint8_t* chars, uint32_t kind, size_t i);
+// One character as UTF-8 in `out`, a lone surrogate as Python's "surrogatepass" writes it; the
+// number of bytes.
+size_t utf8_encode(uint32_t cp, char out[4]);
+
 // Decodes a str copied into `obj` (`len` bytes from its start). Exposed for the fuzz tests.
 bool decode_str(const spprof_layout& L, const uint8_t* obj, size_t len, std::string& out, size_t& need);
 

@@ -33,7 +33,7 @@ struct FrameRecord {
     uint64_t code;          // address of the code object
     uint64_t fingerprint;   // of the code object's identity fields, taken at sample time
     int64_t instr_bytes;    // offset of the current instruction in bytes; -1 before the first
-    int64_t reserved;
+    uint64_t frame;         // the frame's address: which task runs it (asyncio_tasks.h)
 };
 
 // kSampleUnknown: the walk was torn after every retry; its weight goes to "<unknown>", not nowhere.

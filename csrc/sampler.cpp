@@ -30,9 +30,10 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
       seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
-      capture_(layout, reader_, opts.max_depth), cells_(static_cast<size_t>(opts.max_depth) + 1),
+      capture_(layout, reader_, opts.max_depth), tasks_(layout, reader_),
+      cells_(static_cast<size_t>(opts.max_depth) + 1 + kTaskCells),
       last_run_(opts.wall ? 0 : kChainSlots), stacks_(opts.wall ? kInitialThreads : 0) {
-    for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth));
+    for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth) + kTaskCells);
 }
 
 Sampler::~Sampler() { stop(); }
@@ -206,6 +207,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         const bool known = threads_.gil_switches(switches, last_holder);
         stacks_.begin_tick(n, known, switches, last_holder);
     }
+    tasks_.begin_tick();
     FrameRecord* frames = &cells_[1].frame;
     uint64_t stale = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -266,6 +268,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
         }
+        // The task is named before the stack is kept, so a reused stack keeps its task.
+        const bool walked = c != Capture::Torn && c != Capture::Empty;
+        const bool fresh_code = walked && new_code(frames, depth);
+        if (walked) depth = tasks_.name_running(t.tstate, frames, depth);
         if (opts_.wall) stacks_.record(i, t, c == Capture::Torn ? nullptr : frames, depth, truncated, t_ns);
         if (c == Capture::Empty) continue;
         if (c == Capture::Torn) {
@@ -287,7 +293,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             }
         }
         push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
-        if (new_code(frames, depth)) drain_.request();
+        if (fresh_code) drain_.request();
     }
     if (!opts_.wall) {
         clocks_.end_tick();

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "asyncio_tasks.h"
 #include "cpu_clocks.h"
 #include "frame_capture.h"
 #include "last_stacks.h"
@@ -86,6 +87,7 @@ public:
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
     const FrameCapture& capture() const { return capture_; }
+    const AsyncioTasks& tasks() const { return tasks_; }
     const CpuClocks& clocks() const { return clocks_; }
 
     // One tick's work, also driven by spprof._bench. `t_ns` is the tick's monotonic time.
@@ -115,6 +117,7 @@ private:
     CpuClocks clocks_;
     ThreadStates states_;
     FrameCapture capture_;
+    AsyncioTasks tasks_;
     std::unique_ptr<Metronome> metronome_;  // leaked, never destroyed, when its descriptors were lost
     std::mutex control_;                    // start, stop and watch
     std::vector<SampleCell> cells_;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -27,6 +28,8 @@ public:
     // kHidden for the interpreter's own trampolines, which are no function of the program.
     static constexpr uint32_t kHidden = 0xFFFFFFFFu;
     uint32_t frame_for(uint64_t code, uint64_t fingerprint, int64_t instr_bytes);
+    // The frame that stands for an asyncio task of this name, above its coroutine's frames.
+    uint32_t task_frame(const std::string& name);
     uint32_t truncated_frame() const { return truncated_frame_; }
     uint32_t unknown_frame() const { return unknown_frame_; }
     uint64_t unverified() const { return unverified_; }
@@ -56,6 +59,7 @@ private:
     std::unordered_map<uint64_t, uint32_t> frames_by_line_;                  // (symbol, line)
     std::unordered_map<Site, uint32_t, SiteHash> frames_by_instr_;
     uint32_t unverified_frame_, truncated_frame_, unknown_frame_;
+    std::unordered_map<std::string, uint32_t> task_frames_;
     uint64_t unverified_ = 0;
 };
 

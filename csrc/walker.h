@@ -18,9 +18,10 @@ namespace spprof {
 
 enum class Capture { Ok, Empty, Torn };
 
-// One frame as walked: its code object's address and its instruction (bytes from the start of
-// the bytecode, -1 before the first, for frame objects; the instruction pointer for 3.11+).
-struct Walked { uint64_t code; uint64_t instr; };
+// One frame as walked: its code object's address, its instruction (bytes from the start of the
+// bytecode, -1 before the first, for frame objects; the instruction pointer for 3.11+) and the
+// frame's own address.
+struct Walked { uint64_t code; uint64_t instr; uint64_t frame; };
 
 // True when the `size` bytes at `addr` lie in [lo, hi). Written so that nothing can wrap: `addr`
 // may come from a torn copy, where `addr + size <= hi` would let a field of ~0 through.

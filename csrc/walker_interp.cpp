@@ -153,7 +153,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
                     (L.trampoline_code != 0 && code == L.trampoline_code);
         if (!shim) {
             if (n == cap_.max_depth_) { truncated = true; break; }
-            cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr)};
+            cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr), f};
             // A suspended generator's frame has no caller: the chain changed under the walk.
             if (prev == 0 && owner == L.owner_generator) return cap_.reject(kTornSuspended);
         }

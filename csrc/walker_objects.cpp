@@ -95,7 +95,7 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
         int64_t instr = lasti < 0 ? -1 : lasti * L.fo_lasti_scale;
         if (n == 0) cap_.remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back);
         chain_now_[static_cast<size_t>(n)] = f;
-        cap_.walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr)};
+        cap_.walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr), f};
         f = load_u64(fb + L.fo_back);
     }
     last.tstate = ts_addr;

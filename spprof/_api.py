@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import warnings
 from types import TracebackType
@@ -39,6 +40,15 @@ class Profiler:
                 raise
         # never swallows the block's own exception
 
+    # `async with Profiler() as p:` in a coroutine: the same start and stop, which do not block
+    # the loop beyond saving to output_path when one was given.
+    async def __aenter__(self) -> "Profiler":
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        self.__exit__(exc_type, exc, tb)
+
 
 @overload
 def profile(func: F) -> F: ...
@@ -51,6 +61,8 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
 
     A call made while a profile is already running (a recursive call, or code already inside
     start()/stop() or a Profiler) joins that profile: it runs as it is and saves nothing.
+    On an `async def`, each awaited call is profiled (with whatever else the process runs meanwhile,
+    other tasks included) and the decorated function stays a coroutine function.
     Profiling never changes what the function does: when profiling cannot start (the output
     folder is gone, no memory reader) the function runs unprofiled, and when the save fails the
     function's result still comes back; both warn (RuntimeWarning), the profile is kept on
@@ -59,26 +71,47 @@ def profile(func: Any = None, *, interval_ms: float = 10, output_path: Any = Non
     check_arguments(interval_ms, output_path, options)
 
     def decorate(fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def begin() -> Optional[Profiler]:
+            """The call's own Profiler, started; None when the call joins a running profile or
+            runs unprofiled."""
             if _native.session() is not None:  # a profile is running (maybe this very function's): join it
-                return fn(*args, **kwargs)
+                return None
             try:
                 p = Profiler(interval_ms, output_path, **options)  # checks output_path again
                 p.__enter__()
+                return p
             except Exception as e:  # another thread's profile started meanwhile (joined), or a failure
                 if not (isinstance(e, RuntimeError) and "already running" in str(e)):
                     _warn(f"spprof: could not profile {fn.__qualname__} ({e}); it ran unprofiled")
-                return fn(*args, **kwargs)
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as e:
-                _exit_quietly(p, fn)
-                wrapper.last_profile = p.profile  # type: ignore[attr-defined]
-                raise
+                return None
+
+        def end(p: Profiler) -> None:
             _exit_quietly(p, fn)
             wrapper.last_profile = p.profile  # type: ignore[attr-defined]
-            return result
+
+        if inspect.iscoroutinefunction(fn):
+            # The profile spans the awaited call, not the creation of the coroutine; being an
+            # `async def` itself, the wrapper stays a coroutine function for inspect and asyncio.
+            # Other tasks that run while it awaits are in the profile too (it profiles the process).
+            @functools.wraps(fn)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                p = begin()
+                if p is None:
+                    return await fn(*args, **kwargs)
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    end(p)
+        else:
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                p = begin()
+                if p is None:
+                    return fn(*args, **kwargs)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    end(p)
 
         wrapper.last_profile = None  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]

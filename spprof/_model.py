@@ -10,6 +10,11 @@ from typing import Any, Dict, List, Optional, Tuple
 from . import _format_registry
 
 
+# The file name of the frame that stands for an asyncio task, above its coroutine's frames; its
+# function name is the task's name (csrc/profile_data.h).
+TASK_FILE = "<asyncio task>"
+
+
 @dataclass(frozen=True)
 class Frame:
     function_name: str
@@ -26,6 +31,7 @@ class Sample:
     frames: Tuple[Frame, ...]  # root first, leaf last
     native_id: int = 0
     weight_ns: int = 0
+    task_name: str = ""  # the asyncio task the thread ran (the innermost one), or ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class ProfilerStats:
     threads_seen: int = 0
     bytes_held: int = 0
     reader: str = ""
+    tasks_named: int = 0     # samples that name the asyncio task they ran
+    tasks_off: str = ""      # why asyncio tasks are not named on this interpreter; "" when they are
     # continuous profiling (start_continuous): zero without it
     windows_made: int = 0
     windows_sent: int = 0
@@ -134,6 +142,7 @@ def _build_samples(data: Any) -> List[Sample]:
     symbols = data.symbols()
     frames = [Frame(symbols[s][0], symbols[s][1], line) for s, line in data.frames()]
     stacks = [tuple(frames[i] for i in stack) for stack in data.stacks()]
+    tasks = [next((f.function_name for f in reversed(stack) if f.filename == TASK_FILE), "") for stack in stacks]
     threads = data.threads()
     t_col, w_col, th_col, st_col = data.sample_columns()
     t = array.array("Q", t_col)
@@ -141,7 +150,7 @@ def _build_samples(data: Any) -> List[Sample]:
     th = array.array("I", th_col)
     st = array.array("I", st_col)
     out = [
-        Sample(t[i], threads[th[i]][0], threads[th[i]][2], stacks[st[i]], threads[th[i]][1], w[i])
+        Sample(t[i], threads[th[i]][0], threads[th[i]][2], stacks[st[i]], threads[th[i]][1], w[i], tasks[st[i]])
         for i in range(len(t))
     ]
     out.sort(key=lambda s: s.timestamp_ns)

@@ -80,6 +80,9 @@ class Session:
         self._pid = os.getpid()
 
     def start(self) -> None:
+        # Asyncio tasks are named only when asyncio is imported as profiling starts (csrc/layout.c),
+        # and the program has not run yet.
+        import asyncio  # noqa: F401
         _session.start_as(self.interval_ms, None, {"mode": self.mode}, owner="run")
         # A program that sets its own SIGTERM handler later replaces this one, as it should.
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:

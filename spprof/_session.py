@@ -200,6 +200,8 @@ def stats() -> Optional[ProfilerStats]:
         threads_seen=s["threads_seen"],
         bytes_held=s["bytes_held"],
         reader=s["reader"],
+        tasks_named=s["tasks_named"],
+        tasks_off=s["tasks_off"],
         **{k: windows[k] for k in ("windows_made", "windows_sent", "windows_retried", "windows_dropped",
                                    "bytes_sent", "last_error") if k in windows},
     )

@@ -23,6 +23,7 @@ REPORT_EXAMPLES = """examples:
   spprof report profile.json             top 20 functions by self time
   spprof report profile.json --by total -n 50
   spprof report profile.json --threads   a table per thread
+  spprof report profile.json --tasks     a table per asyncio task
   spprof report profile.json | sort -t$'\\t' -k4 -rn   tab-separated when piped
 
 Reads Speedscope files that spprof wrote and collapsed stacks. In cpu mode time is CPU time."""
@@ -76,7 +77,10 @@ def _parsers(prog: str) -> Tuple[_Parser, _Parser]:
     report = sub.add_parser("report", help="print the functions that took the most time",
                             epilog=REPORT_EXAMPLES, formatter_class=fmt)
     report.add_argument("file", help="a Speedscope (.json) or collapsed file")
-    report.add_argument("--threads", action="store_true", help="one table per thread")
+    grouping = report.add_mutually_exclusive_group()
+    grouping.add_argument("--threads", action="store_true", help="one table per thread")
+    grouping.add_argument("--tasks", action="store_true",
+                          help="one table per asyncio task (the innermost task a sample ran in), and one for the rest")
     report.add_argument("-n", type=int, default=20, metavar="N", help="rows per table (default 20, 0 for all)")
     report.add_argument("--by", choices=("self", "total"), default="self", help="sort by self or total time")
     report.set_defaults(func=_cmd_report, parser=report)
@@ -225,11 +229,12 @@ def _report_rows(frames: List[Tuple[str, str, int]], stacks: Iterable[Tuple[Tupl
     return rows
 
 
-def _print_tsv(rows: List[Dict[str, Any]], timed: bool, thread: Optional[str], header: bool) -> None:
+def _print_tsv(rows: List[Dict[str, Any]], timed: bool, thread: Optional[str], header: bool,
+               group: str = "thread") -> None:
     cols = ["self_pct"] + (["self_ns"] if timed else []) + ["self_samples", "total_pct"] \
         + (["total_ns"] if timed else []) + ["total_samples", "function", "file"]
     if thread is not None:
-        cols.insert(0, "thread")
+        cols.insert(0, group)
     if header:
         print("\t".join(cols))
     for r in rows:
@@ -285,6 +290,8 @@ def _cmd_report(ns: argparse.Namespace) -> int:
     if ns.threads:
         ordered = sorted(per_thread, key=lambda t: -sum(w for _, w in t[1].values()))
         groups = [(label, list(stacks.items())) for label, stacks in ordered]
+    elif ns.tasks:
+        groups = _by_task(data.located_frames(), per_thread)
     else:
         groups = [(None, [item for _, stacks in per_thread for item in stacks.items()])]
     frames = data.located_frames()
@@ -299,8 +306,24 @@ def _cmd_report(ns: argparse.Namespace) -> int:
                 print()
             _print_table(rows, timed, width, bold)
         else:
-            _print_tsv(rows, timed, thread, header=i == 0)
+            _print_tsv(rows, timed, thread, header=i == 0, group="task" if ns.tasks else "thread")
     return 0
+
+
+def _by_task(frames: List[Tuple[str, str, int]], per_thread: List[Tuple[str, Dict[Tuple[int, ...], List[int]]]]
+             ) -> List[Tuple[Optional[str], Iterable[Tuple[Tuple[int, ...], List[int]]]]]:
+    """The stacks grouped by the innermost asyncio task they ran in, the most time first; the
+    stacks outside any task (the loop itself, other threads) last, as "(no task)"."""
+    from ._model import TASK_FILE
+    tasks: Dict[str, Dict[Tuple[int, ...], List[int]]] = {}
+    for _, stacks in per_thread:
+        for stack, (n, w) in stacks.items():
+            task = next((frames[f][0] for f in reversed(stack) if frames[f][1] == TASK_FILE), "")
+            entry = tasks.setdefault(task, {}).setdefault(stack, [0, 0])
+            entry[0] += n
+            entry[1] += w
+    ordered = sorted(tasks.items(), key=lambda t: (t[0] == "", -sum(w for _, w in t[1].values())))
+    return [(name or "(no task)", list(stacks.items())) for name, stacks in ordered]
 
 
 # ---- view

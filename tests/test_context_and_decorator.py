@@ -175,3 +175,81 @@ def test_decorator_warnings_as_errors_never_replace_the_result(capfd):
         warnings.simplefilter("error")
         assert work() == "result"
     assert "could not be saved" in capfd.readouterr().err
+
+
+async def async_compute(n):
+    import asyncio
+    await asyncio.sleep(0)  # the work happens after the coroutine was created and first resumed
+    return expensive_computation(n)
+
+
+def frame_names(profile):
+    return {f.function_name for s in profile.samples for f in s.frames}
+
+
+def test_decorator_on_async_def_profiles_the_awaited_call(tmp_path):
+    import asyncio
+    import inspect
+    path = tmp_path / "async.json"
+
+    @spprof.profile(interval_ms=1, output_path=path)
+    async def handler(n):
+        """Awaits, then computes."""
+        return await async_compute(n)
+
+    assert inspect.iscoroutinefunction(handler)  # what asyncio and frameworks ask
+    assert handler.__name__ == "handler" and handler.__doc__ == "Awaits, then computes."
+    coroutine = handler(1_000_000)
+    assert not spprof.is_active() and handler.last_profile is None  # nothing runs until awaited
+    assert asyncio.run(coroutine) == expensive_computation(1_000_000)
+    assert not spprof.is_active() and path.exists()
+    names = frame_names(handler.last_profile)
+    assert any(n.endswith("expensive_computation") for n in names), names
+    assert any(n.endswith("handler") for n in names), names
+
+
+def test_decorator_on_async_def_reraises_and_joins_a_running_profile():
+    import asyncio
+
+    @spprof.profile(interval_ms=1)
+    async def failing():
+        await asyncio.sleep(0)
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        asyncio.run(failing())
+    assert not spprof.is_active() and failing.last_profile is not None
+
+    @spprof.profile(interval_ms=1)
+    async def job(n):
+        return await async_compute(n)
+
+    async def two_at_once():  # the second call joins the first's profile, as a recursive call does
+        return await asyncio.gather(job(300_000), job(300_000))
+
+    assert asyncio.run(two_at_once()) == [expensive_computation(300_000)] * 2
+    assert not spprof.is_active() and job.last_profile is not None
+
+
+def test_async_with_profiler():
+    import asyncio
+
+    async def main():
+        async with spprof.Profiler(interval_ms=1) as p:
+            assert spprof.is_active() and p.profile is None
+            await async_compute(1_000_000)
+        assert not spprof.is_active()
+        return p
+
+    p = asyncio.run(main())
+    assert any(n.endswith("expensive_computation") for n in frame_names(p.profile))
+
+    async def failing():
+        async with spprof.Profiler(interval_ms=1) as q:
+            await asyncio.sleep(0)
+            1 / 0
+        return q  # not reached
+
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(failing())
+    assert not spprof.is_active()

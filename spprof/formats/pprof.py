@@ -6,6 +6,7 @@ import gzip
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Dict, List, Tuple
 
+from .._model import TASK_FILE
 from .._tables import tables
 
 if TYPE_CHECKING:
@@ -125,6 +126,22 @@ def to_bytes(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
             for _, native_id, name in tab.threads
         ]
 
+    # Each sample's asyncio task, the innermost task frame of its stack, as a `task` label; not for
+    # Pyroscope, where every label value is a series of its own and tasks come by the thousand.
+    task_labels: Dict[int, bytes] = {}
+
+    def task_label(stack: int) -> bytes:
+        label = task_labels.get(stack)
+        if label is None:
+            label = b""
+            for f in reversed(tab.stacks[stack]):
+                name, filename, _ = tab.symbols[tab.frames[f][0]]
+                if filename == TASK_FILE:
+                    label = _bytes(3, _int(1, strings("task")) + _int(2, strings(name)))
+                    break
+            task_labels[stack] = label
+        return label
+
     # Samples of the same stack in the same thread become one: the file stays small.
     counts: Dict[Tuple[int, int], int] = Counter(zip(tab.stack, tab.thread))
     w = tab.weight_ns
@@ -139,7 +156,8 @@ def to_bytes(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
         locs = stack_locations.get(stack)
         if locs is None:  # pprof wants the leaf first
             locs = stack_locations[stack] = _packed(1, [location_of(f) for f in reversed(tab.stacks[stack])])
-        out.append(_bytes(_PROFILE_SAMPLE, locs + _packed(2, [n, weights[stack, thread]]) + thread_labels[thread]))
+        labels = thread_labels[thread] + (b"" if thread_name_label else task_label(stack))
+        out.append(_bytes(_PROFILE_SAMPLE, locs + _packed(2, [n, weights[stack, thread]]) + labels))
 
     out.append(value_type(_PROFILE_PERIOD_TYPE, clock, "nanoseconds"))
     out.append(_int(_PROFILE_PERIOD, tab.interval_ns))

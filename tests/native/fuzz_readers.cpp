@@ -1,6 +1,7 @@
 // Seeded, bounded fuzzing of every engine function that reads interpreter memory or bytes copied
 // from it: the line-table decoders, decode_str, the frame-chain walker, the thread-list reader,
-// the symbol reader (read_str, read_bytes, SymbolTable), and the reader's own batching. Built with ASan and UBSan by
+// the symbol reader (read_str, read_bytes, SymbolTable), the running asyncio task's reader, and
+// the reader's own batching. Built with ASan and UBSan by
 // ci/native_checks.sh: an out-of-bounds read, a wild pointer or undefined behaviour ends the run.
 //
 // Inputs are random bytes, pointer-like words (aligned addresses in the fake image, the real
@@ -215,7 +216,7 @@ int main(int argc, char** argv) {
         else if (a == "--only" && i + 1 < argc) only = argv[++i];
         else if (a == "--reader" && i + 1 < argc) reader = argv[++i];
         else {
-            std::fprintf(stderr, "usage: %s [--seconds N | --long] [--seed S] [--iterations N] [--only linetable|decode_str|frames|threads|symbols|reads] [--reader vm_readv|proc_mem]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seconds N | --long] [--seed S] [--iterations N] [--only linetable|decode_str|frames|threads|symbols|reads|asyncio_tasks] [--reader vm_readv|proc_mem]\n", argv[0]);
             return 64;
         }
     }
@@ -223,6 +224,8 @@ int main(int argc, char** argv) {
     harness::start_python();
     char err[512] = {0};
     spprof_layout_find_init_cleanup();
+    harness::run_python("import asyncio\n");  // asyncio's Task is calibrated only once it is imported
+    spprof_layout_calibrate_tasks();
     CHECK(spprof_layout_init(&L, err, sizeof err) == 0, err);
     harness::check_layout_bounds(L);
     std::string error;
@@ -250,7 +253,7 @@ int main(int argc, char** argv) {
     struct Target { const char* name; double share; void (*fn)(Rng&, uint64_t, uint64_t, TargetStats&); };
     const Target targets[] = {{"linetable", 0.15, fuzz_linetable}, {"decode_str", 0.10, fuzz_decode_str},
                               {"frames", 0.35, fuzz_frames}, {"threads", 0.15, fuzz_threads}, {"symbols", 0.15, fuzz_symbols},
-                              {"reads", 0.10, fuzz_reads}};
+                              {"reads", 0.10, fuzz_reads}, {"asyncio_tasks", 0.10, fuzz_asyncio_tasks}};
     std::printf("fuzz_readers: Python %d.%d (frame model %d, line table format %d), seed %llu, %.0f s, reader %s\n",
                 L.py_major, L.py_minor, L.frame_model, L.linetable_format, (unsigned long long)seed, seconds, R.method_name());
     std::printf("inputs: %zu real code objects, %zu strs, %zu bytes objects, %zu blocked threads with %zu frames\n",

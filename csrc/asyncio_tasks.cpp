@@ -1,0 +1,191 @@
+#include "asyncio_tasks.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "bytes.h"
+#include "pyobjects.h"
+
+namespace spprof {
+
+namespace {
+constexpr size_t kMaxEntries = 64;   // of the running-task dict: one per loop, churned by each step
+constexpr size_t kMaxRunning = 16;   // loops running a task at one tick that are looked at
+constexpr size_t kHeadBytes = 128;   // a dict, its keys' header, or the start of a name object
+}  // namespace
+
+AsyncioTasks::AsyncioTasks(const spprof_layout& layout, SafeReader& reader)
+    : L(layout), reader_(reader), running_(kMaxRunning),
+      buf_(std::max<size_t>({kMaxEntries * std::max<uint32_t>(layout.dk_entry_size, 1), layout.task_copy, kHeadBytes})) {}
+
+// 3.9-3.13: the values of _asyncio._current_tasks, read once per tick. The dict changes at every
+// task step: what a torn copy yields is checked like anything else (types, the frame on the
+// stack) and, for the task named, read again after its name.
+bool AsyncioTasks::load_from_dict() {
+    loaded_ = true;
+    n_running_ = 0;
+    uint8_t d[kHeadBytes], k[kHeadBytes];
+    const size_t dn = std::max({L.dict_used, L.dict_keys, L.dict_values}) + 8;
+    if (dn > sizeof d || !reader_.read(L.current_tasks, d, dn)) return false;
+    if (load_i64(d + L.dict_used) <= 0) return true;
+    if (load_u64(d + L.dict_values) != 0) return false;
+    const uint64_t keys = load_u64(d + L.dict_keys);
+    if (!plausible(keys) || L.dk_indices > sizeof k || !reader_.read(keys, k, L.dk_indices)) return false;
+    uint64_t size, index_bytes;
+    if (L.dk_size_log2) {
+        if (k[L.dk_size] < 3 || k[L.dk_size] > 20 || k[L.dk_log2_index_bytes] > 23 || k[L.dk_kind] != 0) return false;
+        size = 1ull << k[L.dk_size];
+        index_bytes = 1ull << k[L.dk_log2_index_bytes];
+    } else {
+        size = static_cast<uint64_t>(load_i64(k + L.dk_size));
+        if (size < 8 || size > (1u << 20) || (size & (size - 1)) != 0) return false;
+        index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+    }
+    const int64_t entries = load_i64(k + L.dk_nentries);
+    if (entries < 0 || static_cast<uint64_t>(entries) > size) return false;
+    const size_t n = std::min<size_t>(static_cast<size_t>(entries), kMaxEntries);
+    const uint64_t first = keys + L.dk_indices + index_bytes;
+    if (n == 0 || !reader_.read(first, buf_.data(), n * L.dk_entry_size)) return n == 0;
+    keys_ = keys;
+    // Copied out first: read_task() reuses the buffer.
+    Running found[kMaxRunning];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < kMaxRunning; ++i) {
+        const uint8_t* e = buf_.data() + i * L.dk_entry_size;
+        const uint64_t key = load_u64(e + L.dk_entry_key), value = load_u64(e + L.dk_entry_value);
+        if (key != 0 && plausible(value))
+            found[m++] = {value, 0, 0, 0, first + i * L.dk_entry_size + L.dk_entry_value};
+    }
+    for (size_t i = 0; i < m; ++i) {
+        Running r = found[i];
+        if (read_task(r.task, r)) running_[n_running_++] = r;
+        else reject();
+    }
+    return true;
+}
+
+// The task's coroutine, the address of that coroutine's frame and the task's name object.
+bool AsyncioTasks::read_task(uint64_t task, Running& out) {
+    if (!plausible(task) || !reader_.read(task, buf_.data(), L.task_copy)) return false;
+    if (load_u64(buf_.data() + L.ob_type) != L.task_type) return false;
+    const uint64_t coro = load_u64(buf_.data() + L.task_coro), name = load_u64(buf_.data() + L.task_name);
+    if (!plausible(coro) || !plausible(name)) return false;
+    uint8_t c[kHeadBytes];
+    const size_t cn = std::max(L.ob_type, L.coro_frame_inline ? 0u : L.coro_frame) + 8;
+    if (cn > sizeof c || !reader_.read(coro, c, cn) || load_u64(c + L.ob_type) != L.coro_type) return false;
+    const uint64_t frame = L.coro_frame_inline ? coro + L.coro_frame : load_u64(c + L.coro_frame);
+    if (!plausible(frame)) return false;
+    out.task = task;
+    out.frame = frame;
+    out.name = name;
+    out.coro = coro;
+    return true;
+}
+
+// After the name was copied: the record that said the task runs still says so, and the task
+// still has the coroutine and the name it had.
+bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr) {
+    uint64_t now = 0;
+    if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
+        if (!reader_.read(ts_addr + L.ts_running_task, &now, sizeof now) || now != r.task) return false;
+    } else {
+        uint64_t keys = 0;
+        if (!reader_.read(L.current_tasks + L.dict_keys, &keys, sizeof keys) || keys != keys_) return false;
+        if (!reader_.read(r.entry, &now, sizeof now) || now != r.task) return false;
+    }
+    Running again{};
+    return read_task(r.task, again) && again.coro == r.coro && again.name == r.name;
+}
+
+// The name as UTF-8, at most kTaskNameBytes; 0 when it is not a str (or a default name's number).
+size_t AsyncioTasks::copy_name(uint64_t name, char* out) {
+    uint8_t h[kHeadBytes];
+    if (L.str_compact_data > sizeof h || !reader_.read(name, h, L.str_compact_data)) return 0;
+    const uint64_t type = load_u64(h + L.ob_type);
+    if (type == L.long_type && L.long_tag != 0 && L.long_digit + 8 <= L.str_compact_data) {
+        // 3.12+: "Task-N" is made from N when asked for; N is a small non-negative int.
+        const uint64_t tag = load_u64(h + L.long_tag);
+        const uint64_t digits = tag >> 3, sign = tag & 3;
+        if (sign == 2 || digits > 2) return 0;
+        uint32_t d0, d1;
+        std::memcpy(&d0, h + L.long_digit, 4);
+        std::memcpy(&d1, h + L.long_digit + 4, 4);
+        const uint64_t v = sign == 1 ? 0 : digits == 1 ? d0 : (static_cast<uint64_t>(d1) << 30) | d0;
+        int n = std::snprintf(out, kTaskNameBytes, "Task-%llu", static_cast<unsigned long long>(v));
+        return n > 0 ? static_cast<size_t>(n) : 0;
+    }
+    StrShape s;
+    if (!str_shape(L, h, s) || s.chars == 0) return 0;
+    const size_t take = std::min(s.chars, kTaskNameBytes);
+    uint8_t data[kTaskNameBytes * 4];
+    if (!reader_.read(name + s.data, data, take * s.kind)) return 0;
+    size_t len = 0;
+    for (size_t i = 0; i < take; ++i) {
+        const uint32_t cp = str_char(data, s.kind, i);
+        if (s.ascii && cp >= 0x80) return 0;
+        char b[4];
+        const size_t n = utf8_encode(cp, b);
+        if (len + n > kTaskNameBytes) break;  // cut at a character
+        std::memcpy(out + len, b, n);
+        len += n;
+    }
+    return len;
+}
+
+int AsyncioTasks::insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len) {
+    const int cells = static_cast<int>((len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord));
+    const int head = at + 1 + cells;
+    std::copy_backward(frames + at + 1, frames + depth, frames + depth + 1 + cells);
+    for (int j = 0; j < cells; ++j) {
+        FrameRecord& c = frames[head - 1 - j];
+        std::memset(&c, 0, sizeof c);
+        std::memcpy(&c, name + j * sizeof(FrameRecord), std::min(sizeof(FrameRecord), len - j * sizeof(FrameRecord)));
+    }
+    frames[head] = {task, static_cast<uint64_t>(len), kTaskRecord, 0};
+    return depth + 1 + cells;
+}
+
+int AsyncioTasks::name_running(uint64_t ts_addr, FrameRecord* frames, int depth) {
+    if (!enabled() || depth == 0) return depth;
+    const Running* candidates;
+    size_t n;
+    Running own{};
+    if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
+        uint64_t task = 0;
+        if (!reader_.read(ts_addr + L.ts_running_task, &task, sizeof task)) { reject(); return depth; }
+        if (task == 0) return depth;
+        if (!read_task(task, own)) { reject(); return depth; }
+        candidates = &own;
+        n = 1;
+    } else {
+        if (!loaded_ && !load_from_dict()) reject();
+        candidates = running_.data();
+        n = n_running_;
+    }
+    return match(ts_addr, frames, depth, candidates, n, L.tasks_model == SPPROF_TASKS_CURRENT_DICT);
+}
+
+// `reload`: the dict's table may have been replaced under the first read (it is, every few
+// steps, as entries come and go): read it once more before giving up on the thread.
+int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n,
+                        bool reload) {
+    for (size_t i = 0; i < n; ++i) {
+        const Running& r = candidates[i];
+        for (int at = 0; at < depth; ++at) {
+            if (frames[at].frame != r.frame) continue;
+            char name[kTaskNameBytes];
+            const size_t len = copy_name(r.name, name);
+            if (len == 0 || !still_running(r, ts_addr)) {
+                if (reload && load_from_dict()) return match(ts_addr, frames, depth, running_.data(), n_running_, false);
+                reject();
+                return depth;
+            }
+            named_.fetch_add(1, std::memory_order_relaxed);
+            return insert(frames, depth, at, r.task, name, len);
+        }
+    }
+    return depth;
+}
+
+}  // namespace spprof

@@ -1,0 +1,69 @@
+// The asyncio task a thread is running, named on its sample.
+//
+// A thread runs a task while the task's coroutine's frame is on its stack. The running tasks are
+// found in the interpreter's own records (3.9-3.13: _asyncio's dict of each loop's running task;
+// 3.14: the thread state's running task); a task is named on a thread's sample only when its
+// coroutine's frame is among the frames that sample walked, its type is asyncio's Task, its name
+// is a str (or, 3.12+, the number a default name is made from), and the record that said it runs
+// still says so after its name was copied. Anything else leaves the sample unnamed and is counted.
+//
+// Safety contract: runs on the sampler thread only, without the GIL; every read goes through the
+// sampler's SafeReader; nothing is allocated after construction.
+//
+// On a sample, a task is one record put between its coroutine's frame and the frame that called
+// it: a head cell (code: the task's address, instr_bytes: kTaskRecord, fingerprint: the name's
+// length in bytes) and, before it (toward the innermost frame), the name's UTF-8 bytes in
+// kTaskNameCells cells or fewer.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "layout.h"
+#include "safe_read.h"
+#include "sample_queue.h"
+
+namespace spprof {
+
+constexpr int64_t kTaskRecord = INT64_MIN + 0x7a5c;  // no instruction offset is ever this
+constexpr size_t kTaskNameBytes = 64;               // a longer name is cut, at a character
+constexpr int kTaskNameCells = static_cast<int>(kTaskNameBytes / sizeof(FrameRecord));
+constexpr int kTaskCells = 1 + kTaskNameCells;     // the most a task adds to a sample
+
+class AsyncioTasks {
+public:
+    AsyncioTasks(const spprof_layout& layout, SafeReader& reader);
+    bool enabled() const { return L.tasks_model != SPPROF_TASKS_OFF; }
+    // At the start of each tick: the running tasks are read again when a thread first needs them.
+    void begin_tick() { loaded_ = false; }
+    // `frames` holds `depth` frames, innermost first, each with its frame's address, and room for
+    // kTaskCells more. Puts the record of the task the thread at `ts_addr` runs after its
+    // coroutine's frame and returns the new depth; the same depth when it runs none, or when its
+    // task could not be verified.
+    int name_running(uint64_t ts_addr, FrameRecord* frames, int depth);
+
+    uint64_t named() const { return named_.load(std::memory_order_relaxed); }
+    uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+private:
+    struct Running { uint64_t task, frame, name, coro, entry; };
+    bool load_from_dict();
+    bool read_task(uint64_t task, Running& out);
+    bool still_running(const Running& r, uint64_t ts_addr);
+    size_t copy_name(uint64_t name, char* out);
+    int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
+    int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
+    void reject() { rejected_.fetch_add(1, std::memory_order_relaxed); }
+
+    const spprof_layout& L;
+    SafeReader& reader_;
+    bool loaded_ = false;
+    std::vector<Running> running_;  // 3.9-3.13: this tick's running tasks, one per loop
+    size_t n_running_ = 0;
+    uint64_t keys_ = 0;             // the dict's keys the entries were read from
+    std::vector<uint8_t> buf_;
+    std::atomic<uint64_t> named_{0}, rejected_{0};
+};
+
+}  // namespace spprof

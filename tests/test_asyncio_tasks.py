@@ -1,0 +1,82 @@
+"""asyncio tasks named on the samples of the threads that run them (issue 14). Workloads in
+tests/workloads/async_tasks.py."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import spprof
+from conftest import run_workload
+from test_formats import decode_pprof, go_pprof
+
+
+def run(kind, interval_ms, mode, seconds, *extra):
+    proc, out = run_workload("async_tasks", kind, interval_ms, mode, seconds, *extra, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_tasks_are_named_on_this_interpreter_once_asyncio_is_imported(tmp_path):
+    code = ("import spprof, sys\n"
+            "spprof.start(); off = spprof.stats().tasks_off; spprof.stop()\n"
+            "assert 'asyncio' not in sys.modules, 'spprof imported asyncio'\n"
+            "import asyncio\n"
+            "spprof.start(); print(repr((off, spprof.stats().tasks_off))); spprof.stop()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)  # not the checkout, whose spprof/ has no built module
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == repr(("asyncio was not imported when profiling started", "")), proc.stdout
+
+
+def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have_no_cpu():
+    for attempt in range(3):
+        out = run("three", 2, "cpu", 2.0)
+        computing = out["computer"]
+        total = sum(computing.values())
+        under = sum(w for k, w in computing.items() if k.startswith("computer>a_top>b_mid"))
+        if under >= 0.95 * total or attempt == 2:
+            break
+    assert total > 0, out
+    assert under >= 0.95 * total, (computing, out["counters"])
+    assert "waiter-sleep" not in out["by_task"] and "waiter-event" not in out["by_task"], out["by_task"]
+    assert out["under_task"] == ["a_top"], out["under_task"]
+    assert out["counters"]["tasks_named"] > 0
+
+
+def test_torture_names_only_the_workloads_tasks(tmp_path):
+    out = run("torture", 1, "cpu", 4.0)
+    named = {name for name in out["by_task"] if name}
+    assert named, out["counters"]
+    assert named <= set(out["made"]), named - set(out["made"])
+    # a task's frame stands right above the coroutine the task runs, never anywhere else
+    assert set(out["under_task"]) <= {"short_work", "long_wait", "one_run"}, out["under_task"]
+
+
+def test_every_format_carries_the_task(tmp_path):
+    out = run("three", 5, "cpu", 1.0, tmp_path)
+    assert out["by_task"].get("computer", 0) > 0
+    collapsed = (tmp_path / "profile.txt").read_text()
+    assert any(";computer (<asyncio task>:0);a_top" in line for line in collapsed.splitlines()), collapsed[:2000]
+    speedscope = json.loads((tmp_path / "profile.json").read_text())
+    assert any(f["name"] == "computer" for f in speedscope["shared"]["frames"])
+    pprof = decode_pprof(tmp_path / "profile.pb.gz")
+    assert any(labels.get("task") == "computer" for _, _, labels in pprof["samples"])
+    tags = go_pprof("-tags", tmp_path / "profile.pb.gz")  # the real tool reads the label
+    assert "task:" in tags and "computer" in tags, tags
+    assert "computer" in (tmp_path / "profile.trace.json").read_text()
+    assert "computer" in (tmp_path / "profile.html").read_text()
+
+
+def test_report_tasks_gives_a_table_per_task(tmp_path):
+    run("three", 5, "cpu", 1.0, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "spprof", "report", str(tmp_path / "profile.json"), "--tasks", "-n", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert rows[0][0] == "task"
+    computer = {r[-2].split(".")[-1] for r in rows[1:] if r[0] == "computer"}
+    assert {"a_top", "b_mid", "c_work"} <= computer, rows
+    assert all(r[0] in ("computer", "(no task)") for r in rows[1:]), {r[0] for r in rows[1:]}
+    # the task's table comes first: it has nearly all the time
+    assert rows[1][0] == "computer"

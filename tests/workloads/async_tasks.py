@@ -1,0 +1,131 @@
+"""asyncio tasks under the sampler.
+
+Usage: async_tasks.py KIND INTERVAL_MS MODE SECONDS [OUTPUT_DIR]
+KIND: three (one task computing through a_top > b_mid > c_work, two waiting on asyncio.sleep and
+an Event), torture (event loops in four threads and the main one, each running asyncio.run over
+and over; each run creates and cancels tasks by the hundred, some named, some raising).
+Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
+computing task's samples, every task name the workload gave or asyncio made, the counters.
+With OUTPUT_DIR, the profile is saved there in every format.
+"""
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+
+import spprof
+
+KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+OUTPUT = sys.argv[5] if len(sys.argv) > 5 else None
+made_names = set()
+names_lock = threading.Lock()
+
+
+def c_work():
+    total = 0
+    for i in range(20_000):
+        total += i & 7
+    return total
+
+
+async def b_mid():
+    return c_work()
+
+
+async def a_top(until):
+    loop = asyncio.get_running_loop()
+    while loop.time() < until:
+        await b_mid()
+        await asyncio.sleep(0)
+
+
+async def waiter_sleep():
+    await asyncio.sleep(3600)
+
+
+async def waiter_event(event):
+    await event.wait()
+
+
+async def three():
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    sleeper = asyncio.create_task(waiter_sleep(), name="waiter-sleep")
+    eventer = asyncio.create_task(waiter_event(event), name="waiter-event")
+    await asyncio.create_task(a_top(loop.time() + SECONDS), name="computer")
+    sleeper.cancel()
+    event.set()
+    await asyncio.gather(sleeper, eventer, return_exceptions=True)
+
+
+def note(task):
+    with names_lock:
+        made_names.add(task.get_name())
+    return task
+
+
+async def short_work(i):
+    c_work() if i % 7 == 0 else None
+    await asyncio.sleep(0)
+    if i % 5 == 0:
+        raise ValueError(i)
+    return i
+
+
+async def long_wait():
+    await asyncio.sleep(3600)
+
+
+async def one_run(seed):
+    note(asyncio.current_task())  # asyncio.run's own task
+    tasks = []
+    for i in range(200):
+        name = f"torture-{seed}-{i}" if i % 3 else None  # None: asyncio's own Task-N
+        tasks.append(note(asyncio.create_task(short_work(i) if i % 4 else long_wait(), name=name)))
+    await asyncio.sleep(0)
+    for t in tasks[::4]:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def torture_thread(index, until):
+    run = 0
+    while time.monotonic() < until:
+        asyncio.run(one_run(f"{index}.{run}"))
+        run += 1
+
+
+def main():
+    spprof.start(interval_ms=INTERVAL, mode=MODE)
+    if KIND == "three":
+        asyncio.run(three())
+    else:
+        until = time.monotonic() + SECONDS
+        threads = [threading.Thread(target=torture_thread, args=(i, until)) for i in range(4)]
+        for t in threads:
+            t.start()
+        torture_thread("main", until)
+        for t in threads:
+            t.join()
+    profile = spprof.stop()
+    by_task, computer_leaves, task_parents = {}, {}, set()
+    for s in profile.samples:
+        by_task[s.task_name] = by_task.get(s.task_name, 0) + s.weight_ns
+        names = [f.function_name for f in s.frames]
+        if any(n.endswith("a_top") for n in names):
+            key = s.task_name + ">" + ">".join(n.split(".")[-1] for n in names[-3:])
+            computer_leaves[key] = computer_leaves.get(key, 0) + s.weight_ns
+        for k, f in enumerate(s.frames):  # what each task frame stands above
+            if f.filename == "<asyncio task>":
+                task_parents.add(s.frames[k + 1].function_name.split(".")[-1] if k + 1 < len(s.frames) else "")
+    if OUTPUT:
+        for fmt, ext in (("speedscope", "json"), ("collapsed", "txt"), ("pprof", "pb.gz"),
+                         ("chrome_trace", "trace.json"), ("html", "html")):
+            profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
+    print(json.dumps({"by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
+                      "under_task": sorted(task_parents), "counters": profile.counters}))
+
+
+main()
