@@ -48,9 +48,12 @@ def test_torture_names_only_the_workloads_tasks(tmp_path):
     out = run("torture", 1, "cpu", 4.0)
     named = {name for name in out["by_task"] if name}
     assert named, out["counters"]
-    assert named <= set(out["made"]), named - set(out["made"])
+    # asyncio.run makes tasks of its own as it closes the loop, which the workload cannot note
+    closing = {"shutdown_asyncgens", "shutdown_default_executor"}
+    unknown = {name: out["runs"][name] for name in named - set(out["made"])}
+    assert all(set(ran) <= closing for ran in unknown.values()), unknown
     # a task's frame stands right above the coroutine the task runs, never anywhere else
-    assert set(out["under_task"]) <= {"short_work", "long_wait", "one_run"}, out["under_task"]
+    assert set(out["under_task"]) <= {"short_work", "long_wait", "one_run"} | closing, out["under_task"]
 
 
 def test_every_format_carries_the_task(tmp_path):

@@ -5,7 +5,8 @@ KIND: three (one task computing through a_top > b_mid > c_work, two waiting on a
 an Event), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
-computing task's samples, every task name the workload gave or asyncio made, the counters.
+computing task's samples, every task name the workload gave or asyncio made, what each named
+task ran, the counters.
 With OUTPUT_DIR, the profile is saved there in every format.
 """
 import asyncio
@@ -110,7 +111,7 @@ def main():
         for t in threads:
             t.join()
     profile = spprof.stop()
-    by_task, computer_leaves, task_parents = {}, {}, set()
+    by_task, computer_leaves, task_parents, runs = {}, {}, set(), {}
     for s in profile.samples:
         by_task[s.task_name] = by_task.get(s.task_name, 0) + s.weight_ns
         names = [f.function_name for f in s.frames]
@@ -119,13 +120,16 @@ def main():
             computer_leaves[key] = computer_leaves.get(key, 0) + s.weight_ns
         for k, f in enumerate(s.frames):  # what each task frame stands above
             if f.filename == "<asyncio task>":
-                task_parents.add(s.frames[k + 1].function_name.split(".")[-1] if k + 1 < len(s.frames) else "")
+                below = s.frames[k + 1].function_name.split(".")[-1] if k + 1 < len(s.frames) else ""
+                task_parents.add(below)
+                runs.setdefault(f.function_name, set()).add(below)
     if OUTPUT:
         for fmt, ext in (("speedscope", "json"), ("collapsed", "txt"), ("pprof", "pb.gz"),
                          ("chrome_trace", "trace.json"), ("html", "html")):
             profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
     print(json.dumps({"by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
-                      "under_task": sorted(task_parents), "counters": profile.counters}))
+                      "under_task": sorted(task_parents),
+                      "runs": {name: sorted(below) for name, below in runs.items()}, "counters": profile.counters}))
 
 
 main()
