@@ -21,6 +21,7 @@
 #include "layout.h"
 #include "metronome.h"
 #include "native_ids.h"
+#include "native_threads.h"
 #include "own_thread_cpu.h"
 #include "safe_read.h"
 #include "sample_queue.h"
@@ -33,6 +34,7 @@ struct SamplerOptions {
     uint64_t interval_ns = 10'000'000;
     bool wall = false;
     int max_depth = 128;
+    bool native_threads = true;  // cpu mode: the CPU of threads Python does not know, as samples
 };
 
 struct SamplerCounters {
@@ -79,12 +81,16 @@ public:
     void close_after_fork() {
         reader_.close();
         states_.close_all();
+        natives_.close();
         if (metronome_) metronome_->close_after_fork();
     }
     const SamplerCounters& counters() const { return counters_; }
     const char* reader_name() const { return reader_.method_name(); }
     const FrameCapture& capture() const { return capture_; }
     const CpuClocks& clocks() const { return clocks_; }
+    const NativeThreads& natives() const { return natives_; }
+    // The collector's thread, left out of the native threads' CPU (it is counted as spprof's own).
+    void set_collector(const OwnThreadCpu* collector) { collector_ = collector; }
 
     // One tick's work, also driven by spprof._bench. `t_ns` is the tick's monotonic time.
     void tick(uint64_t t_ns, bool count_new);
@@ -100,6 +106,8 @@ private:
     // Whether a walk holds a code object this sampler has not seen lately: the collector must
     // name it soon, while it still lives.
     bool new_code(const FrameRecord* frames, int depth);
+    // cpu mode: reads the native threads' CPU (every ~100 ms) and queues it as samples.
+    void read_native(uint64_t t_ns, bool baseline);
 
     const spprof_layout& L;
     SamplerOptions opts_;
@@ -127,6 +135,8 @@ private:
                      bool fresh = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
     uint64_t last_tick_ns_ = 0;  // wall mode: the previous tick that sampled, or the start
+    NativeThreads natives_;
+    const OwnThreadCpu* collector_ = nullptr;
 };
 
 uint64_t monotonic_ns();

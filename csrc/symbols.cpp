@@ -84,8 +84,18 @@ uint32_t SymbolTable::frame_for(uint64_t code, uint64_t fingerprint, int64_t ins
     return id;
 }
 
+uint32_t SymbolTable::native_thread_frame(const std::string& name) {
+    auto it = native_frames_.find(name);
+    if (it != native_frames_.end()) return it->second;
+    const uint32_t symbol = static_cast<uint32_t>(out_.symbols.size());
+    out_.symbols.push_back({"<native thread " + name + ">", "", 0});
+    const uint32_t id = intern_frame(symbol, 0);
+    native_frames_.emplace(name, id);
+    return id;
+}
+
 size_t SymbolTable::bytes_held() const {
-    size_t n = codes_.size() * 96 + frames_by_line_.size() * 32 + frames_by_instr_.size() * 48;
+    size_t n = codes_.size() * 96 + frames_by_line_.size() * 32 + frames_by_instr_.size() * 48 + native_frames_.size() * 64;
     for (const auto& kv : codes_) n += kv.second.linetable.capacity();
     return n;
 }

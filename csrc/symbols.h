@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -29,6 +30,8 @@ public:
     uint32_t frame_for(uint64_t code, uint64_t fingerprint, int64_t instr_bytes);
     uint32_t truncated_frame() const { return truncated_frame_; }
     uint32_t unknown_frame() const { return unknown_frame_; }
+    // The pseudo-frame "<native thread NAME>" that stands for the CPU of a thread Python does not know.
+    uint32_t native_thread_frame(const std::string& name);
     uint64_t unverified() const { return unverified_; }
     size_t bytes_held() const;
 
@@ -55,6 +58,7 @@ private:
     std::unordered_map<Site, Resolved, SiteHash> codes_;  // instr unused: 0
     std::unordered_map<uint64_t, uint32_t> frames_by_line_;                  // (symbol, line)
     std::unordered_map<Site, uint32_t, SiteHash> frames_by_instr_;
+    std::unordered_map<std::string, uint32_t> native_frames_;  // by thread name
     uint32_t unverified_frame_, truncated_frame_, unknown_frame_;
     uint64_t unverified_ = 0;
 };

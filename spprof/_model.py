@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _format_registry
+from ._tables import is_native_thread
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class Profile:
         return samples
 
     @property
+    def process_cpu_ns(self) -> int:
+        """The CPU time the whole process used over the session (every thread, spprof's own
+        included); 0 for a Profile made by hand."""
+        return self.counters.get("process_cpu_ns", 0)
+
+    @property
     def torn_count(self) -> int:
         return self.counters.get("torn_walks", 0)
 
@@ -132,7 +139,7 @@ def _build_samples(data: Any) -> List[Sample]:
     import array
 
     symbols = data.symbols()
-    frames = [Frame(symbols[s][0], symbols[s][1], line) for s, line in data.frames()]
+    frames = [Frame(symbols[s][0], symbols[s][1], line, is_native_thread(*symbols[s][:2])) for s, line in data.frames()]
     stacks = [tuple(frames[i] for i in stack) for stack in data.stacks()]
     threads = data.threads()
     t_col, w_col, th_col, st_col = data.sample_columns()

@@ -1,0 +1,193 @@
+#include "native_threads.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "kernel_clock.h"
+
+namespace spprof {
+
+namespace {
+constexpr size_t kInitialThreads = 256;
+constexpr size_t kDentsBytes = 32 * 1024;
+
+struct LinuxDirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+uint64_t boot_ticks() {
+    static const long hz = ::sysconf(_SC_CLK_TCK);
+    return clock_ns(CLOCK_BOOTTIME) / (1000000000ull / static_cast<uint64_t>(hz > 0 ? hz : 100));
+}
+}  // namespace
+
+NativeThreads::NativeThreads(uint64_t interval_ns)
+    : period_ns_(std::max(interval_ns, kPeriodNs) - interval_ns / 2),  // the tick nearest 100 ms
+      dents_(kDentsBytes) {
+    tids_.reserve(kInitialThreads);
+    python_.reserve(kInitialThreads);
+    prev_.reserve(kInitialThreads);
+    cur_.reserve(kInitialThreads);
+    charges_.reserve(kInitialThreads);
+}
+
+void NativeThreads::close() {
+    // Closed only while it is still the directory opened: the program may have closed the number
+    // and opened something else under it.
+    struct stat st;
+    if (dir_ >= 0 && ::fstat(dir_, &st) == 0 && static_cast<uint64_t>(st.st_dev) == dir_dev_ &&
+        static_cast<uint64_t>(st.st_ino) == dir_ino_)
+        ::close(dir_);
+    dir_ = -1;
+}
+
+bool NativeThreads::list_tasks() {
+    struct stat st;
+    if (dir_ >= 0 && (::fstat(dir_, &st) != 0 || static_cast<uint64_t>(st.st_dev) != dir_dev_ ||
+                      static_cast<uint64_t>(st.st_ino) != dir_ino_))
+        dir_ = -1;  // not ours any more
+    if (dir_ < 0) {
+        dir_ = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_ < 0 || ::fstat(dir_, &st) != 0) {
+            if (dir_ >= 0) ::close(dir_);
+            dir_ = -1;
+            return false;
+        }
+        dir_dev_ = static_cast<uint64_t>(st.st_dev);
+        dir_ino_ = static_cast<uint64_t>(st.st_ino);
+    }
+    tids_.clear();
+    if (::lseek(dir_, 0, SEEK_SET) != 0) return false;
+    for (;;) {
+        const long n = ::syscall(SYS_getdents64, dir_, dents_.data(), dents_.size());
+        if (n < 0) return false;
+        if (n == 0) break;
+        for (long off = 0; off < n;) {
+            const auto* d = reinterpret_cast<const LinuxDirent64*>(dents_.data() + off);
+            off += d->d_reclen;
+            char* end = nullptr;
+            const unsigned long tid = std::strtoul(d->d_name, &end, 10);
+            if (end != d->d_name && *end == '\0' && tid != 0 && tid <= UINT32_MAX) tids_.push_back(static_cast<uint32_t>(tid));
+        }
+    }
+    std::sort(tids_.begin(), tids_.end());
+    return true;
+}
+
+bool NativeThreads::read_stat(uint32_t tid, char (&comm)[16], uint64_t& start_ticks) {
+    char path[32], buf[512];
+    std::snprintf(path, sizeof path, "%u/stat", tid);
+    const int fd = ::openat(dir_, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    // "tid (comm) state ppid ...": the name may hold spaces and parentheses, so it ends at the last ')'
+    const char* open = std::strchr(buf, '(');
+    const char* close = std::strrchr(buf, ')');
+    if (open == nullptr || close == nullptr || close < open) return false;
+    const size_t len = std::min<size_t>(static_cast<size_t>(close - open - 1), sizeof comm - 1);
+    std::memcpy(comm, open + 1, len);
+    comm[len] = '\0';
+    // the start time is field 22; the state after the name is field 3
+    const char* p = close + 1;
+    for (int field = 3; field <= 22; ++field) {
+        while (*p == ' ') ++p;
+        if (*p == '\0') return false;
+        if (field == 22) {
+            start_ticks = std::strtoull(p, nullptr, 10);
+            return true;
+        }
+        while (*p != ' ' && *p != '\0') ++p;
+    }
+    return false;
+}
+
+void NativeThreads::first_sight(uint32_t tid, uint64_t clock_ns, bool baseline) {
+    Entry e{tid, State::Native, clock_ns, 0, {0}};
+    if (!read_stat(tid, e.comm, e.start_ticks)) {
+        lost_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    if (!baseline && have_base_ && e.start_ticks + 1 >= prev_read_ticks_) {
+        e.state = State::Pending;
+        e.cpu_ns = 0;
+    }
+    cur_.push_back(e);
+}
+
+void NativeThreads::read(uint64_t t_ns, uint32_t collector_tid, bool baseline) {
+    last_ns_ = t_ns;
+    charges_.clear();
+    cur_.clear();
+    const uint64_t ticks_now = boot_ticks();
+    if (!list_tasks()) {
+        lost_.fetch_add(1, std::memory_order_relaxed);
+        return;  // the previous read stays the baseline
+    }
+    std::sort(python_.begin(), python_.end());
+    const uint32_t self = static_cast<uint32_t>(::gettid());
+    auto prev = prev_.cbegin();
+    uint64_t native = 0;
+    for (const uint32_t tid : tids_) {
+        while (prev != prev_.cend() && prev->tid < tid) ++prev;  // both sorted by tid
+        const Entry* before = prev != prev_.cend() && prev->tid == tid ? &*prev : nullptr;
+        if (tid == self || tid == collector_tid) continue;
+        if (std::binary_search(python_.begin(), python_.end(), tid)) {
+            cur_.push_back(Entry{tid, State::Python, 0, 0, {0}});
+            continue;
+        }
+        ++native;
+        bool ok;
+        const uint64_t clock = thread_cpu_ns(tid, ok);
+        if (!ok) {  // exited since the listing
+            lost_.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        // Left the interpreter's list (its thread state ended, the thread runs on): counted from now.
+        if (before == nullptr || before->state == State::Python || clock < before->cpu_ns) {
+            first_sight(tid, clock, baseline || (before != nullptr && before->state == State::Python));
+            continue;
+        }
+        Entry e = *before;
+        e.state = State::Native;
+        e.cpu_ns = clock;
+        const uint64_t used = clock - before->cpu_ns;
+        if (used != 0 && !baseline) {
+            // Its current name, and whether it is still the thread of the previous read.
+            uint64_t start = 0;
+            if (!read_stat(tid, e.comm, start)) {
+                lost_.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            if (start != before->start_ticks) {  // a new thread took the tid: its own CPU counts
+                first_sight(tid, clock, false);
+                continue;
+            }
+            NativeCharge c{tid, used, {0}};
+            std::memcpy(c.comm, e.comm, sizeof c.comm);
+            charges_.push_back(c);
+        }
+        cur_.push_back(e);
+    }
+    std::swap(prev_, cur_);
+    prev_read_ticks_ = ticks_now;
+    have_base_ = true;
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    if (native > seen_max_.load(std::memory_order_relaxed)) seen_max_.store(native, std::memory_order_relaxed);
+}
+
+}  // namespace spprof
