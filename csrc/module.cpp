@@ -169,6 +169,7 @@ Counters counters_of(const Engine& e) {
     add("late_at_edge", e.collector->late_at_edge());
     add("tables_started_afresh", e.collector->tables_started_afresh());
     add("native_thread_reads", e.sampler->natives().reads());
+    add("native_thread_reads_skipped", e.sampler->natives().skipped());
     add("native_threads_seen", e.sampler->natives().seen_max());
     add("native_threads_lost", e.sampler->natives().lost());
     for (int r = 0; r < kTornReasons; ++r) add(kTornReasonNames[r], e.sampler->capture().torn(r));

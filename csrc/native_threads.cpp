@@ -129,8 +129,24 @@ void NativeThreads::first_sight(uint32_t tid, uint64_t clock_ns, bool baseline) 
     cur_.push_back(e);
 }
 
+bool NativeThreads::unaccounted(uint64_t python_ns, uint64_t own_ns) {
+    const uint64_t process = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    // a restarted sampler thread's clock starts again from 0: then more seems unaccounted, never less
+    const int64_t used = static_cast<int64_t>(process - process_prev_) - static_cast<int64_t>(python_ns - python_prev_) -
+                         std::max<int64_t>(0, static_cast<int64_t>(own_ns - own_prev_));
+    process_prev_ = process;
+    python_prev_ = python_ns;
+    own_prev_ = own_ns;
+    unaccounted_ns_ = std::max<int64_t>(0, unaccounted_ns_ + used);
+    if (unaccounted_ns_ >= kUnaccountedNs) return true;
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+}
+
 void NativeThreads::read(uint64_t t_ns, uint32_t collector_tid, bool baseline) {
     last_ns_ = t_ns;
+    unaccounted_ns_ = 0;
+    if (baseline) process_prev_ = clock_ns(CLOCK_PROCESS_CPUTIME_ID);  // the samples count from here too
     charges_.clear();
     cur_.clear();
     const uint64_t ticks_now = boot_ticks();

@@ -38,10 +38,20 @@ public:
     ~NativeThreads() { close(); }
     NativeThreads(const NativeThreads&) = delete;
     NativeThreads& operator=(const NativeThreads&) = delete;
-    // A read every kPeriodNs (100 ms) at most, whatever the interval: a thread costs one system
-    // call a read, so the cost stays small beside the ticks'.
+    // Whether to read now: at most every kPeriodNs (100 ms), and only when the process used
+    // kUnaccountedNs of CPU that neither the Python threads' samples (`python_ns`, their total
+    // so far) nor spprof's own threads (`own_ns`, their clocks) account for. Listing the tasks
+    // costs the kernel about a microsecond a thread, Python's included: a server with 1000 idle
+    // threads and no busy native one would pay it for nothing. The reads' deltas are exact
+    // whenever they happen, so this only decides when CPU is charged, never how much.
     static constexpr uint64_t kPeriodNs = 100'000'000;
-    bool due(uint64_t t_ns) const { return t_ns >= last_ns_ + period_ns_; }
+    static constexpr int64_t kUnaccountedNs = 2'000'000;
+    bool due(uint64_t t_ns) {
+        if (t_ns < last_ns_ + period_ns_) return false;
+        last_ns_ = t_ns;
+        return true;
+    }
+    bool unaccounted(uint64_t python_ns, uint64_t own_ns);
     // Before read(): the tids of the interpreter's threads now (in any order), and of spprof's
     // collector thread (0 when unknown); the calling thread is left out by itself.
     void python_tids_begin() { python_.clear(); }
@@ -53,6 +63,7 @@ public:
     void close();  // also in a forked child, where the sampler thread does not exist
 
     uint64_t reads() const { return reads_.load(std::memory_order_relaxed); }
+    uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
     uint64_t lost() const { return lost_.load(std::memory_order_relaxed); }
     uint64_t seen_max() const { return seen_max_.load(std::memory_order_relaxed); }
 
@@ -78,11 +89,14 @@ private:
     int dir_ = -1;
     uint64_t dir_dev_ = 0, dir_ino_ = 0;
     bool have_base_ = false;
+    // unaccounted(): the clocks at its previous call, and the CPU no one accounted for since the last read
+    uint64_t process_prev_ = 0, python_prev_ = 0, own_prev_ = 0;
+    int64_t unaccounted_ns_ = 0;
     std::vector<char> dents_;
     std::vector<uint32_t> tids_, python_;
     std::vector<Entry> prev_, cur_;
     std::vector<NativeCharge> charges_;
-    std::atomic<uint64_t> reads_{0}, lost_{0}, seen_max_{0};
+    std::atomic<uint64_t> reads_{0}, skipped_{0}, lost_{0}, seen_max_{0};
 };
 
 }  // namespace spprof

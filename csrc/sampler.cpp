@@ -166,6 +166,7 @@ void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int dept
     h.native_tid = t.tid;
     h.depth = static_cast<uint16_t>(depth);
     h.flags = flags;
+    if (!(flags & kSampleNative)) python_cpu_ns_ += weight;
     const size_t n = static_cast<size_t>(depth) + 1;
     if (queue_.write_available() >= n && queue_.push(cells_.data(), n) == n)
         counters_.collected.fetch_add(1, std::memory_order_relaxed);
@@ -284,7 +285,9 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         if (new_code(frames, depth)) drain_.request();
     }
     if (!opts_.wall) clocks_.end_tick();
-    if (!opts_.wall && opts_.native_threads && natives_.due(t_ns)) read_native(t_ns, false);
+    if (!opts_.wall && opts_.native_threads && natives_.due(t_ns) &&
+        natives_.unaccounted(python_cpu_ns_, cpu_.ns() + (collector_ != nullptr ? collector_->ns() : 0)))
+        read_native(t_ns, false);
     if (stale != 0) counters_.states_stale.fetch_add(stale, std::memory_order_relaxed);
 }
 

@@ -137,6 +137,7 @@ private:
     uint64_t last_tick_ns_ = 0;  // wall mode: the previous tick that sampled, or the start
     NativeThreads natives_;
     const OwnThreadCpu* collector_ = nullptr;
+    uint64_t python_cpu_ns_ = 0;  // cpu mode: the weight of every Python sample so far
 };
 
 uint64_t monotonic_ns();
