@@ -240,7 +240,7 @@ def test_every_format_and_the_report_carry_native_threads(spinlib, tmp_path):
     assert FRAME.replace("<", "\\u003c") in page and "process CPU" in page  # "<" escaped in the page's JSON
 
     report = subprocess.run([sys.executable, "-m", "spprof", "report", str(tmp_path / "p.json")],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert FRAME in report.stdout
     assert "process CPU" in report.stderr
