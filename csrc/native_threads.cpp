@@ -27,6 +27,14 @@ struct LinuxDirent64 {
     char d_name[];
 };
 
+// The files here are opened, read and closed by direct system calls. ThreadSanitizer treats a
+// descriptor number as memory: a sampler thread abandoned asleep on lost descriptors (see
+// metronome.h) keeps an access to its epoll's number, and any later close of that number,
+// reused for a short-lived file like these, would be reported against it.
+int sys_open_at(int dir, const char* path, int flags) { return static_cast<int>(::syscall(SYS_openat, dir, path, flags)); }
+void sys_close(int fd) { (void)::syscall(SYS_close, fd); }
+bool sys_fstat(int fd, struct stat& st) { return ::syscall(SYS_fstat, fd, &st) == 0; }
+
 uint64_t boot_ticks() {
     static const long hz = ::sysconf(_SC_CLK_TCK);
     return clock_ns(CLOCK_BOOTTIME) / (1000000000ull / static_cast<uint64_t>(hz > 0 ? hz : 100));
@@ -47,21 +55,21 @@ void NativeThreads::close() {
     // Closed only while it is still the directory opened: the program may have closed the number
     // and opened something else under it.
     struct stat st;
-    if (dir_ >= 0 && ::fstat(dir_, &st) == 0 && static_cast<uint64_t>(st.st_dev) == dir_dev_ &&
+    if (dir_ >= 0 && sys_fstat(dir_, st) && static_cast<uint64_t>(st.st_dev) == dir_dev_ &&
         static_cast<uint64_t>(st.st_ino) == dir_ino_)
-        ::close(dir_);
+        sys_close(dir_);
     dir_ = -1;
 }
 
 bool NativeThreads::list_tasks() {
     struct stat st;
-    if (dir_ >= 0 && (::fstat(dir_, &st) != 0 || static_cast<uint64_t>(st.st_dev) != dir_dev_ ||
+    if (dir_ >= 0 && (!sys_fstat(dir_, st) || static_cast<uint64_t>(st.st_dev) != dir_dev_ ||
                       static_cast<uint64_t>(st.st_ino) != dir_ino_))
         dir_ = -1;  // not ours any more
     if (dir_ < 0) {
-        dir_ = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir_ < 0 || ::fstat(dir_, &st) != 0) {
-            if (dir_ >= 0) ::close(dir_);
+        dir_ = sys_open_at(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_ < 0 || !sys_fstat(dir_, st)) {
+            if (dir_ >= 0) sys_close(dir_);
             dir_ = -1;
             return false;
         }
@@ -69,7 +77,7 @@ bool NativeThreads::list_tasks() {
         dir_ino_ = static_cast<uint64_t>(st.st_ino);
     }
     tids_.clear();
-    if (::lseek(dir_, 0, SEEK_SET) != 0) return false;
+    if (::syscall(SYS_lseek, dir_, 0L, SEEK_SET) != 0) return false;
     for (;;) {
         const long n = ::syscall(SYS_getdents64, dir_, dents_.data(), dents_.size());
         if (n < 0) return false;
@@ -89,10 +97,10 @@ bool NativeThreads::list_tasks() {
 bool NativeThreads::read_stat(uint32_t tid, char (&comm)[16], uint64_t& start_ticks) {
     char path[32], buf[512];
     std::snprintf(path, sizeof path, "%u/stat", tid);
-    const int fd = ::openat(dir_, path, O_RDONLY | O_CLOEXEC);
+    const int fd = sys_open_at(dir_, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
-    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
+    const long n = ::syscall(SYS_read, fd, buf, sizeof buf - 1);
+    sys_close(fd);
     if (n <= 0) return false;
     buf[n] = '\0';
     // "tid (comm) state ppid ...": the name may hold spaces and parentheses, so it ends at the last ')'
