@@ -1,8 +1,9 @@
 #include "native_threads.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,6 @@ struct LinuxDirent64 {
 // reused for a short-lived file like these, would be reported against it.
 int sys_open_at(int dir, const char* path, int flags) { return static_cast<int>(::syscall(SYS_openat, dir, path, flags)); }
 void sys_close(int fd) { (void)::syscall(SYS_close, fd); }
-bool sys_fstat(int fd, struct stat& st) { return ::syscall(SYS_fstat, fd, &st) == 0; }
 
 uint64_t boot_ticks() {
     static const long hz = ::sysconf(_SC_CLK_TCK);
@@ -51,37 +51,35 @@ NativeThreads::NativeThreads(uint64_t interval_ns)
     charges_.reserve(kInitialThreads);
 }
 
-void NativeThreads::close() {
-    // Closed only while it is still the directory opened: the program may have closed the number
-    // and opened something else under it.
-    struct stat st;
-    if (dir_ >= 0 && sys_fstat(dir_, st) && static_cast<uint64_t>(st.st_dev) == dir_dev_ &&
-        static_cast<uint64_t>(st.st_ino) == dir_ino_)
-        sys_close(dir_);
-    dir_ = -1;
+int NativeThreads::open_file(const char* path, int flags) {
+    if (short_reads_ > 0) {  // descriptors ran short lately: none is taken, not even for a moment
+        --short_reads_;
+        return -1;
+    }
+    const int fd = sys_open_at(AT_FDCWD, path, flags | O_RDONLY | O_CLOEXEC);
+    struct rlimit lim;
+    // Numbers are handed out lowest first: one this close to the limit means the table is full.
+    if ((fd < 0 && (errno == EMFILE || errno == ENFILE)) ||
+        (fd >= 0 && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+         static_cast<rlim_t>(fd) + 64 >= lim.rlim_cur)) {
+        if (fd >= 0) sys_close(fd);
+        short_reads_ = kShortReads;
+        return -1;
+    }
+    return fd;
 }
 
 bool NativeThreads::list_tasks() {
-    struct stat st;
-    if (dir_ >= 0 && (!sys_fstat(dir_, st) || static_cast<uint64_t>(st.st_dev) != dir_dev_ ||
-                      static_cast<uint64_t>(st.st_ino) != dir_ino_))
-        dir_ = -1;  // not ours any more
-    if (dir_ < 0) {
-        dir_ = sys_open_at(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir_ < 0 || !sys_fstat(dir_, st)) {
-            if (dir_ >= 0) sys_close(dir_);
-            dir_ = -1;
-            return false;
-        }
-        dir_dev_ = static_cast<uint64_t>(st.st_dev);
-        dir_ino_ = static_cast<uint64_t>(st.st_ino);
-    }
     tids_.clear();
-    if (::syscall(SYS_lseek, dir_, 0L, SEEK_SET) != 0) return false;
+    const int dir = open_file("/proc/self/task", O_DIRECTORY);
+    if (dir < 0) return false;
+    bool ok = true;
     for (;;) {
-        const long n = ::syscall(SYS_getdents64, dir_, dents_.data(), dents_.size());
-        if (n < 0) return false;
-        if (n == 0) break;
+        const long n = ::syscall(SYS_getdents64, dir, dents_.data(), dents_.size());
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
         for (long off = 0; off < n;) {
             const auto* d = reinterpret_cast<const LinuxDirent64*>(dents_.data() + off);
             off += d->d_reclen;
@@ -90,14 +88,15 @@ bool NativeThreads::list_tasks() {
             if (end != d->d_name && *end == '\0' && tid != 0 && tid <= UINT32_MAX) tids_.push_back(static_cast<uint32_t>(tid));
         }
     }
+    sys_close(dir);
     std::sort(tids_.begin(), tids_.end());
-    return true;
+    return ok;
 }
 
 bool NativeThreads::read_stat(uint32_t tid, char (&comm)[16], uint64_t& start_ticks) {
-    char path[32], buf[512];
-    std::snprintf(path, sizeof path, "%u/stat", tid);
-    const int fd = sys_open_at(dir_, path, O_RDONLY | O_CLOEXEC);
+    char path[48], buf[512];
+    std::snprintf(path, sizeof path, "/proc/self/task/%u/stat", tid);
+    const int fd = open_file(path, 0);
     if (fd < 0) return false;
     const long n = ::syscall(SYS_read, fd, buf, sizeof buf - 1);
     sys_close(fd);

@@ -2,8 +2,8 @@
 // own workers: BLAS, gRPC, Arrow, PyTorch), found in /proc/self/task and named by their comm.
 //
 // Safety contract: runs on one thread at a time (the sampler's; stop()'s once it ended), without
-// the GIL, and never reads interpreter memory. It holds one descriptor (/proc/self/task); its
-// buffers are sized at construction and grow only when the process has more threads than they
+// the GIL, and never reads interpreter memory. It holds no descriptor between reads and at most
+// one during a read, none at all for a while once descriptors ran short; its buffers are sized at construction and grow only when the process has more threads than they
 // hold. counters are read from any thread.
 #pragma once
 
@@ -21,7 +21,7 @@ struct NativeCharge {
     char comm[16];  // NUL-terminated, as the kernel keeps it
 };
 
-// A read lists the tasks (getdents on a descriptor kept open), leaves out the Python threads
+// A read lists the tasks (getdents), leaves out the Python threads
 // and spprof's own, and reads each other thread's CPU clock by its tid (one system call). Only a
 // thread whose clock advanced pays for more: its `stat` file, read afresh for its current name
 // and its start time, which tells a tid reused by a new thread from the old one.
@@ -35,7 +35,6 @@ struct NativeCharge {
 class NativeThreads {
 public:
     explicit NativeThreads(uint64_t interval_ns);
-    ~NativeThreads() { close(); }
     NativeThreads(const NativeThreads&) = delete;
     NativeThreads& operator=(const NativeThreads&) = delete;
     // Whether to read now: at most every kPeriodNs (100 ms), and only when the process used
@@ -60,7 +59,6 @@ public:
     // charges are in charges() until the next read.
     void read(uint64_t t_ns, uint32_t collector_tid, bool baseline);
     const std::vector<NativeCharge>& charges() const { return charges_; }
-    void close();  // also in a forked child, where the sampler thread does not exist
 
     uint64_t reads() const { return reads_.load(std::memory_order_relaxed); }
     uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
@@ -76,6 +74,10 @@ private:
         uint64_t start_ticks;  // its start, in clock ticks after boot (stat's field 22)
         char comm[16];
     };
+    // After a descriptor shortage (EMFILE, ENFILE, or a number within 64 of the soft limit) the
+    // next kShortReads opens take none, as csrc/thread_states.h does.
+    static constexpr unsigned kShortReads = 100;
+    int open_file(const char* path, int flags);
     bool list_tasks();
     // The thread's name and start time from /proc/self/task/TID/stat; false when unreadable.
     bool read_stat(uint32_t tid, char (&comm)[16], uint64_t& start_ticks);
@@ -86,8 +88,7 @@ private:
     const uint64_t period_ns_;
     uint64_t last_ns_ = 0;
     uint64_t prev_read_ticks_ = 0;  // boot-time ticks at the previous read
-    int dir_ = -1;
-    uint64_t dir_dev_ = 0, dir_ino_ = 0;
+    unsigned short_reads_ = 0;
     bool have_base_ = false;
     // unaccounted(): the clocks at its previous call, and the CPU no one accounted for since the last read
     uint64_t process_prev_ = 0, python_prev_ = 0, own_prev_ = 0;

@@ -81,7 +81,6 @@ public:
     void close_after_fork() {
         reader_.close();
         states_.close_all();
-        natives_.close();
         if (metronome_) metronome_->close_after_fork();
     }
     const SamplerCounters& counters() const { return counters_; }

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _format_registry
-from ._tables import is_native_thread
 
 
 @dataclass(frozen=True)
@@ -133,6 +132,12 @@ class Profile:
 
     def save(self, path: Any, format: Optional[str] = None) -> None:
         _format_registry.save(self, path, format)
+
+
+def is_native_thread(function_name: str, filename: str) -> bool:
+    """Whether a frame is the pseudo-frame `<native thread NAME>` that stands for the CPU of a
+    thread Python does not know (csrc/native_threads.h): it is then `Frame.is_native`."""
+    return not filename and function_name.startswith("<native thread ") and function_name.endswith(">")
 
 
 def _build_samples(data: Any) -> List[Sample]:

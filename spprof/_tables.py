@@ -17,12 +17,6 @@ def thread_label(name: str, native_id: int, tid: str = "tid ") -> str:
     return f"{name or 'Thread'} ({tid}{native_id})"
 
 
-def is_native_thread(function_name: str, filename: str) -> bool:
-    """Whether a frame is the pseudo-frame `<native thread NAME>` that stands for the CPU of a
-    thread Python does not know (csrc/native_threads.h)."""
-    return not filename and function_name.startswith("<native thread ") and function_name.endswith(">")
-
-
 _CPU_SHARE = re.compile(r"profiled ([0-9.]+) s of ([0-9.]+) s process CPU")
 
 

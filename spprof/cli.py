@@ -282,11 +282,11 @@ def _cmd_report(ns: argparse.Namespace) -> int:
         print(f"{data.title}\n{grand_n} samples, {amount}{len(data.labels)} thread(s); "
               f"functions by {ns.by} time, percentages of the whole profile")
     if data.process_cpu_ns:
-        share = cpu_share(grand_w, data.process_cpu_ns)
+        cpu_line = cpu_share(grand_w, data.process_cpu_ns)
         if tty:
-            print(share[0].upper() + share[1:])
+            print(cpu_line[0].upper() + cpu_line[1:])
         else:
-            sys.stderr.write(f"spprof: {share}\n")
+            sys.stderr.write(f"spprof: {cpu_line}\n")
     groups: List[Tuple[Optional[str], Iterable[Tuple[Tuple[int, ...], List[int]]]]]
     per_thread = list(zip(data.labels, data.by_thread()))
     if ns.threads:
