@@ -17,6 +17,13 @@ namespace {
 // collector sleeps long unless the sampler asks for it, and then drains at most this often.
 constexpr auto kMinDrainPeriod = std::chrono::milliseconds(10);
 constexpr auto kIdleDrainPeriod = std::chrono::milliseconds(250);
+
+// A thread's name is any bytes the program set, cut at 15: what is not printable ASCII becomes
+// '?', so that no half of a UTF-8 character reaches a string the formats must decode.
+void sanitize_thread_name(char* name) {
+    for (char* c = name; *c != '\0'; ++c)
+        if (static_cast<unsigned char>(*c) < 0x20 || static_cast<unsigned char>(*c) >= 0x7f) *c = '?';
+}
 }
 
 Collector::Collector(const spprof_layout& layout, SampleQueue& queue, DrainSignal& signal, int max_depth,
@@ -178,14 +185,18 @@ void Collector::start_afresh() {
     afresh_.fetch_add(1, std::memory_order_relaxed);
 }
 
-uint32_t Collector::thread_index(uint64_t ident, uint32_t tid) {
+// A native thread (ident 0) is one track per name and tid: a tid taken by a new thread of
+// another name, or a thread that renamed itself, starts a track of its own.
+uint32_t Collector::thread_index(uint64_t ident, uint32_t tid, const char* native_name) {
     uint64_t key = mix64(ident, tid);
+    if (native_name != nullptr)
+        for (const char* c = native_name; *c != '\0'; ++c) key = mix64(key, static_cast<unsigned char>(*c));
     auto it = threads_by_key_.find(key);
     if (it != threads_by_key_.end()) return it->second;
     uint32_t idx = static_cast<uint32_t>(data_->threads.size());
     data_->threads.reserve(idx + 1);  // out of memory here or below leaves both tables as they were
     threads_by_key_.emplace(key, idx);
-    data_->threads.push_back({ident, tid, ""});
+    data_->threads.push_back({ident, tid, native_name != nullptr ? native_name : ""});
     return idx;
 }
 
@@ -241,9 +252,16 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
         return;
     }
     stack_.clear();
+    char native_name[17] = {0};
+    if (h.flags & kSampleNative) {
+        if (h.depth != 1) return;  // never: the sampler pushes a name cell
+        std::memcpy(native_name, frames, 16);
+        sanitize_thread_name(native_name);
+        stack_.push_back(symbols_->native_thread_frame(native_name));
+    }
     if (h.flags & kSampleTruncated) stack_.push_back(symbols_->truncated_frame());
     if (h.flags & kSampleUnknown) stack_.push_back(symbols_->unknown_frame());
-    for (size_t i = h.depth; i-- > 0;) {
+    for (size_t i = (h.flags & kSampleNative) ? 0 : h.depth; i-- > 0;) {
         if (frames[i].instr_bytes == kTaskRecord) {  // the task that runs the frames inside it
             const size_t len = static_cast<size_t>(frames[i].fingerprint);
             const size_t cells = (len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord);
@@ -264,7 +282,7 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
     SampleEntry s;
     s.t_ns = h.t_ns;
     s.weight_ns = h.weight_ns;
-    s.thread = thread_index(h.thread_ident, h.native_tid);
+    s.thread = thread_index(h.thread_ident, h.native_tid, (h.flags & kSampleNative) ? native_name : nullptr);
     s.stack = intern_stack();
     data_->samples.push_back(s);
     samples_.fetch_add(1, std::memory_order_relaxed);

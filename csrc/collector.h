@@ -57,6 +57,7 @@ public:
     uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 
     uint64_t cpu_ns() const { return cpu_.ns(); }  // the collector thread's own CPU time
+    const OwnThreadCpu& own_cpu() const { return cpu_; }
 
     // Drains everything queued now; on the collector thread, or by spprof._bench with no thread.
     void drain();
@@ -70,7 +71,7 @@ private:
     uint32_t intern_stack();
     bool grow_samples();
     size_t held_now() const;  // the tables' bytes, as bytes_held() reports them after a drain
-    uint32_t thread_index(uint64_t ident, uint32_t tid);
+    uint32_t thread_index(uint64_t ident, uint32_t tid, const char* native_name = nullptr);
 
     const spprof_layout& L;
     SampleQueue& queue_;

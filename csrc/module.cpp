@@ -93,7 +93,7 @@ std::string utf8(const py::str& s) {
 }
 
 void start(double interval_ms, const std::string& mode, int max_depth, uint64_t memory_limit_bytes,
-           py::object session) {
+           py::object session, bool native_threads) {
     spprof_layout_calibrate_tasks();  // once; it runs Python code, so before the check below
     if (g_engine) throw std::runtime_error("Profiler already running");
     // The engine reads the main interpreter's thread list: from a sub-interpreter it would
@@ -106,6 +106,7 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->options.interval_ns = static_cast<uint64_t>(interval_ms * 1e6);
     e->options.wall = mode == "wall";
     e->options.max_depth = max_depth;
+    e->options.native_threads = native_threads;
     const char* forced = std::getenv("SPPROF_READER");
     std::string reader = forced ? forced : "";
     std::string error;
@@ -117,6 +118,7 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->sampler = std::make_unique<Sampler>(e->layout, e->options, *e->queue, e->drain, native_ids());
     Sampler* sampler = e->sampler.get();
     e->collector->set_watch([sampler] { sampler->watch(); });
+    sampler->set_collector(&e->collector->own_cpu());
     if (!e->collector->start(reader, error)) raise_os_error("spprof: " + error);
     e->start_ns = monotonic_ns();
     e->start_unix_ns = unix_ns();
@@ -170,6 +172,10 @@ Counters counters_of(const Engine& e) {
     add("tables_started_afresh", e.collector->tables_started_afresh());
     add("tasks_named", e.sampler->tasks().named());
     add("task_names_rejected", e.sampler->tasks().rejected());
+    add("native_thread_reads", e.sampler->natives().reads());
+    add("native_thread_reads_skipped", e.sampler->natives().skipped());
+    add("native_threads_seen", e.sampler->natives().seen_max());
+    add("native_threads_lost", e.sampler->natives().lost());
     for (int r = 0; r < kTornReasons; ++r) add(kTornReasonNames[r], e.sampler->capture().torn(r));
     return d;
 }
@@ -323,6 +329,11 @@ PYBIND11_MODULE(_native, m) {
             for (const auto& kv : d.counters) out[py::str(kv.first)] = kv.second;
             return out;
         })
+        .def("total_weight_ns", [](const ProfileData& d) {
+            uint64_t w = 0;
+            for (const SampleEntry& s : d.samples) w += s.weight_ns;
+            return w;
+        })
         .def("sample_columns", &sample_columns)
         .def("trim", &ProfileData::trim, py::arg("root_symbols"), py::arg("threads"))
         .def("write_speedscope", [](const ProfileData& d, const py::bytes& path, const py::str& name,
@@ -346,7 +357,7 @@ PYBIND11_MODULE(_native, m) {
         }, py::arg("path"), py::arg("name"), py::arg("exporter"), py::arg("thread_labels"));
 
     m.def("start", &start, py::arg("interval_ms"), py::arg("mode"), py::arg("max_depth"), py::arg("memory_limit_bytes"),
-          py::arg("session") = py::none());
+          py::arg("session") = py::none(), py::arg("native_threads") = true);
     m.def("stop", &stop);
     m.def("cut", &cut, py::arg("last") = false);
     m.def("is_active", [] { return static_cast<bool>(g_engine); });

@@ -15,6 +15,7 @@ public:
     void begin();  // first thing on the thread
     void end();    // last thing on the thread
     uint64_t ns() const;
+    uint32_t tid() const { return tid_.load(); }  // 0 before begin() and after end()
 
 private:
     std::atomic<uint32_t> tid_{0};

@@ -37,7 +37,9 @@ struct FrameRecord {
 };
 
 // kSampleUnknown: the walk was torn after every retry; its weight goes to "<unknown>", not nowhere.
-enum : uint16_t { kSampleTruncated = 1, kSampleUnknown = 2 };
+// kSampleNative: a thread Python does not know (csrc/native_threads.h); its one frame cell holds
+// the thread's name (16 bytes, NUL-terminated) instead of a frame.
+enum : uint16_t { kSampleTruncated = 1, kSampleUnknown = 2, kSampleNative = 4 };
 
 union SampleCell {
     SampleHeader header;

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace spprof {
 
@@ -32,7 +33,7 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
       states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), tasks_(layout, reader_),
       cells_(static_cast<size_t>(opts.max_depth) + 1 + kTaskCells),
-      last_run_(opts.wall ? 0 : kChainSlots), stacks_(opts.wall ? kInitialThreads : 0) {
+      last_run_(opts.wall ? 0 : kChainSlots), stacks_(opts.wall ? kInitialThreads : 0), natives_(opts.interval_ns) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth) + kTaskCells);
 }
 
@@ -79,8 +80,9 @@ void Sampler::take_baseline() {
             clocks_.observe(i, t.tstate, t.tid, t.activity, false, false, d);
         }
         clocks_.end_tick();
-        return;
+        break;
     }
+    if (opts_.native_threads) read_native(last_tick_ns_, true);
 }
 
 bool Sampler::end_thread(std::chrono::milliseconds bound) {
@@ -106,7 +108,9 @@ bool Sampler::stop() {
     if (thread_.joinable()) {
         if (!metronome_->intact()) counters_.descriptors_lost.fetch_add(1, std::memory_order_relaxed);
         metronome_->stop();  // also holds when run() has not started yet: it then returns at once
-        end_thread(std::chrono::milliseconds(2000));
+        // The native threads' CPU since their last read, read here now that the thread has ended.
+        if (end_thread(std::chrono::milliseconds(2000)) && !opts_.wall && opts_.native_threads && threads_.enumerate())
+            read_native(monotonic_ns(), false);
     }
     return !abandoned_;
 }
@@ -163,6 +167,7 @@ void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int dept
     h.native_tid = t.tid;
     h.depth = static_cast<uint16_t>(depth);
     h.flags = flags;
+    if (!(flags & kSampleNative)) python_cpu_ns_ += weight;
     const size_t n = static_cast<size_t>(depth) + 1;
     if (queue_.write_available() >= n && queue_.push(cells_.data(), n) == n)
         counters_.collected.fetch_add(1, std::memory_order_relaxed);
@@ -183,6 +188,18 @@ bool Sampler::new_code(const FrameRecord* frames, int depth) {
         }
     }
     return fresh;
+}
+
+void Sampler::read_native(uint64_t t_ns, bool baseline) {
+    natives_.python_tids_begin();
+    for (size_t i = 0; i < threads_.size(); ++i) natives_.python_tid(threads_[i].tid);
+    natives_.read(t_ns, collector_ != nullptr ? collector_->tid() : 0, baseline);
+    static_assert(sizeof(NativeCharge::comm) <= sizeof(FrameRecord), "a name fits in a frame cell");
+    for (const NativeCharge& c : natives_.charges()) {
+        std::memset(&cells_[1], 0, sizeof cells_[1]);
+        std::memcpy(&cells_[1], c.comm, sizeof c.comm);
+        push(ThreadSeen{0, 0, c.tid, 0, nullptr}, t_ns, c.cpu_ns, 1, kSampleNative);
+    }
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
@@ -301,6 +318,9 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     } else {
         stacks_.end_tick();
     }
+    if (!opts_.wall && opts_.native_threads && natives_.due(t_ns) &&
+        natives_.unaccounted(python_cpu_ns_, cpu_.ns() + (collector_ != nullptr ? collector_->ns() : 0)))
+        read_native(t_ns, false);
     if (stale != 0) counters_.states_stale.fetch_add(stale, std::memory_order_relaxed);
 }
 

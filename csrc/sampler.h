@@ -23,6 +23,7 @@
 #include "layout.h"
 #include "metronome.h"
 #include "native_ids.h"
+#include "native_threads.h"
 #include "own_thread_cpu.h"
 #include "safe_read.h"
 #include "sample_queue.h"
@@ -35,6 +36,7 @@ struct SamplerOptions {
     uint64_t interval_ns = 10'000'000;
     bool wall = false;
     int max_depth = 128;
+    bool native_threads = true;  // cpu mode: the CPU of threads Python does not know, as samples
 };
 
 struct SamplerCounters {
@@ -89,6 +91,9 @@ public:
     const FrameCapture& capture() const { return capture_; }
     const AsyncioTasks& tasks() const { return tasks_; }
     const CpuClocks& clocks() const { return clocks_; }
+    const NativeThreads& natives() const { return natives_; }
+    // The collector's thread, left out of the native threads' CPU (it is counted as spprof's own).
+    void set_collector(const OwnThreadCpu* collector) { collector_ = collector; }
 
     // One tick's work, also driven by spprof._bench. `t_ns` is the tick's monotonic time.
     void tick(uint64_t t_ns, bool count_new);
@@ -104,6 +109,8 @@ private:
     // Whether a walk holds a code object this sampler has not seen lately: the collector must
     // name it soon, while it still lives.
     bool new_code(const FrameRecord* frames, int depth);
+    // cpu mode: reads the native threads' CPU (every ~100 ms) and queues it as samples.
+    void read_native(uint64_t t_ns, bool baseline);
 
     const spprof_layout& L;
     SamplerOptions opts_;
@@ -133,6 +140,9 @@ private:
     std::vector<LastRun> last_run_;
     LastStacks stacks_;  // wall mode
     uint64_t last_tick_ns_ = 0;  // wall mode: the previous tick that sampled, or the start
+    NativeThreads natives_;
+    const OwnThreadCpu* collector_ = nullptr;
+    uint64_t python_cpu_ns_ = 0;  // cpu mode: the weight of every Python sample so far
 };
 
 uint64_t monotonic_ns();

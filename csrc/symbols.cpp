@@ -84,18 +84,26 @@ uint32_t SymbolTable::frame_for(uint64_t code, uint64_t fingerprint, int64_t ins
     return id;
 }
 
-uint32_t SymbolTable::task_frame(const std::string& name) {
-    auto it = task_frames_.find(name);
-    if (it != task_frames_.end()) return it->second;
+uint32_t SymbolTable::pseudo_frame(std::unordered_map<std::string, uint32_t>& memo, const std::string& key,
+                                   std::string name, const char* file) {
+    auto it = memo.find(key);
+    if (it != memo.end()) return it->second;
     const uint32_t symbol = static_cast<uint32_t>(out_.symbols.size());
-    out_.symbols.push_back({name, kTaskFile, 0});
+    out_.symbols.push_back({std::move(name), file, 0});
     const uint32_t id = intern_frame(symbol, 0);
-    task_frames_.emplace(name, id);
+    memo.emplace(key, id);
     return id;
 }
 
+uint32_t SymbolTable::task_frame(const std::string& name) { return pseudo_frame(task_frames_, name, name, kTaskFile); }
+
+uint32_t SymbolTable::native_thread_frame(const std::string& name) {
+    return pseudo_frame(native_frames_, name, "<native thread " + name + ">", "");
+}
+
 size_t SymbolTable::bytes_held() const {
-    size_t n = codes_.size() * 96 + frames_by_line_.size() * 32 + frames_by_instr_.size() * 48 + task_frames_.size() * 96;
+    size_t n = codes_.size() * 96 + frames_by_line_.size() * 32 + frames_by_instr_.size() * 48 +
+               (task_frames_.size() + native_frames_.size()) * 96;
     for (const auto& kv : codes_) n += kv.second.linetable.capacity();
     return n;
 }

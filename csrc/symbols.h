@@ -32,6 +32,8 @@ public:
     uint32_t task_frame(const std::string& name);
     uint32_t truncated_frame() const { return truncated_frame_; }
     uint32_t unknown_frame() const { return unknown_frame_; }
+    // The pseudo-frame "<native thread NAME>" that stands for the CPU of a thread Python does not know.
+    uint32_t native_thread_frame(const std::string& name);
     uint64_t unverified() const { return unverified_; }
     size_t bytes_held() const;
 
@@ -48,6 +50,9 @@ private:
     struct SiteHash { size_t operator()(const Site& s) const; };
     const Resolved& resolve(uint64_t code, uint64_t fingerprint);
     uint32_t intern_frame(uint32_t symbol, int32_t line);
+    // A frame that stands for something other than code (a task, a native thread), one per key.
+    uint32_t pseudo_frame(std::unordered_map<std::string, uint32_t>& memo, const std::string& key, std::string name,
+                          const char* file);
     uint64_t fingerprint_of(uint64_t code);
 
     const spprof_layout& L;
@@ -58,6 +63,7 @@ private:
     std::unordered_map<Site, Resolved, SiteHash> codes_;  // instr unused: 0
     std::unordered_map<uint64_t, uint32_t> frames_by_line_;                  // (symbol, line)
     std::unordered_map<Site, uint32_t, SiteHash> frames_by_instr_;
+    std::unordered_map<std::string, uint32_t> native_frames_;  // by thread name
     uint32_t unverified_frame_, truncated_frame_, unknown_frame_;
     std::unordered_map<std::string, uint32_t> task_frames_;
     uint64_t unverified_ = 0;

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, Dict, List, Tuple
 
-from ._tables import Tables
+from ._tables import Tables, process_cpu_in
 
 # Speedscope's time units, in nanoseconds
 _UNIT_NS = {"nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000, "seconds": 1_000_000_000}
@@ -40,7 +40,8 @@ class _Builder:
     def tables(self, title: str, mode: str, unit: str) -> Tables:
         return Tables([(name, filename, 0) for name, filename in self.symbol_ids], self.frames, list(self.stack_ids),
                       [(0, 0, label) for label in self.labels], self.labels, [0] * len(self.stack), self.weight,
-                      self.thread, self.stack, self.counts, 0, 0, 0, 0, title, mode, unit)
+                      self.thread, self.stack, self.counts, 0, 0, 0, 0, title, mode, unit,
+                      process_cpu_in(title) if mode == "cpu" and unit == "nanoseconds" else 0)
 
 
 def _mode_of(title: str) -> str:

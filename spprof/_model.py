@@ -115,6 +115,12 @@ class Profile:
         return samples
 
     @property
+    def process_cpu_ns(self) -> int:
+        """The CPU time the whole process used over the session (every thread, spprof's own
+        included); 0 for a Profile made by hand."""
+        return self.counters.get("process_cpu_ns", 0)
+
+    @property
     def torn_count(self) -> int:
         return self.counters.get("torn_walks", 0)
 
@@ -136,11 +142,17 @@ class Profile:
         _format_registry.save(self, path, format)
 
 
+def is_native_thread(function_name: str, filename: str) -> bool:
+    """Whether a frame is the pseudo-frame `<native thread NAME>` that stands for the CPU of a
+    thread Python does not know (csrc/native_threads.h): it is then `Frame.is_native`."""
+    return not filename and function_name.startswith("<native thread ") and function_name.endswith(">")
+
+
 def _build_samples(data: Any) -> List[Sample]:
     import array
 
     symbols = data.symbols()
-    frames = [Frame(symbols[s][0], symbols[s][1], line) for s, line in data.frames()]
+    frames = [Frame(symbols[s][0], symbols[s][1], line, is_native_thread(*symbols[s][:2])) for s, line in data.frames()]
     stacks = [tuple(frames[i] for i in stack) for stack in data.stacks()]
     tasks = [next((f.function_name for f in reversed(stack) if f.filename == TASK_FILE), "") for stack in stacks]
     threads = data.threads()

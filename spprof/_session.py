@@ -33,7 +33,7 @@ def check_interval(interval_ms: Any) -> float:
 
 
 def check_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    known = {"mode": "cpu", "max_depth": 128, "memory_limit_mb": 100}
+    known = {"mode": "cpu", "max_depth": 128, "memory_limit_mb": 100, "native_threads": True}
     unknown = set(options) - set(known)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
@@ -50,6 +50,8 @@ def check_options(options: Dict[str, Any]) -> Dict[str, Any]:
         raise TypeError(f"memory_limit_mb must be a number in [1, 1048576], not {type(mem).__name__}")
     if not 1 <= mem <= 1 << 20:
         raise ValueError(f"memory_limit_mb must be in [1, 1048576], got {mem}")
+    if not isinstance(out["native_threads"], bool):
+        raise TypeError(f"native_threads must be True or False, not {type(out['native_threads']).__name__}")
     return out
 
 
@@ -109,7 +111,7 @@ def start_as(interval_ms: Any, output_path: Any, options: Dict[str, Any], owner:
         session = {"path": path, "mode": opts["mode"], "interval_ms": interval_ms, "owner": owner, "joined": 0}
         try:
             _native.start(interval, opts["mode"], opts["max_depth"], int(opts["memory_limit_mb"] * 1024 * 1024),
-                          session)
+                          session, opts["native_threads"])
         except BaseException:
             if not _native.is_active():
                 _threads.uninstall()
@@ -166,8 +168,7 @@ def _finish(data: Any, session: Dict[str, Any]) -> Profile:
     )
     try:
         data.trim([], [])  # frames no sample refers to leave the tables
-        for i, (ident, native_id, _) in enumerate(data.threads()):
-            data.set_thread_name(i, _threads.name_of(ident, native_id))
+        _threads.name_threads(data)
         counters = data.counters()
         object.__setattr__(profile, "counters", counters)
         object.__setattr__(profile, "dropped_count", counters.get("dropped_samples", 0))

@@ -4,6 +4,7 @@ tables built from `Profile.samples`); a file read back (spprof._load) gives the 
 from __future__ import annotations
 
 import array
+import re
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
@@ -16,9 +17,31 @@ def thread_label(name: str, native_id: int, tid: str = "tid ") -> str:
     return f"{name or 'Thread'} ({tid}{native_id})"
 
 
+_CPU_SHARE = re.compile(r"profiled ([0-9.]+) s of ([0-9.]+) s process CPU")
+
+
+def cpu_share(profiled_ns: int, process_ns: int) -> str:
+    """How much of the process's CPU the profile holds, as every view shows it."""
+    pct = f" ({100.0 * profiled_ns / process_ns:.0f}%)" if process_ns else ""
+    return f"profiled {profiled_ns / 1e9:.3f} s of {process_ns / 1e9:.3f} s process CPU{pct}"
+
+
+def process_cpu_in(title: str) -> int:
+    """The process's CPU that cpu_share() wrote into a title; 0 when it is not there."""
+    m = _CPU_SHARE.search(title)
+    return int(round(float(m.group(2)) * 1e9)) if m else 0
+
+
 def profile_title(profile: "Profile") -> str:
-    """The name a profile carries in the files it is saved to."""
-    return f"spprof {profile.mode} profile, {profile.interval_ms:g} ms, {profile.start_time.isoformat()}"
+    """The name a profile carries in the files it is saved to; in cpu mode it ends with the
+    share of the process's CPU the profile holds."""
+    title = f"spprof {profile.mode} profile, {profile.interval_ms:g} ms, {profile.start_time.isoformat()}"
+    process = profile.process_cpu_ns
+    if profile.mode != "cpu" or not process:
+        return title
+    data = profile._data
+    profiled = data.total_weight_ns() if data is not None else sum(s.weight_ns for s in profile.samples)
+    return f"{title}; {cpu_share(profiled, process)}"
 
 
 class Tables(NamedTuple):
@@ -40,6 +63,7 @@ class Tables(NamedTuple):
     title: str
     mode: str  # "cpu", "wall" or "" when a file does not say
     unit: str  # "nanoseconds", or "samples" when weights are sample counts
+    process_cpu_ns: int = 0  # the process's CPU over a cpu-mode session; 0 when unknown
 
     def located_frames(self) -> List[Tuple[str, str, int]]:
         """(function, file, line) of each frame id."""
@@ -77,8 +101,12 @@ def tables(profile: "Profile") -> Tables:
         data.symbols(), data.frames(), data.stacks(), threads, [thread_label(n, i) for _, i, n in threads],
         array.array("Q", t), array.array("Q", w), array.array("I", th), array.array("I", st), None,
         data.start_ns, data.end_ns, data.start_unix_ns, interval_ns,
-        profile_title(profile), profile.mode, "nanoseconds",
+        profile_title(profile), profile.mode, "nanoseconds", _process_cpu(profile),
     )
+
+
+def _process_cpu(profile: "Profile") -> int:
+    return profile.process_cpu_ns if profile.mode == "cpu" else 0
 
 
 def _from_samples(profile: "Profile", interval_ns: int) -> Tables:
@@ -109,5 +137,5 @@ def _from_samples(profile: "Profile", interval_ns: int) -> Tables:
         [(name, filename, 0) for name, filename in symbols], list(frames), stack_frames, list(threads),
         [thread_label(name, native_id) for _, native_id, name in threads], t, w, th, st, None,
         start_ns, max(start_ns + duration_ns, max(t) if t else 0), start_unix_ns, interval_ns,
-        profile_title(profile), profile.mode, "nanoseconds",
+        profile_title(profile), profile.mode, "nanoseconds", _process_cpu(profile),
     )

@@ -9,7 +9,7 @@ name.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _native
 
@@ -88,3 +88,11 @@ def name_of(ident: int, native_id: int) -> str:
     return _names.get((ident, native_id)) or _names_by_ident.get(ident) or f"Thread-{native_id or ident}"
 
 
+
+
+def name_threads(data: Any) -> None:
+    """Names the Python threads of native tables; a thread Python does not know came named by
+    the kernel (its `comm`) and keeps that name."""
+    for i, (ident, native_id, name) in enumerate(data.threads()):
+        if not name:
+            data.set_thread_name(i, name_of(ident, native_id))

@@ -270,6 +270,7 @@ def _print_table(rows: List[Dict[str, Any]], timed: bool, width: int, bold: bool
 
 def _cmd_report(ns: argparse.Namespace) -> int:
     from ._load import load
+    from ._tables import cpu_share
     try:
         data = load(ns.file)
     except (OSError, ValueError) as e:
@@ -285,6 +286,12 @@ def _cmd_report(ns: argparse.Namespace) -> int:
         amount = f"{_human(grand_w)} of {what}, " if timed else ""
         print(f"{data.title}\n{grand_n} samples, {amount}{len(data.labels)} thread(s); "
               f"functions by {ns.by} time, percentages of the whole profile")
+    if data.process_cpu_ns:
+        cpu_line = cpu_share(grand_w, data.process_cpu_ns)
+        if tty:
+            print(cpu_line[0].upper() + cpu_line[1:])
+        else:
+            sys.stderr.write(f"spprof: {cpu_line}\n")
     groups: List[Tuple[Optional[str], Iterable[Tuple[Tuple[int, ...], List[int]]]]]
     per_thread = list(zip(data.labels, data.by_thread()))
     if ns.threads:

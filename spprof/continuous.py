@@ -312,8 +312,7 @@ class Session:
     def _profile(self, data: Any) -> Profile:
         for t in threading.enumerate():  # names given after a thread started count too
             _threads._record(t)
-        for i, (ident, native_id, _) in enumerate(data.threads()):
-            data.set_thread_name(i, _threads.name_of(ident, native_id))
+        _threads.name_threads(data)
         own = [i for i, (_, _, name) in enumerate(data.threads()) if name.startswith(OWN_THREADS)]
         roots: List[int] = []
         if self.trim_launcher:

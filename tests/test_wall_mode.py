@@ -161,6 +161,6 @@ def test_wall_totals_match_each_threads_lifetime_when_ticks_come_late():
     # some are skipped, and each thread's total must still be its lifetime.
     proc, out = run_workload("wall_lifetimes")
     assert proc.returncode == 0 and out is not None, proc.stderr[-3000:]
-    assert out["max_gap_ms"] >= 2 * out["interval_ms"], out  # the ticks were late
+    assert out["missed_ticks"] > 0 or out["max_gap_ms"] >= 1.5 * out["interval_ms"], out  # the ticks were late
     for name, t in out["threads"].items():
         assert abs(t["weight_s"] / t["lifetime_s"] - 1) <= 0.05, (name, t, out["missed_ticks"])
