@@ -106,7 +106,9 @@ void start(double interval_ms, const std::string& mode, int max_depth, uint64_t 
     e->options.interval_ns = static_cast<uint64_t>(interval_ms * 1e6);
     e->options.wall = mode == "wall";
     e->options.max_depth = max_depth;
-    e->options.native_threads = native_threads;
+    // 3.9/3.10 keep no native id in a thread state: a Python thread not yet (or no longer) known by
+    // its id would be taken for a native one, so these threads are not accounted there.
+    e->options.native_threads = native_threads && e->layout.has_native_thread_id != 0;
     const char* forced = std::getenv("SPPROF_READER");
     std::string reader = forced ? forced : "";
     std::string error;
