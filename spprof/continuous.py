@@ -316,8 +316,7 @@ class Session:
         own = [i for i, (_, _, name) in enumerate(data.threads()) if name.startswith(OWN_THREADS)]
         roots: List[int] = []
         if self.trim_launcher:
-            from ._run import _is_launcher
-            roots = [i for i, (name, file, _) in enumerate(data.symbols()) if _is_launcher(name, file)]
+            roots = [i for i, (name, file, _) in enumerate(data.symbols()) if _stops_or_launches(name, file)]
         if own or roots:
             data.trim(roots, own)
         return Profile(
@@ -449,6 +448,15 @@ def start_continuous(app_name: str, *, push_url: Optional[str] = None, output_di
     checked before anything starts (ValueError, TypeError, OSError)."""
     _start(check_options(app_name, push_url=push_url, output_dir=output_dir, tags=tags, window_s=window_s,
                          interval_ms=interval_ms, mode=mode, **options))
+
+
+def _stops_or_launches(name: str, file: str) -> bool:
+    """The frames of `spprof run` beneath the program, and of the session's own stop that the
+    launcher runs on the program's main thread after it (waiting for the exporter to end)."""
+    from ._run import _is_launcher
+    path = file.replace("\\", "/")
+    return (_is_launcher(name, file) or path.endswith("/spprof/continuous.py")
+            or (os.path.basename(path) == "threading.py" and name.split(".")[-1] in ("join", "_wait_for_tstate_lock")))
 
 
 def _start(opts: Options, trim_launcher: bool = False) -> None:
