@@ -497,3 +497,14 @@ def test_gunicorn_workers_push_with_their_own_pid(receiver):
     pids = {r["labels"]["pid"] for r in receiver.ok()}
     assert str(proc.pid) in pids and len(pids) >= 4, (pids, err[-2000:])
     assert {r["app"] for r in receiver.ok()} == {"gunicorn-app.wall"}
+
+
+def test_spprof_run_trims_its_own_stop_and_nothing_of_the_program():
+    from spprof.continuous import _stops_or_launches
+    threading_py = os.path.join(os.path.dirname(os.__file__), "threading.py")
+    assert _stops_or_launches("Session.stop", os.path.join(os.path.dirname(spprof.__file__), "continuous.py"))
+    assert _stops_or_launches("Thread.join", threading_py)
+    assert _stops_or_launches("Thread._wait_for_tstate_lock", threading_py)
+    # a thread's own stack starts in threading's bootstrap: it stays
+    assert not _stops_or_launches("Thread._bootstrap", threading_py)
+    assert not _stops_or_launches("join", "/srv/app/workers.py")
