@@ -60,3 +60,11 @@ def test_start_where_seccomp_refuses_epoll_raises_oserror():
     proc, out = run_workload("no_epoll", timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoll" in out["start_error"] and out["active"] is False
+
+
+def test_a_child_started_while_profiling_inherits_none_of_spprofs_descriptors():
+    # close_fds=False: the child gets every descriptor not marked close-on-exec
+    proc, out = run_workload("exec_child", timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out["samples"] > 0
+    assert out["inherited"] == [], out
