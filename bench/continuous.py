@@ -92,18 +92,31 @@ PROFILERS = {
 }
 
 CONFIGS = {name: FRAME % {"start": start, "stop": stop} for name, (start, stop) in PROFILERS.items()}
+# --baseline DIR: spprof as installed in DIR (`pip install --target DIR` of another commit), run
+# beside this one in the same interleaved rounds, so that a change is measured against the same noise
+CONFIGS["spprof-base"] = CONFIGS["spprof"]
+BASELINE_DIR = ""
+
+
+def config_env(config: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPPROF_", "DD_"))}
+    env.pop("PYTHONPATH", None)
+    if config == "spprof-base":
+        env["PYTHONPATH"] = BASELINE_DIR
+    return env
 
 
 def available(config: str) -> bool:
-    module = {"spprof": "spprof", "pyroscope-io": "pyroscope", "ddtrace": "ddtrace"}.get(config)
-    if module is None:
-        return True
-    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+    module = {"spprof": "spprof", "spprof-base": "spprof", "pyroscope-io": "pyroscope", "ddtrace": "ddtrace"}.get(config)
+    if module is None or (config == "spprof-base" and not BASELINE_DIR):
+        return module is None
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          env=config_env(config)).returncode == 0
 
 
 def run_one(config: str, workload: str, seconds: float, calibration: str, url: str, tmp: str) -> Dict[str, float]:
     argv = [WORKLOAD, workload, str(seconds), calibration]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPPROF_", "DD_"))}
+    env = config_env(config)
     if config == "ddtrace":
         env.update(DD_PROFILING_ENABLED="1", DD_PROFILING_OUTPUT_PPROF=os.path.join(tmp, "dd"),
                    DD_TRACE_ENABLED="0", DD_INSTRUMENTATION_TELEMETRY_ENABLED="0")
@@ -151,10 +164,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--workloads", default="a,b,g")
-    ap.add_argument("--only", default=",".join(CONFIGS))
+    ap.add_argument("--only", default=",".join(c for c in CONFIGS if c != "spprof-base"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--soak-minutes", type=float, default=0)
+    ap.add_argument("--baseline", default="", help="a folder holding another build of spprof (pip install --target): "
+                    "measured as spprof-base in the same rounds")
     ns = ap.parse_args()
+    global BASELINE_DIR
+    BASELINE_DIR = os.path.abspath(ns.baseline) if ns.baseline else ""
     os.makedirs(RESULTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="spprof-continuous-")
     calibration = subprocess.run([sys.executable, WORKLOAD, "--calibrate"], capture_output=True, text=True,
@@ -163,7 +180,8 @@ def main() -> int:
     if ns.soak_minutes:
         results["soak_rss_kb"] = soak(ns.soak_minutes, calibration, tmp)
     else:
-        configs = [c for c in ns.only.split(",") if c == "bare" or available(c)]
+        wanted = ns.only.split(",") + (["spprof-base"] if BASELINE_DIR and "spprof-base" not in ns.only else [])
+        configs = [c for c in wanted if c == "bare" or available(c)]
         if "bare" not in configs:
             configs.insert(0, "bare")
         receiver = Receiver()
@@ -178,7 +196,7 @@ def main() -> int:
         receiver.close()
         table = {}
         print(f"\n{'workload':<10}{'config':<14}{'CPU ratio (min-max)':<28}{'wall ratio (min-max)':<28}"
-              f"{'own threads + stop':<20}{'import + start':<14}")
+              f"{'own threads + stop, % of CPU':<30}{'import + start':<14}")
         for w, by in runs.items():
             for c in configs:
                 if c == "bare":
@@ -188,9 +206,10 @@ def main() -> int:
                 for k in ("own_share", "start_ms"):
                     ratios[k] = [run[k] for run in by[c]]
                 cell = {k: f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})" for k, v in ratios.items()}
-                share = f"{100 * statistics.median(ratios['own_share']):.2f} % of CPU"
+                own = [100 * x for x in ratios["own_share"]]
+                share = f"{statistics.median(own):.2f} % ({min(own):.2f}-{max(own):.2f})"
                 start = f"{statistics.median(ratios['start_ms']):.0f} ms"
-                print(f"{w:<10}{c:<14}{cell['cpu']:<28}{cell['wall']:<28}{share:<20}{start:<14}")
+                print(f"{w:<10}{c:<14}{cell['cpu']:<28}{cell['wall']:<28}{share:<30}{start:<14}")
         results["ratios"] = table
         results["windows_received"] = len(receiver.requests)
     with open(os.path.join(RESULTS, "continuous.json"), "w") as f:

@@ -11,7 +11,6 @@ CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
     : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4) {}
 
 void CpuClocks::begin_tick(size_t threads, bool baseline) {
-    read_ns_ = 0;
     skipped_now_ = 0;
     if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps its baselines
         const size_t n = std::max(threads, 2 * cur_.size());
@@ -23,6 +22,7 @@ void CpuClocks::begin_tick(size_t threads, bool baseline) {
     std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
     gating_ = !baseline && threads >= kGateThreads;
     if (!gating_) {
+        read_ns_ = 0;
         have_base_ = false;
         gate_ = false;
         return;
@@ -69,7 +69,10 @@ bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activi
 }
 
 void CpuClocks::end_tick() {
-    if (gating_) {
+    if (gating_ && skipped_now_ != 0 && have_base_ && ++since_process_ < kProcessTicks) {
+        skipped_total_.fetch_add(skipped_now_, std::memory_order_relaxed);  // read_all_ is false here
+    } else if (gating_) {
+        since_process_ = 0;
         // Read after the threads' clocks: the process's clock leaves out the time a thread
         // running on another CPU has used since that CPU's last scheduler tick, and reading the
         // thread's own clock brings it in; read before, busy threads would seem to outrun the
@@ -84,6 +87,7 @@ void CpuClocks::end_tick() {
             unread_ns_ = std::max<int64_t>(0, unread_ns_ + used);
         }
         read_all_ = unread_ns_ > static_cast<int64_t>(threshold_ns_);
+        read_ns_ = 0;
         process_prev_ = process_ns_;
         own_prev_ = own_ns_;
         have_base_ = true;

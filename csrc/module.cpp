@@ -362,6 +362,8 @@ PYBIND11_MODULE(_native, m) {
           py::arg("session") = py::none(), py::arg("native_threads") = true);
     m.def("stop", &stop);
     m.def("cut", &cut, py::arg("last") = false);
+    m.def("ignore_thread", [](uint64_t ident) { return g_engine && g_engine->sampler->ignore_thread(ident); },
+          py::arg("ident"));
     m.def("is_active", [] { return static_cast<bool>(g_engine); });
     m.def("session", [] { return g_engine ? py::reinterpret_borrow<py::object>(g_engine->session) : py::object(py::none()); });
     m.def("stats", &stats);

@@ -202,6 +202,22 @@ void Sampler::read_native(uint64_t t_ns, bool baseline) {
     }
 }
 
+bool Sampler::ignore_thread(uint64_t ident) {
+    // Called with the GIL, which orders the callers; the sampler only reads.
+    const size_t n = n_ignored_.load(std::memory_order_relaxed);
+    if (ident == 0 || n == kIgnored) return false;
+    ignored_[n].store(ident, std::memory_order_relaxed);
+    n_ignored_.store(n + 1, std::memory_order_release);
+    return true;
+}
+
+bool Sampler::ignored(uint64_t ident) const {
+    const size_t n = n_ignored_.load(std::memory_order_acquire);
+    for (size_t k = 0; k < n; ++k)
+        if (ignored_[k].load(std::memory_order_relaxed) == ident) return true;
+    return false;
+}
+
 void Sampler::tick(uint64_t t_ns, bool count_new) {
     // The threads marked by the last tick (leave_stale) are not copied.
     if (!threads_.enumerate()) {
@@ -230,6 +246,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     for (size_t i = 0; i < n; ++i) {
         const ThreadSeen& t = threads_[i];
         stale += !threads_.fresh(i);
+        if (ignored(t.ident)) continue;
         const bool holds_gil = t.tstate == threads_.gil_holder();
         uint64_t weight = wall_weight;
         if (!opts_.wall) {

@@ -94,6 +94,10 @@ public:
     const NativeThreads& natives() const { return natives_; }
     // The collector's thread, left out of the native threads' CPU (it is counted as spprof's own).
     void set_collector(const OwnThreadCpu* collector) { collector_ = collector; }
+    // Continuous profiling's own Python threads (its exporter and sender), by their ident: never
+    // sampled, so that their clocks are not read at every tick. False when kIgnored are set.
+    static constexpr size_t kIgnored = 4;
+    bool ignore_thread(uint64_t ident);
 
     // One tick's work, also driven by spprof._bench. `t_ns` is the tick's monotonic time.
     void tick(uint64_t t_ns, bool count_new);
@@ -143,6 +147,9 @@ private:
     NativeThreads natives_;
     const OwnThreadCpu* collector_ = nullptr;
     uint64_t python_cpu_ns_ = 0;  // cpu mode: the weight of every Python sample so far
+    std::atomic<uint64_t> ignored_[kIgnored] = {};  // set from Python, read by every tick
+    std::atomic<size_t> n_ignored_{0};
+    bool ignored(uint64_t ident) const;
 };
 
 uint64_t monotonic_ns();

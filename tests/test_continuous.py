@@ -87,6 +87,37 @@ def test_cut_hands_over_every_sample_once_and_windows_chain():
     assert 0.9 * spent <= mine <= 1.1 * spent + 20_000_000, (mine, spent, total)
 
 
+def test_ignored_threads_are_never_sampled():
+    """The session's exporter and sender are left out by the sampler itself (their clocks are not
+    read at every tick), not only trimmed from each window."""
+    go = threading.Event()
+    tids = {}
+
+    def worker(name):
+        tids[name] = threading.get_native_id()
+        go.wait()
+        spin(200_000_000)
+
+    spprof.start(interval_ms=2)
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in ("ignored", "kept")]
+        for t in threads:
+            t.start()
+        assert _native.ignore_thread(threads[0].ident)
+        go.set()
+        for t in threads:
+            t.join()
+    finally:
+        data = spprof.stop()._data
+    assert not _native.ignore_thread(threads[1].ident), "nothing to ignore without a profiler"
+    weight = defaultdict(int)
+    columns = data.sample_columns()
+    for w, th in zip(array.array("Q", columns[1]), array.array("I", columns[2])):
+        weight[data.threads()[th][1]] += w
+    assert weight[tids["kept"]] > 100_000_000
+    assert weight[tids["ignored"]] < 5_000_000  # at most its start, seen before it was ignored
+
+
 def test_cut_without_a_profile_raises():
     with pytest.raises(RuntimeError):
         _native.cut()
