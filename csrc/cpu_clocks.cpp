@@ -10,17 +10,22 @@ namespace spprof {
 CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
     : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4) {}
 
-void CpuClocks::begin_tick(size_t threads, bool baseline) {
+void CpuClocks::begin_tick(size_t threads, bool baseline, bool same_list) {
     read_ns_ = 0;
     skipped_now_ = 0;
-    if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps its baselines
+    in_place_ = same_list && !baseline && threads == nprev_ && threads > 0;
+    if (in_place_) {
+        ncur_ = threads;
+    } else if (threads > cur_.size()) {  // as the thread list grew; prev_ keeps its baselines
         const size_t n = std::max(threads, 2 * cur_.size());
         prev_.resize(n);
         cur_.resize(n);
         order_.resize(n);
     }
-    ncur_ = threads;
-    std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
+    if (!in_place_) {
+        ncur_ = threads;
+        std::fill(cur_.begin(), cur_.begin() + static_cast<long>(ncur_), Entry{});
+    }
     gating_ = !baseline && threads >= kGateThreads;
     if (!gating_) {
         have_base_ = false;
@@ -33,6 +38,7 @@ void CpuClocks::begin_tick(size_t threads, bool baseline) {
 
 const CpuClocks::Entry* CpuClocks::previous(size_t i, uint64_t tstate, uint32_t tid) {
     if (i < nprev_ && prev_[i].tid == tid && prev_[i].tstate == tstate) return &prev_[i];
+    if (in_place_) return nullptr;  // same positions: a new thread there (or its tid now known)
     auto key = [this](uint32_t p) { return std::make_pair(prev_[p].tid, prev_[p].tstate); };
     if (!ordered_) {
         for (size_t p = 0; p < nprev_; ++p) order_[p] = static_cast<uint32_t>(p);
@@ -49,7 +55,7 @@ const CpuClocks::Entry* CpuClocks::previous(size_t i, uint64_t tstate, uint32_t 
 bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activity, bool holds_gil, bool count_new,
                         uint64_t& delta_ns) {
     const Entry* before = tid != 0 ? previous(i, tstate, tid) : nullptr;
-    Entry* slot = i < ncur_ ? &cur_[i] : nullptr;
+    Entry* slot = i < ncur_ ? (in_place_ ? &prev_[i] : &cur_[i]) : nullptr;
     if (gate_ && before != nullptr && before->idle >= kIdleTicks && before->activity == activity && !holds_gil) {
         if (slot != nullptr) *slot = *before;
         ++skipped_now_;
@@ -58,13 +64,16 @@ bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activi
     }
     bool ok;
     uint64_t now = thread_cpu_ns(tid, ok);
-    if (!ok) return false;
+    if (!ok) {
+        if (slot != nullptr) *slot = Entry{};  // no clock at this position now
+        return false;
+    }
     if (before != nullptr && now >= before->cpu_ns) delta_ns = now - before->cpu_ns;
     else delta_ns = count_new ? now : 0;  // a new thread, or a tid reused by one
     read_ns_ += delta_ns;
     uint8_t idle = 0;
     if (before != nullptr && delta_ns == 0) idle = static_cast<uint8_t>(std::min<int>(before->idle + 1, 255));
-    if (slot != nullptr) *slot = {tid, tstate, now, activity, idle};
+    if (slot != nullptr) *slot = Entry{tid, tstate, now, activity, idle};
     return true;
 }
 
@@ -89,7 +98,7 @@ void CpuClocks::end_tick() {
         have_base_ = true;
         skipped_total_.fetch_add(skipped_now_, std::memory_order_relaxed);
     }
-    std::swap(prev_, cur_);
+    if (!in_place_) std::swap(prev_, cur_);
     nprev_ = ncur_;
     ncur_ = 0;
     ordered_ = false;

@@ -27,7 +27,14 @@ public:
 
     // Called on the thread that observes, before its observe() calls; `baseline` when the calls
     // only set where the next tick counts from. Grows the buffers to `threads` if they are smaller.
-    void begin_tick(size_t threads, bool baseline = false);
+    // `same_list`: every thread is at its position of the last tick, whose entries are then
+    // updated in place, so a thread this tick does not observe keeps its entry untouched.
+    void begin_tick(size_t threads, bool baseline = false, bool same_list = false);
+    // Whether this tick leaves idle clocks unread. Then a thread whose clock observe() would leave
+    // unread (idle, not holding the GIL, its activity as at its last observe()) need not be
+    // observed at all when the list is the same: skip() counts those.
+    bool gating() const { return gate_ && in_place_; }
+    void skip(size_t threads) { skipped_now_ += threads; }
     // The CPU time of (tstate, tid), thread `i` of this tick's list, since it was last observed.
     // A thread not seen before counts from its start when `count_new` (it began after the
     // previous tick), else it only sets a baseline. `activity` is what of its thread state
@@ -38,7 +45,10 @@ public:
     // After observe(i): whether thread i's clock will be left unread at the next tick unless it
     // holds the GIL or its activity changed, as long as gating_next() holds after end_tick().
     // Its thread state then need not be copied either.
-    bool idle(size_t i) const { return i < ncur_ && cur_[i].tid != 0 && cur_[i].idle >= kIdleTicks; }
+    bool idle(size_t i) const {
+        const std::vector<Entry>& e = in_place_ ? prev_ : cur_;
+        return i < ncur_ && e[i].tid != 0 && e[i].idle >= kIdleTicks;
+    }
     bool gating_next() const { return have_base_ && !read_all_ && nprev_ >= kGateThreads; }
     void end_tick();       // what was observed becomes the baseline of the next tick
     void keep_previous();  // a skipped tick keeps the old baseline
@@ -53,6 +63,7 @@ private:
     std::vector<Entry> prev_, cur_;
     std::vector<uint32_t> order_;  // positions of prev_ by (tid, tstate), sorted once a thread moved
     bool ordered_ = false;
+    bool in_place_ = false;  // this tick's entries are prev_'s, updated where they are
     size_t nprev_ = 0, ncur_ = 0;
     const uint64_t threshold_ns_;
     bool gating_ = false, gate_ = false, read_all_ = false, have_base_ = false;
