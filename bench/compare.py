@@ -86,9 +86,11 @@ def _spprof(mode: str, ms: int, quick: bool = False) -> Config:
                   "speedscope", quick=quick)
 
 
-def _pyspy(hz: int, nonblocking: bool, quick: bool = False) -> Config:
-    extra = ["--nonblocking"] if nonblocking else []
-    return Config("py-spy", f"{hz} Hz" + (" nonblocking" if nonblocking else ""), "cpu", 1000 / hz,
+def _pyspy(hz: int, nonblocking: bool, quick: bool = False, idle: bool = False) -> Config:
+    # --idle: waiting threads are sampled too (its wall clock)
+    extra = (["--nonblocking"] if nonblocking else []) + (["--idle"] if idle else [])
+    return Config("py-spy", f"{hz} Hz" + (" nonblocking" if nonblocking else "") + (" --idle" if idle else ""),
+                  "wall" if idle else "cpu", 1000 / hz,
                   lambda py, w, a, out: [_bin(py, "py-spy"), "record", "-r", str(hz), "-t", "-f", "raw",
                                          "-o", out, *extra, "--", py, w, *a],
                   "pyspy_raw", out_of_process=True, quick=quick)

@@ -18,20 +18,24 @@ namespace spprof {
 // last kIdleTicks reads, the thread's frame pointers are as at the previous tick, and it does not
 // hold the GIL. Its CPU is not lost: the process's CPU clock, less the clocks that were read and
 // the sampler's own, is what the unread threads (and any thread Python does not know) used, and
-// once that passes a quarter of an interval every clock is read at the next tick. The process's
-// clock costs the kernel a pass over every thread (12 % of the sampler's CPU with 100 threads), so
-// while clocks are left unread it is read every kProcessTicks ticks: a thread left unread keeps
-// its frames, so the CPU found a few ticks later goes to the same stack.
+// once that passes a quarter of an interval every clock is read at the next tick. With 256
+// threads or more the process's clock is read every few ticks (up to 8), not at every tick.
 class CpuClocks {
 public:
     CpuClocks(size_t initial_threads, uint64_t interval_ns);
     static constexpr size_t kGateThreads = 8;
     static constexpr uint8_t kIdleTicks = 2;
-    static constexpr unsigned kProcessTicks = 4;
 
     // Called on the thread that observes, before its observe() calls; `baseline` when the calls
     // only set where the next tick counts from. Grows the buffers to `threads` if they are smaller.
-    void begin_tick(size_t threads, bool baseline = false);
+    // `same_list`: every thread is at its position of the last tick, whose entries are then
+    // updated in place, so a thread this tick does not observe keeps its entry untouched.
+    void begin_tick(size_t threads, bool baseline = false, bool same_list = false);
+    // Whether this tick leaves idle clocks unread. Then a thread whose clock observe() would leave
+    // unread (idle, not holding the GIL, its activity as at its last observe()) need not be
+    // observed at all when the list is the same: skip() counts those.
+    bool gating() const { return gate_ && in_place_; }
+    void skip(size_t threads) { skipped_now_ += threads; }
     // The CPU time of (tstate, tid), thread `i` of this tick's list, since it was last observed.
     // A thread not seen before counts from its start when `count_new` (it began after the
     // previous tick), else it only sets a baseline. `activity` is what of its thread state
@@ -42,7 +46,10 @@ public:
     // After observe(i): whether thread i's clock will be left unread at the next tick unless it
     // holds the GIL or its activity changed, as long as gating_next() holds after end_tick().
     // Its thread state then need not be copied either.
-    bool idle(size_t i) const { return i < ncur_ && cur_[i].tid != 0 && cur_[i].idle >= kIdleTicks; }
+    bool idle(size_t i) const {
+        const std::vector<Entry>& e = in_place_ ? prev_ : cur_;
+        return i < ncur_ && e[i].tid != 0 && e[i].idle >= kIdleTicks;
+    }
     bool gating_next() const { return have_base_ && !read_all_ && nprev_ >= kGateThreads; }
     void end_tick();       // what was observed becomes the baseline of the next tick
     void keep_previous();  // a skipped tick keeps the old baseline
@@ -57,12 +64,14 @@ private:
     std::vector<Entry> prev_, cur_;
     std::vector<uint32_t> order_;  // positions of prev_ by (tid, tstate), sorted once a thread moved
     bool ordered_ = false;
+    bool in_place_ = false;  // this tick's entries are prev_'s, updated where they are
     size_t nprev_ = 0, ncur_ = 0;
     const uint64_t threshold_ns_;
     bool gating_ = false, gate_ = false, read_all_ = false, have_base_ = false;
     uint64_t process_ns_ = 0, own_ns_ = 0, process_prev_ = 0, own_prev_ = 0;
-    uint64_t read_ns_ = 0;      // CPU of the clocks read since the process's clock was
-    unsigned since_process_ = 0;  // ticks since the process's clock was read
+    uint64_t read_ns_ = 0;      // CPU of the clocks read this tick
+    uint64_t read_since_ = 0;   // ... and since the process's clock was last read
+    size_t ticks_since_ = 0;    // ticks since then
     size_t skipped_now_ = 0;
     int64_t unread_ns_ = 0;     // CPU the process used that no read clock accounts for
     std::atomic<uint64_t> skipped_total_{0}, full_reads_{0};

@@ -219,7 +219,7 @@ bool Sampler::ignored(uint64_t ident) const {
 }
 
 void Sampler::tick(uint64_t t_ns, bool count_new) {
-    // The threads marked by the last tick (leave_stale) are not copied.
+    // The threads marked quiet (leave_stale) are not copied.
     if (!threads_.enumerate()) {
         counters_.torn_lists.fetch_add(1, std::memory_order_relaxed);
         clocks_.keep_previous();
@@ -234,7 +234,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     if (threads_.overflowed()) counters_.lists_cut.fetch_add(1, std::memory_order_relaxed);
     if (n > counters_.threads_max.load(std::memory_order_relaxed)) counters_.threads_max.store(n, std::memory_order_relaxed);
     if (!opts_.wall) {
-        clocks_.begin_tick(n);
+        clocks_.begin_tick(n, false, threads_.positions_kept());
     } else {
         uint64_t switches, last_holder;
         const bool known = threads_.gil_switches(switches, last_holder);
@@ -242,22 +242,21 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     }
     tasks_.begin_tick();
     FrameRecord* frames = &cells_[1].frame;
-    uint64_t stale = 0;
-    for (size_t i = 0; i < n; ++i) {
+    auto visit = [&](size_t i) {
         const ThreadSeen& t = threads_[i];
-        stale += !threads_.fresh(i);
-        if (ignored(t.ident)) continue;
+        if (ignored(t.ident)) return;
         const bool holds_gil = t.tstate == threads_.gil_holder();
         uint64_t weight = wall_weight;
+        threads_.wake(i);  // its state is copied at the next tick, unless marked below
         if (!opts_.wall) {
             if (t.tid == 0) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
-                continue;
+                return;
             }
             const bool seen = clocks_.observe(i, t.tstate, t.tid, t.activity, holds_gil, count_new, weight);
             // A thread whose clock will not be read needs no fresh copy of its state either.
             if (seen && clocks_.idle(i)) threads_.leave_stale(i);
-            if (!seen || weight == 0) continue;
+            if (!seen || weight == 0) return;
         } else {
             // The time since this thread's own last sample: a late tick, or one that missed it,
             // leaves no hole in its total.
@@ -267,10 +266,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 // It has not run: its frames are those of its last sample, with no walk.
                 if (stacks_.reuse(i, *before, t_ns)) threads_.leave_stale(i);
                 counters_.stacks_reused.fetch_add(1, std::memory_order_relaxed);
-                if (before->depth == 0) continue;
+                if (before->depth == 0) return;
                 std::copy(stacks_.frames(*before), stacks_.frames(*before) + before->depth, frames);
                 push(t, t_ns, weight, before->depth, before->truncated ? kSampleTruncated : 0);
-                continue;
+                return;
             }
         }
         // cpu mode: a thread that used CPU since the previous tick and now sleeps or waits for
@@ -289,10 +288,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);
             push(t, t_ns, weight, last->depth, last->truncated ? kSampleTruncated : 0);
-            continue;
+            return;
         }
         // It was quiet and left uncopied, and now ran: its stack needs its state as it is now.
-        if (!threads_.fresh(i) && !threads_.refresh(i)) continue;  // likely gone
+        if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
         int depth = 0;
         bool truncated = false;
         Capture c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
@@ -307,14 +306,14 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         const bool fresh_code = walked && new_code(frames, depth);
         if (walked) depth = tasks_.name_running(t.tstate, frames, depth);
         if (opts_.wall) stacks_.record(i, t, c == Capture::Torn ? nullptr : frames, depth, truncated, t_ns);
-        if (c == Capture::Empty) continue;
+        if (c == Capture::Empty) return;
         if (c == Capture::Torn) {
             // The thread ran, so its time is kept: it goes to "<unknown>", never to a stack that
             // may not have been running, and is counted.
             counters_.torn.fetch_add(1, std::memory_order_relaxed);
             counters_.torn_charged.fetch_add(1, std::memory_order_relaxed);
             push(t, t_ns, weight, 0, kSampleUnknown);
-            continue;
+            return;
         }
         if (last != nullptr) {
             last->tstate = t.tstate;
@@ -328,7 +327,30 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         }
         push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
         if (fresh_code) drain_.request();
+    };
+    if (clocks_.gating() && !threads_.copied_all()) {
+        // cpu mode, the list as before: a thread left uncopied is quiet, its activity that of
+        // its last copy, so only the GIL's holder among them needs its clock read. The others
+        // are not visited at all: what they cost is nothing per tick.
+        const uint64_t holder = threads_.gil_holder();
+        bool holder_seen = holder == 0;
+        for (const uint32_t i : threads_.copied()) {
+            holder_seen = holder_seen || threads_[i].tstate == holder;
+            visit(i);
+        }
+        size_t visited = threads_.copied().size();
+        if (!holder_seen) {
+            const size_t i = threads_.position(holder);
+            if (i < n && !threads_.fresh(i)) {
+                visit(i);
+                ++visited;
+            }
+        }
+        clocks_.skip(n - visited);
+    } else {
+        for (size_t i = 0; i < n; ++i) visit(i);
     }
+    const uint64_t stale = n - threads_.copied_count();
     if (!opts_.wall) {
         clocks_.end_tick();
         if (!clocks_.gating_next()) threads_.forget_marks();  // every clock is read next: every state copied

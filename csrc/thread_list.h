@@ -36,13 +36,23 @@ public:
     // Copies thread i's state again, for a walk to retry on fresher data, or for a thread whose
     // copy was left stale. When that fails, the next enumerate() copies every thread state.
     bool refresh(size_t i);
-    // Thread i of the current list need not be copied at the next enumerate(): its copy stays
-    // the last one: each page copied costs the kernel a page pin, and a server has many waiting
-    // threads. The marks last one enumerate().
-    void leave_stale(size_t i) { if (i < count_) stale_ok_[i] = 1; }
-    void forget_marks() { std::fill(stale_ok_.begin(), stale_ok_.begin() + static_cast<long>(count_), 0); }
+    // Thread i of the current list is quiet: its state is not copied by the next enumerate()s,
+    // its copy stays the last one, until wake(i), forget_marks() or a list that changed. Each page
+    // copied costs the kernel a page pin, and a server has many waiting threads.
+    void leave_stale(size_t i) { mark(i, 1); }
+    void wake(size_t i) { mark(i, 0); }
+    void forget_marks();
     // Whether thread i's copy was taken by the last enumerate() or a refresh() since.
-    bool fresh(size_t i) const { return fresh_[i] != 0; }
+    bool fresh(size_t i) const { return fresh_epoch_[i] == epoch_copy_; }
+    // The positions the last enumerate() copied when it did not copy them all (copied_all()),
+    // ascending: the threads not marked quiet.
+    bool copied_all() const { return copied_all_; }
+    const std::vector<uint32_t>& copied() const { return awake_; }
+    size_t copied_count() const { return copied_all_ ? count_ : awake_.size(); }
+    // The last enumerate() found the list as before: every thread at its position of the last one.
+    bool positions_kept() const { return kept_; }
+    // The position of a thread state in the current list, or size() when it is not in it.
+    size_t position(uint64_t tstate) const;
     size_t size() const { return count_; }
     const ThreadSeen& operator[](size_t i) const { return seen_[i]; }
     // The last enumerate() stopped at `bound` thread states: the oldest threads were left out.
@@ -62,9 +72,19 @@ public:
 
 private:
     // Even with marks, every thread state is copied this often: a thread that exits between
-    // two uncopied neighbours is noticed then, and its stale entry dropped.
+    // two uncopied neighbours is noticed then, and its stale entry dropped. Unless the GIL has
+    // had the same holder since the last such copy (its count of holder changes and its last
+    // holder unchanged): then no other thread ran Python code, and none could unlink its own
+    // state or move its frames.
     static constexpr unsigned kCopyAllEvery = 16;
 
+    void mark(size_t i, uint8_t quiet) {
+        if (i < count_ && quiet_[i] != quiet) {
+            quiet_[i] = quiet;
+            awake_dirty_ = true;
+        }
+    }
+    bool copy_all_due();
     bool enumerate_as_before();
     void read_gil();  // from gil_, after a copy
     void record(size_t i, uint64_t ts);
@@ -83,8 +103,16 @@ private:
     uint64_t gil_holder_ = 0, gil_switches_ = 0, gil_last_ = 0;
     bool gil_read_ = false;
     std::vector<ThreadSeen> seen_;
-    std::vector<uint8_t> stale_ok_, fresh_;
+    std::vector<uint8_t> quiet_;
+    std::vector<uint32_t> fresh_epoch_;  // == epoch_copy_: copied by the last enumerate() or refreshed since
+    uint32_t epoch_copy_ = 1;
+    std::vector<uint32_t> awake_;        // positions not quiet, ascending, rebuilt when a mark changed
+    bool awake_dirty_ = true, copied_all_ = true, kept_ = false;
     unsigned since_all_ = 0;
+    bool force_all_ = false;             // a refresh failed: that copy is torn
+    // The GIL as read before the last copy of every state (valid when read then).
+    bool all_gil_known_ = false;
+    uint64_t all_switches_ = 0, all_last_ = 0;
     std::vector<struct iovec> iov_local_, iov_remote_;
     size_t count_ = 0;
     bool overflowed_ = false;

@@ -131,8 +131,10 @@ void fuzz_threads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
                 perturbed = true;
             }
             // the sampler leaves quiet threads' states uncopied: any mark must still give a
-            // list whose copied entries hold every invariant
+            // list whose copied entries hold every invariant (marks last until forgotten: each
+            // round has only its own)
             const bool marked = round > 0 && rng.chance(50);
+            tl.forget_marks();
             if (marked) for (size_t j = 0; j < tl.size(); ++j) if (rng.chance(50)) tl.leave_stale(j);
             bool ok = tl.enumerate();
             CHECK(tl.size() <= cap, fmt("threads #%llu: %zu thread states in a list of %zu", (unsigned long long)i, tl.size(), cap));
