@@ -77,6 +77,13 @@ size_t ThreadList::position(uint64_t tstate) const {
     return count_;
 }
 
+void ThreadList::next_epoch() {
+    if (++epoch_copy_ == 0) {  // wrapped: no old epoch may match
+        std::fill(fresh_epoch_.begin(), fresh_epoch_.end(), 0);
+        epoch_copy_ = 1;
+    }
+}
+
 // Called before the copy, while gil_* still hold what the previous enumerate() read.
 bool ThreadList::copy_all_due() {
     if (force_all_ || since_all_ + 1 >= kCopyAllEvery) {
@@ -126,10 +133,7 @@ bool ThreadList::enumerate_as_before() {
     }
     iov_local_[k] = {gil_.data(), gil_.size()};
     iov_remote_[k++] = {reinterpret_cast<void*>(L.gil), gil_.size()};
-    if (++epoch_copy_ == 0) {  // wrapped: no old epoch may match
-        std::fill(fresh_epoch_.begin(), fresh_epoch_.end(), 0);
-        epoch_copy_ = 1;
-    }
+    next_epoch();
     if (!reader_.readv(iov_local_.data(), iov_remote_.data(), k)) return false;
     // Each copied state's link must name the state at the next position (none after the last).
     auto links = [&](size_t pos, uint64_t ts) { return pos < n ? seen_[pos].tstate == ts : ts == 0; };
@@ -172,10 +176,7 @@ bool ThreadList::enumerate() {
     uint64_t ts = 0;
     if (!reader_.read(L.interp + L.interp_threads_head, &ts, sizeof ts)) return false;
     forget_visits();
-    if (++epoch_copy_ == 0) {
-        std::fill(fresh_epoch_.begin(), fresh_epoch_.end(), 0);
-        epoch_copy_ = 1;
-    }
+    next_epoch();
     while (ts != 0) {
         if (count_ == max_ && max_ < bound_) grow();  // on the sampler thread, never per sample
         if (count_ == max_) { overflowed_ = true; break; }

@@ -85,6 +85,7 @@ private:
         }
     }
     bool copy_all_due();
+    void next_epoch();  // a new copy: fresh() is false for every position until it is copied
     bool enumerate_as_before();
     void read_gil();  // from gil_, after a copy
     void record(size_t i, uint64_t ts);
