@@ -403,6 +403,7 @@ def test_view_converts_speedscope_and_its_search_and_thread_selector_work(hot_pr
     dom = headless(page.as_uri() + "#search=cli_hot&thread=0", tmp_path, "--dump-dom").stdout
     assert re.search(r'<div class="f m"[^>]*>' + HOT + "</div>", dom)
     matched = re.search(r'id="matched">matched: ([\d.]+)%', dom)
+    assert '<label id="tasks" hidden' in dom  # no asyncio task in this profile: no task selector
     assert matched and float(matched.group(1)) > 50
     # One thread selected: the root is that thread
     assert re.findall(r'<div class="f[^"]*"[^>]*>([^<]*)</div>', dom)[0].startswith("MainThread")
@@ -446,6 +447,35 @@ def test_html_click_on_a_frame_zooms_and_escape_resets_in_chromium(tmp_path):
     zoomed, reset = re.search(r'<pre id="probe">([^<]*)</pre>', dom).group(1).split("|")
     assert zoomed == "all threads=100% a=100% b=100%"  # c lies outside the zoomed range
     assert reset == "all threads=100% a=100% b=75% c=25%"
+
+
+def test_html_task_selector_shows_one_tasks_stacks_in_chromium(tmp_path):
+    # Two tasks under the loop's frames and one stack outside any task; the task of a stack is
+    # its innermost task frame, as `spprof report --tasks` groups them.
+    frames = [("run_forever", "/l.py", 1), ("Task-1", "<asyncio task>", 0), ("parse", "/a.py", 2),
+              ("Task-2", "<asyncio task>", 0), ("fetch", "/a.py", 3), ("select", "/l.py", 4)]
+    page = page_of(tmp_path, "spprof cpu profile: tasks", frames,
+                   [("MainThread (tid 1)", [((0, 1, 2), 3_000_000), ((0, 3, 4), 1_000_000),
+                                            ((0, 1, 2, 3, 4), 2_000_000), ((0, 5), 4_000_000)])])
+    (tmp_path / "tasks.html").write_text(page)
+    uri = (tmp_path / "tasks.html").as_uri()
+
+    def shown(hash_):
+        dom = headless(uri + hash_, tmp_path, "--dump-dom").stdout
+        boxes = re.findall(r'<div class="f[^"]*"[^>]*style="[^"]*width: ([\d.]+)%[^"]*"[^>]*>([^<]*)</div>', dom)
+        return dom, {name: float(w) for w, name in boxes}
+
+    dom, everything = shown("")
+    assert set(everything) >= {"parse", "fetch", "select", "Task-1", "Task-2"}
+    assert 'id="tasks">' in dom  # the selector is shown: the profile has tasks
+    # Task-2 is innermost in (0,3,4) and (0,1,2,3,4): 3 ms of 3 + 1 + 2 + 4 ms.
+    assert re.search(r'<option value="Task-2">Task-2 — 30.0%</option>', dom), dom[-3000:]
+    _, task1 = shown("#task=Task-1")  # only (0,1,2): Task-2 is innermost in the nested stack
+    assert task1 == {"all threads › Task-1": 100, "run_forever": 100, "Task-1": 100, "parse": 100}, task1
+    _, task2 = shown("#task=Task-2")
+    assert "select" not in task2 and task2["fetch"] > 0 and task2["all threads › Task-2"] == 100, task2
+    _, outside = shown("#task=")
+    assert outside == {"all threads › outside any task": 100, "run_forever": 100, "select": 100}, outside
 
 
 @pytest.mark.parametrize("how", ["api", "-o", "default name"])

@@ -1,6 +1,7 @@
 """A self-contained HTML flame graph: one file, inline script and style, no network at all.
 Click a frame to zoom, Escape or "reset" to go back; search highlights matches and sums them;
-a selector shows all threads merged or one thread."""
+a selector shows all threads merged or one thread, another one asyncio task (the innermost task
+a sample ran in, as `spprof report --tasks` groups them)."""
 from __future__ import annotations
 
 import html
@@ -8,6 +9,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
+from .._model import TASK_FILE
 from .._tables import Tables, tables
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ def render(tab: Tables) -> str:
         "mode": tab.mode,
         "unit": tab.unit,
         "frames": tab.located_frames(),
+        "taskFile": TASK_FILE,
         "threads": [
             {"name": label, "stacks": [[list(stack), n, w] for stack, (n, w) in stacks.items()]}
             for label, stacks in zip(tab.labels, tab.by_thread())
@@ -69,6 +72,7 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
 <header>
   <h1 id="title"></h1>
   <label>thread <select id="thread"></select></label>
+  <label id="tasks" hidden>task <select id="task"></select></label>
   <label><input type="checkbox" id="lines"> split by line</label>
   <input id="search" type="search" placeholder="search (regexp)" size="24">
   <span id="matched"></span>
@@ -85,6 +89,13 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
   const graph = document.getElementById("graph"), info = document.getElementById("info");
   const threadSel = document.getElementById("thread"), search = document.getElementById("search");
   const linesBox = document.getElementById("lines"), matched = document.getElementById("matched");
+  const taskSel = document.getElementById("task");
+  // Each stack's innermost asyncio task, or "" outside any task.
+  const taskOf = stack => {
+    for (let i = stack.length - 1; i >= 0; i--) if (D.frames[stack[i]][1] === D.taskFile) return D.frames[stack[i]][0];
+    return "";
+  };
+  D.threads.forEach(t => t.stacks.forEach(s => s.push(taskOf(s[0]))));
   // A frame without its line: one box per function unless "split by line" is on.
   const funcKey = D.frames.map(f => f[0] + "\u0000" + f[1]);
   let root = null, zoom = null, pattern = null;
@@ -98,11 +109,14 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
   function pct(v, of) { return of ? (100 * v / of).toFixed(1) + "%" : "0%"; }
 
   function build() {
-    const sel = +threadSel.value, byLine = linesBox.checked;
-    root = { name: sel < 0 ? "all threads" : D.threads[sel].name, frame: -1, v: 0, n: 0, kids: new Map(), parent: null };
+    const sel = +threadSel.value, byLine = linesBox.checked, task = taskSel.value;
+    const name = (sel < 0 ? "all threads" : D.threads[sel].name) +
+      (task === "*" ? "" : " \u203a " + (task || "outside any task"));
+    root = { name: name, frame: -1, v: 0, n: 0, kids: new Map(), parent: null };
     D.threads.forEach((t, i) => {
       if (sel >= 0 && sel !== i) return;
-      for (const [stack, n, w] of t.stacks) {
+      for (const [stack, n, w, inTask] of t.stacks) {
+        if (task !== "*" && task !== inTask) continue;
         let node = root;
         node.v += w; node.n += n;
         for (const f of stack) {
@@ -196,15 +210,23 @@ header h1 { font-size: 14px; margin: 0 12px 0 0; }
   const all = totals.reduce((s, x) => s + x, 0);
   threadSel.add(new Option("all threads (" + D.threads.length + ")", "-1"));
   D.threads.forEach((t, i) => threadSel.add(new Option(t.name + " \u2014 " + pct(totals[i], all), String(i))));
-  threadSel.onchange = linesBox.onchange = () => { build(); render(); };
+  const byTask = new Map();
+  D.threads.forEach(t => t.stacks.forEach(s => byTask.set(s[3], (byTask.get(s[3]) || 0) + s[2])));
+  taskSel.add(new Option("all", "*"));
+  const named = [...byTask.keys()].filter(k => k).sort((a, b) => byTask.get(b) - byTask.get(a));
+  named.forEach(k => taskSel.add(new Option(k + " \u2014 " + pct(byTask.get(k), all), k)));
+  if (byTask.has("")) taskSel.add(new Option("outside any task \u2014 " + pct(byTask.get(""), all), ""));
+  document.getElementById("tasks").hidden = named.length === 0;
+  threadSel.onchange = linesBox.onchange = taskSel.onchange = () => { build(); render(); };
   search.oninput = setSearch;
   document.getElementById("reset").onclick = () => { zoom = root; render(); };
   document.addEventListener("keydown", e => { if (e.key === "Escape") { zoom = root; render(); } });
   window.addEventListener("resize", render);
   info.textContent = (D.mode ? D.mode + " mode, " : "") + "total " + fmt(all) + "; click a frame to zoom, Escape to reset";
-  // A link can carry a search and a thread: page.html#search=parse&thread=1
+  // A link can carry a search, a thread and a task: page.html#search=parse&thread=1&task=Task-3
   const want = new URLSearchParams(location.hash.slice(1));
   if (want.has("thread") && D.threads[+want.get("thread")]) threadSel.value = want.get("thread");
+  if (want.has("task") && byTask.has(want.get("task"))) taskSel.value = want.get("task");
   build();
   if (want.has("search")) { search.value = want.get("search"); setSearch(); } else render();
 })();
