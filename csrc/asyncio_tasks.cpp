@@ -68,7 +68,7 @@ bool AsyncioTasks::load_from_dict() {
 // The task's coroutine, the address of that coroutine's frame and the task's name object.
 bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     if (!plausible(task) || !reader_.read(task, buf_.data(), L.task_copy)) return false;
-    if (load_u64(buf_.data() + L.ob_type) != L.task_type) return false;
+    if (!is_task_type(load_u64(buf_.data() + L.ob_type))) return false;
     const uint64_t coro = load_u64(buf_.data() + L.task_coro), name = load_u64(buf_.data() + L.task_name);
     if (!plausible(coro) || !plausible(name)) return false;
     uint8_t c[kHeadBytes];
@@ -81,6 +81,16 @@ bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     out.name = name;
     out.coro = coro;
     return true;
+}
+
+// asyncio's Task or a class made from it (a task factory's subclass keeps Task's C fields where
+// Task has them). A chain of bases is short; a longer one is a torn or foreign read.
+bool AsyncioTasks::is_task_type(uint64_t type) {
+    for (int level = 0; level < 8; ++level) {
+        if (type == L.task_type) return true;
+        if (!plausible(type) || !reader_.read(type + L.type_base, &type, sizeof type)) return false;
+    }
+    return false;
 }
 
 // After the name was copied: the record that said the task runs still says so, and the task

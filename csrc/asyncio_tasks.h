@@ -3,9 +3,9 @@
 // A thread runs a task while the task's coroutine's frame is on its stack. The running tasks are
 // found in the interpreter's own records (3.9-3.13: _asyncio's dict of each loop's running task;
 // 3.14: the thread state's running task); a task is named on a thread's sample only when its
-// coroutine's frame is among the frames that sample walked, its type is asyncio's Task, its name
-// is a str (or, 3.12+, the number a default name is made from), and the record that said it runs
-// still says so after its name was copied. Anything else leaves the sample unnamed and is counted.
+// coroutine's frame is among the frames that sample walked, its type is asyncio's Task or a class
+// made from it, its name is a str (or, 3.12+, the number a default name is made from), and the
+// record that said it runs still says so after its name was copied. Anything else leaves the sample unnamed and is counted.
 //
 // Safety contract: runs on the sampler thread only, without the GIL; every read goes through the
 // sampler's SafeReader; nothing is allocated after construction.
@@ -50,6 +50,7 @@ private:
     struct Running { uint64_t task, frame, name, coro, entry; };
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
+    bool is_task_type(uint64_t type);
     bool still_running(const Running& r, uint64_t ts_addr);
     size_t copy_name(uint64_t name, char* out);
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);

@@ -450,6 +450,7 @@ static void fill_tasks(struct spprof_layout *l)
              : tasks_found.model == SPPROF_TASKS_OFF ? tasks_found.off : "");
     if (l->tasks_model == SPPROF_TASKS_OFF) return;
     l->task_type = tasks_found.task_type;
+    l->type_base = OFF(PyTypeObject, tp_base);
     l->task_coro = tasks_found.task_coro;
     l->task_name = tasks_found.task_name;
     last = l->task_coro > l->task_name ? l->task_coro : l->task_name;

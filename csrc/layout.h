@@ -85,6 +85,7 @@ struct spprof_layout {
     int tasks_model;
     char tasks_off[160];
     uint64_t task_type, coro_type, long_type;
+    uint32_t type_base;         /* PyTypeObject.tp_base: a subclass of Task is a task too */
     uint32_t task_copy;         /* bytes of a Task the reader copies: up to its last field read */
     uint32_t task_coro, task_name;          /* found on two Tasks at start (the C struct is private) */
     uint32_t coro_frame;        /* 3.9/3.10: gi_frame, a pointer; 3.11+: gi_iframe, the frame inside */

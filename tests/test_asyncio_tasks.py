@@ -29,9 +29,10 @@ def test_tasks_are_named_on_this_interpreter_once_asyncio_is_imported(tmp_path):
     assert proc.stdout.strip() == repr(("asyncio was not imported when profiling started", "")), proc.stdout
 
 
-def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have_no_cpu():
+@pytest.mark.parametrize("kind", ["three", "subclass"])
+def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have_no_cpu(kind):
     for attempt in range(3):
-        out = run("three", 2, "cpu", 2.0)
+        out = run(kind, 2, "cpu", 2.0)
         computing = out["computer"]
         total = sum(computing.values())
         under = sum(w for k, w in computing.items() if k.startswith("computer>a_top>b_mid"))

@@ -2,7 +2,8 @@
 
 Usage: async_tasks.py KIND INTERVAL_MS MODE SECONDS [OUTPUT_DIR]
 KIND: three (one task computing through a_top > b_mid > c_work, two waiting on asyncio.sleep and
-an Event), torture (event loops in four threads and the main one, each running asyncio.run over
+an Event), subclass (the same, with every task made by a task factory as a subclass of
+asyncio.Task, as frameworks and tracing libraries do), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
 computing task's samples, every task name the workload gave or asyncio made, what each named
@@ -50,12 +51,20 @@ async def waiter_event(event):
     await event.wait()
 
 
+class RequestTask(asyncio.Task):
+    pass
+
+
 async def three():
     event = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if KIND == "subclass":
+        loop.set_task_factory(lambda loop, coro, **kw: RequestTask(coro, loop=loop, **kw))
     sleeper = asyncio.create_task(waiter_sleep(), name="waiter-sleep")
     eventer = asyncio.create_task(waiter_event(event), name="waiter-event")
-    await asyncio.create_task(a_top(loop.time() + SECONDS), name="computer")
+    computer = asyncio.create_task(a_top(loop.time() + SECONDS), name="computer")
+    assert KIND != "subclass" or type(computer) is RequestTask
+    await computer
     sleeper.cancel()
     event.set()
     await asyncio.gather(sleeper, eventer, return_exceptions=True)
@@ -100,7 +109,7 @@ def torture_thread(index, until):
 
 def main():
     spprof.start(interval_ms=INTERVAL, mode=MODE)
-    if KIND == "three":
+    if KIND in ("three", "subclass"):
         asyncio.run(three())
     else:
         until = time.monotonic() + SECONDS

@@ -1,6 +1,7 @@
 // Target: asyncio_tasks, the running-task reader. Each input is an image laid out as the
-// interpreter's records of a running task are (3.9-3.13: the running-task dict, its keys, a Task,
-// its coroutine, its name; 3.14: a thread state's running task), then mutated; the reader runs
+// interpreter's records of a running task are (3.9-3.13: the running-task dict, its keys, a Task
+// or an instance of a subclass, its coroutine, its name; 3.14: a thread state's running task), then
+// mutated; the reader runs
 // against it with a walk's frames, one of which is the coroutine's frame or not. Unmutated, it
 // must name the task with the name's characters; mutated, it may name it or not, but what it
 // writes must be a well-formed task record around the frames it was given, in their order.
@@ -19,8 +20,9 @@ using harness::fmt;
 namespace fuzz {
 
 namespace {
-constexpr size_t kImage = 8192;
+constexpr size_t kImage = 12288;
 constexpr size_t kDict = 0, kKeys = 512, kTask = 2048, kCoro = 3072, kName = 4096, kFrame = 5120, kTs = 6144;
+constexpr size_t kSubclass = 8192, kSubSubclass = 10240;  // Task's subclasses, made by a task factory
 }  // namespace
 
 void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
@@ -58,7 +60,12 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
             store_u64(entry + L.dk_entry_value, e == live ? task : rng.chance(50) ? base + kTask + 64 : 0);
         }
         store_u64(img + kTs + L.ts_running_task, task);
-        store_u64(img + kTask + L.ob_type, L.task_type);
+        // asyncio's Task, a subclass of it, or a subclass of that
+        const uint64_t subclass = base + kSubclass, subsub = base + kSubSubclass;
+        store_u64(img + kSubclass + L.type_base, L.task_type);
+        store_u64(img + kSubSubclass + L.type_base, subclass);
+        const size_t kind = rng.below(3);
+        store_u64(img + kTask + L.ob_type, kind == 0 ? L.task_type : kind == 1 ? subclass : subsub);
         store_u64(img + kTask + L.task_coro, coro);
         const RealStr& name = *rng.pick(names);
         const bool long_name = L.long_tag != 0 && rng.chance(30);
