@@ -1,0 +1,204 @@
+"""An asyncio server under the profilers: 1000 connection tasks that each wait on a simulated
+database (`asyncio.sleep` of 50-150 ms) and then parse a reply (about 30 µs of Python), and three
+tasks that compute in 1 ms bursts; about half a CPU in all, so a profiler's cost shows in the
+process's CPU rather than in work left undone.
+
+    bash bench/compare_setup.sh    # once: the venv with echion and pyinstrument
+    ~/.cache/spprof/compare-venv/bin/python bench/async_server.py --rounds 5 --seconds 5
+
+Each configuration runs in a fresh process, shuffled in each round: bare; spprof at 10 ms in cpu
+mode with tasks named (asyncio imported before start()), in cpu mode without (asyncio imported
+after start(), so `stats().tasks_off` is set: the plain cpu mode on the same program), and in wall
+mode; echion at 10 ms in wall mode and with `-c` (on-CPU only); pyinstrument's async mode
+(`Profiler(async_mode="enabled")` around the server, 10 ms). Reports the CPU of the whole process
+tree (os.wait4) against the same round's bare run, median (min-max), and for spprof its
+sampler's CPU per tick and its own threads' share of the process's CPU, read inside the process.
+Writes bench/results/async_server.json. It asserts nothing.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also when run by a profiler's launcher
+from _machine import cpu_model, nproc  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "async_server.json")
+CONNECTIONS, COMPUTING = 1000, 3
+IN_PROCESS = ("none", "spprof-cpu", "spprof-cpu-plain", "spprof-wall", "pyinstrument-async")
+
+
+def parse_reply(rng):
+    fields = {}
+    for k in range(60):
+        fields[f"f{k}"] = rng.random() * k
+    return sum(fields.values())
+
+
+def crunch():
+    total = 0
+    for i in range(25_000):
+        total += i & 7
+    return total
+
+
+async def connection(i, until):
+    import asyncio
+    loop = asyncio.get_running_loop()
+    rng = random.Random(i)
+    while loop.time() < until:
+        await asyncio.sleep(rng.uniform(0.05, 0.15))  # the database
+        parse_reply(rng)
+
+
+async def computing(until):
+    import asyncio
+    loop = asyncio.get_running_loop()
+    while loop.time() < until:
+        crunch()
+        await asyncio.sleep(0.02)
+
+
+async def server(seconds):
+    import asyncio
+    until = asyncio.get_running_loop().time() + seconds
+    tasks = [asyncio.create_task(connection(i, until), name=f"conn-{i}") for i in range(CONNECTIONS)]
+    tasks += [asyncio.create_task(computing(until), name=f"compute-{i}") for i in range(COMPUTING)]
+    await asyncio.gather(*tasks)
+
+
+def workload(seconds, profiler, out):
+    """The program every configuration runs; `profiler` is the one started inside it."""
+    if profiler == "spprof-cpu-plain":
+        import spprof
+        spprof.start(interval_ms=10, mode="cpu")  # before asyncio is imported: tasks are not named
+    import asyncio
+    if profiler in ("spprof-cpu", "spprof-wall"):
+        import spprof
+        spprof.start(interval_ms=10, mode=profiler.split("-")[1])
+    if profiler == "pyinstrument-async":
+        from pyinstrument import Profiler
+
+        async def profiled():
+            with Profiler(interval=0.01, async_mode="enabled") as p:
+                await server(seconds)
+            with open(out, "w") as f:
+                f.write(p.output_text())
+        asyncio.run(profiled())
+        return
+    asyncio.run(server(seconds))
+    if profiler.startswith("spprof"):
+        import spprof
+        s = spprof._native.stats()
+        p = spprof.stop()
+        p.save(out, format="speedscope")
+        with open(out + ".stats.json", "w") as f:
+            json.dump({"ticks": s["ticks"], "sampler_cpu_ns": s["sampler_cpu_ns"],
+                       "collector_cpu_ns": s["collector_cpu_ns"], "process_cpu_ns": s["process_cpu_ns"],
+                       "tasks_named": p.counters.get("tasks_named", 0), "tasks_off": s["tasks_off"]}, f)
+
+
+def configs(compare):
+    here = os.path.abspath(__file__)
+
+    def in_process(name):
+        return compare.Config(name, "", None, 10, lambda py, w, a, out: [py, here, "--workload", a[0], name, out], None)
+
+    def echion(cpu):
+        return compare.Config("echion", "cpu 10 ms" if cpu else "wall 10 ms", None, 10,
+                              lambda py, w, a, out: [compare._bin(py, "echion"), "-i", "10000", *(["-c"] if cpu else []),
+                                                     "-o", out, py, here, "--workload", a[0], "none", out + ".unused"],
+                              None)
+    return [in_process(n) for n in IN_PROCESS] + [echion(False), echion(True)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0, help="the shuffle's seed")
+    ap.add_argument("--python", default=None, help="the venv's interpreter (default: compare.py's venv)")
+    ap.add_argument("--workload", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.workload:
+        seconds, profiler, out = args.workload
+        return workload(float(seconds), profiler, out)
+    import compare  # bench/compare.py: the process tree's CPU, the venv, spreads
+    py = args.python or os.path.join(compare.DEFAULT_VENV, "bin", "python")
+    if not os.path.exists(py):
+        py = sys.executable
+    compare.ARGS_PY = py
+    runnable = []
+    for c in configs(compare):
+        if c.tool == "echion" and not os.path.exists(compare._bin(py, "echion")):
+            print(f"Skipped {c.key}: echion is not installed beside {py}")
+        else:
+            runnable.append(c)
+    versions = compare.tool_versions()
+    print(f"Machine: nproc={nproc()}, CPU: {cpu_model()}, interpreter {py}")
+    print(f"Command: {' '.join([os.path.relpath(sys.executable)] + sys.argv)}")
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in ("spprof", "echion", "pyinstrument")))
+    rng = random.Random(args.seed)
+    cpu = {c.key: [] for c in runnable}
+    own = {c.key: [] for c in runnable}
+    for r in range(args.rounds):
+        order = list(runnable)
+        rng.shuffle(order)
+        for c in order:
+            tmp = tempfile.mkdtemp(prefix="spprof-async-")
+            try:
+                out = os.path.join(tmp, "profile.out")
+                with open(os.path.join(tmp, "stderr"), "wb") as se:
+                    proc = subprocess.Popen(c.argv(py, "", [str(args.seconds)], out), stdout=subprocess.DEVNULL,
+                                            stderr=se, stdin=subprocess.DEVNULL, cwd=tmp)
+                    status, ru = compare._wait(proc, 120 + 10 * args.seconds)
+                if status is None or os.waitstatus_to_exitcode(status) != 0:
+                    with open(os.path.join(tmp, "stderr"), errors="replace") as f:
+                        print(f"  round {r + 1}, {c.key}: failed: {f.read()[-300:]!r}", file=sys.stderr)
+                    cpu[c.key].append(None)
+                    continue
+                cpu[c.key].append(ru.ru_utime + ru.ru_stime)
+                if os.path.exists(out + ".stats.json"):
+                    with open(out + ".stats.json") as f:
+                        own[c.key].append(json.load(f))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        print(f"  round {r + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+    base = cpu["none"]
+    print(f"\n{CONNECTIONS} connection tasks and {COMPUTING} computing ones, {args.seconds:g} s, "
+          f"{args.rounds} interleaved rounds; process-tree CPU against the bare run, median (min–max); "
+          "spprof's sampler per tick and its own threads' share of the process's CPU, median:\n")
+    print("| profiler | process CPU × | sampler CPU per tick | spprof's threads / process CPU | tasks named |")
+    print("|---|---|---|---|---|")
+    rows = []
+    for c in runnable:
+        if c.key == "none":
+            continue
+        s = compare.spread([x / b for x, b in zip(cpu[c.key], base) if x and b])
+        row = {"profiler": c.key, "cpu_ratio": s}
+        tick = share = named = "n/a"
+        if own[c.key]:
+            per_tick = sorted(o["sampler_cpu_ns"] / max(o["ticks"], 1) / 1e3 for o in own[c.key])
+            shares = sorted(100 * (o["sampler_cpu_ns"] + o["collector_cpu_ns"]) / max(o["process_cpu_ns"], 1) for o in own[c.key])
+            row.update(sampler_us_per_tick=per_tick, own_share_pct=shares, stats=own[c.key])
+            tick = f"{per_tick[len(per_tick) // 2]:.1f} µs"
+            share = f"{shares[len(shares) // 2]:.2f} %"
+            named = "yes" if all(o["tasks_named"] for o in own[c.key]) else ("no: " + own[c.key][0]["tasks_off"])
+        rows.append(row)
+        ratio = "n/a" if not s else f"{s['median']:.3f}× ({s['min']:.3f}–{s['max']:.3f})"
+        print(f"| {c.key} | {ratio} | {tick} | {share} | {named} |")
+    bs = compare.spread(base)
+    print(f"\nBare run: {bs['median']:.2f} s of CPU (median)" if bs else "\nBare run: failed")
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump({"seconds": args.seconds, "rounds": args.rounds, "versions": versions, "rows": rows,
+                   "raw_cpu_s": cpu}, f)
+
+
+if __name__ == "__main__":
+    main()
