@@ -156,6 +156,33 @@ int AsyncioTasks::insert(FrameRecord* frames, int depth, int at, uint64_t task, 
     return depth + 1 + cells;
 }
 
+// 3.14: the tasks awaiting `task`, whose record's head is at `head`, each put right above the
+// one it awaits. A link that changed under the reads, a set of awaiters, or anything that is not
+// a task ends the chain: what was put so far held when it was read.
+int AsyncioTasks::name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head) {
+    if (L.task_awaited_by == 0) return depth;
+    uint64_t awaited = task;
+    for (int level = 0; level < kTaskParents; ++level) {
+        uint64_t by = 0, again = 0;
+        if (!reader_.read(awaited + L.task_awaited_by, &by, sizeof by) || by == 0 || by == awaited) break;
+        Running p{}, q{};
+        if (!read_task(by, p)) break;
+        char name[kTaskNameBytes];
+        const size_t len = copy_name(p.name, name);
+        if (len == 0 || !reader_.read(awaited + L.task_awaited_by, &again, sizeof again) || again != by ||
+            !read_task(by, q) || q.name != p.name) {
+            reject();
+            break;
+        }
+        const int grown = insert(frames, depth, head, by, name, len);
+        head += grown - depth;
+        depth = grown;
+        parents_named_.fetch_add(1, std::memory_order_relaxed);
+        awaited = by;
+    }
+    return depth;
+}
+
 int AsyncioTasks::name_running(uint64_t ts_addr, FrameRecord* frames, int depth) {
     if (!enabled() || depth == 0) return depth;
     const Running* candidates;
@@ -192,7 +219,8 @@ int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const 
                 return depth;
             }
             named_.fetch_add(1, std::memory_order_relaxed);
-            return insert(frames, depth, at, r.task, name, len);
+            const int named = insert(frames, depth, at, r.task, name, len);
+            return name_awaiting(r.task, frames, named, at + named - depth);
         }
     }
     return depth;

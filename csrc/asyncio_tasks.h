@@ -13,7 +13,10 @@
 // On a sample, a task is one record put between its coroutine's frame and the frame that called
 // it: a head cell (code: the task's address, instr_bytes: kTaskRecord, fingerprint: the name's
 // length in bytes) and, before it (toward the innermost frame), the name's UTF-8 bytes in
-// kTaskNameCells cells or fewer.
+// kTaskNameCells cells or fewer. On 3.14, the tasks awaiting it (through `await task`, gather,
+// TaskGroup, shield, wait) follow as records of their own, up to kTaskParents, each checked like
+// the running one and its link read again after its name; a task awaited by several tasks at
+// once (a set) ends the chain there.
 #pragma once
 
 #include <atomic>
@@ -29,7 +32,8 @@ namespace spprof {
 constexpr int64_t kTaskRecord = INT64_MIN + 0x7a5c;  // no instruction offset is ever this
 constexpr size_t kTaskNameBytes = 64;               // a longer name is cut, at a character
 constexpr int kTaskNameCells = static_cast<int>(kTaskNameBytes / sizeof(FrameRecord));
-constexpr int kTaskCells = 1 + kTaskNameCells;     // the most a task adds to a sample
+constexpr int kTaskParents = 4;                     // tasks awaiting the running one, named above it
+constexpr int kTaskCells = (1 + kTaskParents) * (1 + kTaskNameCells);  // the most tasks add to a sample
 
 class AsyncioTasks {
 public:
@@ -44,6 +48,7 @@ public:
     int name_running(uint64_t ts_addr, FrameRecord* frames, int depth);
 
     uint64_t named() const { return named_.load(std::memory_order_relaxed); }
+    uint64_t parents_named() const { return parents_named_.load(std::memory_order_relaxed); }
     uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
 
 private:
@@ -55,6 +60,7 @@ private:
     size_t copy_name(uint64_t name, char* out);
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
+    int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head);
     void reject() { rejected_.fetch_add(1, std::memory_order_relaxed); }
 
     const spprof_layout& L;
@@ -64,7 +70,7 @@ private:
     size_t n_running_ = 0;
     uint64_t keys_ = 0;             // the dict's keys the entries were read from
     std::vector<uint8_t> buf_;
-    std::atomic<uint64_t> named_{0}, rejected_{0};
+    std::atomic<uint64_t> named_{0}, rejected_{0}, parents_named_{0};
 };
 
 }  // namespace spprof

@@ -319,7 +319,7 @@ static struct {
     int model;
     char off[160];
     uint64_t task_type, current_tasks;
-    uint32_t task_size, task_coro, task_name;
+    uint32_t task_size, task_coro, task_name, task_awaited_by;
 } tasks_found;
 
 /* The one offset in the first `size` bytes of `obj` that holds `target`; -1 when none or several. */
@@ -351,6 +351,30 @@ static const char probe_src[] =
     "def done(task, coro):\n"
     "    task._log_destroy_pending = False\n"
     "    coro.close()\n";
+
+#if PY_VERSION_HEX >= 0x030E0000
+/* 3.14 links a task to the one awaiting it (gather, TaskGroup, `await task`): made the awaiter
+ * of one probe Task, the other is found in exactly one slot, then unlinked. */
+static int calibrate_awaited_by(PyObject *mod, PyObject *awaited, PyObject *awaiter)
+{
+    PyObject *add = PyObject_GetAttrString(mod, "future_add_to_awaited_by");
+    PyObject *discard = PyObject_GetAttrString(mod, "future_discard_from_awaited_by");
+    PyObject *r = NULL;
+    long at = -1;
+    if (add != NULL && discard != NULL && (r = PyObject_CallFunctionObjArgs(add, awaited, awaiter, NULL)) != NULL) {
+        Py_DECREF(r);
+        at = only_slot(awaited, (size_t)Py_TYPE(awaited)->tp_basicsize, awaiter);
+        r = PyObject_CallFunctionObjArgs(discard, awaited, awaiter, NULL);
+        if (r == NULL || only_slot(awaited, (size_t)Py_TYPE(awaited)->tp_basicsize, awaiter) >= 0) at = -1;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(add);
+    Py_XDECREF(discard);
+    if (at < 0) return 0;
+    tasks_found.task_awaited_by = (uint32_t)at;
+    return 1;
+}
+#endif
 
 static int calibrate(char *why, size_t n)
 {
@@ -389,6 +413,10 @@ static int calibrate(char *why, size_t n)
     tasks_found.task_name = (uint32_t)name_at[0];
 #if PY_VERSION_HEX >= 0x030E0000
     tasks_found.model = SPPROF_TASKS_THREAD_STATE;
+    if (!calibrate_awaited_by(mod, PyTuple_GET_ITEM(made[0], 0), PyTuple_GET_ITEM(made[1], 0))) {
+        snprintf(why, n, "asyncio's Task keeps the task awaiting it where spprof cannot find it");
+        goto out;
+    }
 #else
     {
         PyObject *current = PyObject_GetAttrString(mod, "_current_tasks");
@@ -453,7 +481,9 @@ static void fill_tasks(struct spprof_layout *l)
     l->type_base = OFF(PyTypeObject, tp_base);
     l->task_coro = tasks_found.task_coro;
     l->task_name = tasks_found.task_name;
+    l->task_awaited_by = tasks_found.task_awaited_by;
     last = l->task_coro > l->task_name ? l->task_coro : l->task_name;
+    if (l->task_awaited_by > last) last = l->task_awaited_by;
     l->task_copy = last + 8 > l->ob_type + 8 ? last + 8 : l->ob_type + 8;
     l->coro_type = (uint64_t)(uintptr_t)&PyCoro_Type;
     l->long_type = (uint64_t)(uintptr_t)&PyLong_Type;

@@ -88,6 +88,7 @@ struct spprof_layout {
     uint32_t type_base;         /* PyTypeObject.tp_base: a subclass of Task is a task too */
     uint32_t task_copy;         /* bytes of a Task the reader copies: up to its last field read */
     uint32_t task_coro, task_name;          /* found on two Tasks at start (the C struct is private) */
+    uint32_t task_awaited_by;   /* 3.14: the task (or set of tasks) awaiting it; 0 where absent */
     uint32_t coro_frame;        /* 3.9/3.10: gi_frame, a pointer; 3.11+: gi_iframe, the frame inside */
     int coro_frame_inline;
     uint64_t current_tasks;     /* 3.9-3.13: the dict _asyncio._current_tasks, loop -> running task */

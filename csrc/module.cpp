@@ -174,6 +174,7 @@ Counters counters_of(const Engine& e) {
     add("tables_started_afresh", e.collector->tables_started_afresh());
     add("tasks_named", e.sampler->tasks().named());
     add("task_names_rejected", e.sampler->tasks().rejected());
+    add("task_parents_named", e.sampler->tasks().parents_named());
     add("native_thread_reads", e.sampler->natives().reads());
     add("native_thread_reads_skipped", e.sampler->natives().skipped());
     add("native_threads_seen", e.sampler->natives().seen_max());

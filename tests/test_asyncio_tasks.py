@@ -45,6 +45,26 @@ def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have
     assert out["counters"]["tasks_named"] > 0
 
 
+def test_the_tasks_awaiting_a_task_are_above_it_on_3_14():
+    out = run("parents", 2, "cpu", 2.0)
+    parent = {"gathered": "gather-parent", "awaited": "await-parent", "shielded": "shield-parent",
+              "waited": "wait-parent"}
+    if sys.version_info >= (3, 11):
+        parent["grouped"] = "group-parent"
+    for child, above in parent.items():
+        chains = {c: w for c, w in out["chains"].items() if c.rsplit(">", 1)[-1].startswith(child + "-")}
+        total = sum(chains.values())
+        assert total > 0, out["chains"]
+        if sys.version_info >= (3, 14):
+            # the parent, itself awaited by asyncio.run's task through the outer gather
+            under = sum(w for c, w in chains.items() if c.split(">")[-2:-1] == [above] and len(c.split(">")) == 3)
+            assert under >= 0.95 * total, (child, chains, out["counters"])
+        else:
+            # Known limit (README): before 3.14 the interpreter keeps no link to the awaiting task.
+            assert all(">" not in c for c in chains), chains
+    assert (out["counters"]["task_parents_named"] > 0) == (sys.version_info >= (3, 14)), out["counters"]
+
+
 def test_torture_names_only_the_workloads_tasks(tmp_path):
     out = run("torture", 1, "cpu", 4.0)
     named = {name for name in out["by_task"] if name}

@@ -3,7 +3,8 @@
 Usage: async_tasks.py KIND INTERVAL_MS MODE SECONDS [OUTPUT_DIR]
 KIND: three (one task computing through a_top > b_mid > c_work, two waiting on asyncio.sleep and
 an Event), subclass (the same, with every task made by a task factory as a subclass of
-asyncio.Task, as frameworks and tracing libraries do), torture (event loops in four threads and the main one, each running asyncio.run over
+asyncio.Task, as frameworks and tracing libraries do), parents (tasks computing under a parent
+that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wait), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
 computing task's samples, every task name the workload gave or asyncio made, what each named
@@ -70,6 +71,44 @@ async def three():
     await asyncio.gather(sleeper, eventer, return_exceptions=True)
 
 
+async def child_work(until):
+    loop = asyncio.get_running_loop()
+    while loop.time() < until:
+        c_work()
+        await asyncio.sleep(0)
+
+
+async def by_gather(until):
+    await asyncio.gather(*(asyncio.create_task(child_work(until), name=f"gathered-{i}") for i in range(3)))
+
+
+async def by_group(until):
+    async with asyncio.TaskGroup() as group:
+        for i in range(3):
+            group.create_task(child_work(until), name=f"grouped-{i}")
+
+
+async def by_await(until):
+    await asyncio.create_task(child_work(until), name="awaited-0")
+
+
+async def by_shield(until):
+    await asyncio.shield(asyncio.create_task(child_work(until), name="shielded-0"))
+
+
+async def by_wait(until):
+    await asyncio.wait({asyncio.create_task(child_work(until), name="waited-0")})
+
+
+async def parents():
+    until = asyncio.get_running_loop().time() + SECONDS
+    kinds = [("gather-parent", by_gather), ("await-parent", by_await), ("shield-parent", by_shield),
+             ("wait-parent", by_wait)]
+    if hasattr(asyncio, "TaskGroup"):
+        kinds.append(("group-parent", by_group))
+    await asyncio.gather(*(asyncio.create_task(fn(until), name=name) for name, fn in kinds))
+
+
 def note(task):
     with names_lock:
         made_names.add(task.get_name())
@@ -111,6 +150,8 @@ def main():
     spprof.start(interval_ms=INTERVAL, mode=MODE)
     if KIND in ("three", "subclass"):
         asyncio.run(three())
+    elif KIND == "parents":
+        asyncio.run(parents())
     else:
         until = time.monotonic() + SECONDS
         threads = [threading.Thread(target=torture_thread, args=(i, until)) for i in range(4)]
@@ -120,15 +161,20 @@ def main():
         for t in threads:
             t.join()
     profile = spprof.stop()
-    by_task, computer_leaves, task_parents, runs = {}, {}, set(), {}
+    by_task, computer_leaves, task_parents, runs, chains = {}, {}, set(), {}, {}
     for s in profile.samples:
+        # the tasks on the stack, outermost first: the running one and those awaiting it
+        chain = ">".join(f.function_name for f in s.frames if f.filename == "<asyncio task>")
+        chains[chain] = chains.get(chain, 0) + s.weight_ns
         by_task[s.task_name] = by_task.get(s.task_name, 0) + s.weight_ns
         names = [f.function_name for f in s.frames]
         if any(n.endswith("a_top") for n in names):
             key = s.task_name + ">" + ">".join(n.split(".")[-1] for n in names[-3:])
             computer_leaves[key] = computer_leaves.get(key, 0) + s.weight_ns
-        for k, f in enumerate(s.frames):  # what each task frame stands above
+        for k, f in enumerate(s.frames):  # the coroutine each task frame stands above
             if f.filename == "<asyncio task>":
+                if k + 1 < len(s.frames) and s.frames[k + 1].filename == "<asyncio task>":
+                    continue  # 3.14: a task awaiting the one below it
                 below = s.frames[k + 1].function_name.split(".")[-1] if k + 1 < len(s.frames) else ""
                 task_parents.add(below)
                 runs.setdefault(f.function_name, set()).add(below)
@@ -137,7 +183,7 @@ def main():
                          ("chrome_trace", "trace.json"), ("html", "html")):
             profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
     print(json.dumps({"by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
-                      "under_task": sorted(task_parents),
+                      "under_task": sorted(task_parents), "chains": chains,
                       "runs": {name: sorted(below) for name, below in runs.items()}, "counters": profile.counters}))
 
 

@@ -3,8 +3,10 @@
 // or an instance of a subclass, its coroutine, its name; 3.14: a thread state's running task), then
 // mutated; the reader runs
 // against it with a walk's frames, one of which is the coroutine's frame or not. Unmutated, it
-// must name the task with the name's characters; mutated, it may name it or not, but what it
-// writes must be a well-formed task record around the frames it was given, in their order.
+// must name the task with the name's characters, and the task awaiting it (when the image links
+// one) with that task's; mutated, it may name them or not, but what it writes must be well-formed
+// task records, one after the other, between the frames it was given, in their order. The
+// awaiting link is 3.14's; on other versions the image puts it where the copied Task ends.
 #include "fuzz.h"
 
 #include <algorithm>
@@ -23,6 +25,7 @@ namespace {
 constexpr size_t kImage = 12288;
 constexpr size_t kDict = 0, kKeys = 512, kTask = 2048, kCoro = 3072, kName = 4096, kFrame = 5120, kTs = 6144;
 constexpr size_t kSubclass = 8192, kSubSubclass = 10240;  // Task's subclasses, made by a task factory
+constexpr size_t kParent = 11264;                          // the task awaiting the running one
 }  // namespace
 
 void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
@@ -36,9 +39,12 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     const uint64_t base = reinterpret_cast<uint64_t>(img);
     spprof_layout image_layout = L;  // the running-task dict is the image's
     image_layout.current_tasks = base + kDict;
+    if (image_layout.task_awaited_by == 0) image_layout.task_awaited_by = (L.task_copy + 7) & ~7u;
+    const uint32_t by_at = image_layout.task_awaited_by;
+    CHECK(by_at + 8 <= kCoro - kTask && kParent + std::max(by_at, L.task_copy) + 8 <= kImage, "the image's Task is too small");
     AsyncioTasks tasks(image_layout, R);
     std::vector<FrameRecord> frames(40 + kTaskCells), given;
-    uint64_t i = 0, named = 0, unmutated_named = 0, unmutated = 0;
+    uint64_t i = 0, named = 0, unmutated_named = 0, unmutated = 0, parents_named = 0;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
         g_heartbeat.fetch_add(1, std::memory_order_relaxed);
         std::memset(img, 0, kImage);
@@ -75,6 +81,16 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
             store_u64(img + kName + L.long_tag, (1u << 3));  // one digit, positive
             store_i32(img + kName + L.long_digit, 42);
         }
+        // the task awaiting it, sometimes; and what awaits that one: nothing, or a loop back
+        const bool has_parent = rng.chance(50);
+        const RealStr& parent_name = *rng.pick(names);
+        if (has_parent) {
+            store_u64(img + kTask + by_at, base + kParent);
+            store_u64(img + kParent + L.ob_type, L.task_type);
+            store_u64(img + kParent + L.task_coro, coro);
+            store_u64(img + kParent + L.task_name, reinterpret_cast<uint64_t>(parent_name.obj));
+            if (rng.chance(20)) store_u64(img + kParent + by_at, rng.chance(50) ? task : base + kParent);
+        }
         store_u64(img + kCoro + L.ob_type, L.coro_type);
         const uint64_t frame = L.coro_frame_inline ? coro + L.coro_frame : base + kFrame;
         if (!L.coro_frame_inline) store_u64(img + kCoro + L.coro_frame, frame);
@@ -103,30 +119,46 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
             continue;
         }
         ++named;
-        // innermost frames .. the coroutine's, the name's cells, the head, the callers
-        const int cells = out - depth - 1;
-        CHECK(cells >= 1 && cells <= kTaskNameCells, fmt("a task record of %d name cells", cells));
+        // innermost frames .. the coroutine's, then each record (its name's cells, its head), the callers
         int head = -1;
         for (int k = 0; k < out; ++k) if (frames[static_cast<size_t>(k)].instr_bytes == kTaskRecord) { head = k; break; }
-        CHECK(head >= cells + 1, "no task record head after the coroutine's frame and the name");
-        const size_t len = frames[static_cast<size_t>(head)].fingerprint;
-        CHECK(len >= 1 && len <= kTaskNameBytes && (len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord) == static_cast<size_t>(cells),
-              fmt("a task name of %zu bytes in %d cells", len, cells));
-        const int at = head - cells - 1;
+        CHECK(head >= 1, "no task record head after the coroutine's frame");
+        std::vector<std::string> got;
+        int at = -1, p = -1;
+        while (head >= 0) {
+            const size_t len = frames[static_cast<size_t>(head)].fingerprint;
+            const int cells = static_cast<int>((len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord));
+            CHECK(len >= 1 && len <= kTaskNameBytes && cells <= head, fmt("a task name of %zu bytes before cell %d", len, head));
+            if (at < 0) at = head - cells - 1;
+            else CHECK(head - cells == p, "a task record that does not follow the one before it");
+            char text[kTaskNameBytes];
+            for (int j = 0; j < cells; ++j)
+                std::memcpy(text + j * sizeof(FrameRecord), &frames[static_cast<size_t>(head - 1 - j)],
+                            std::min(sizeof(FrameRecord), len - j * sizeof(FrameRecord)));
+            got.emplace_back(text, len);
+            CHECK(valid_utf8(got.back()), "a task name that is not UTF-8");
+            p = head + 1;
+            head = -1;
+            // the next record, if any, starts right here; its head is the first record cell after p
+            for (int k = p; k < out && k <= p + kTaskNameCells; ++k)
+                if (frames[static_cast<size_t>(k)].instr_bytes == kTaskRecord) { head = k; break; }
+        }
+        CHECK(at >= 0 && static_cast<int>(got.size()) <= 1 + kTaskParents, fmt("%zu task records", got.size()));
+        CHECK(out - p == depth - at - 1, "the records are not all between the coroutine's frame and its callers");
         CHECK(std::memcmp(frames.data(), given.data(), static_cast<size_t>(at + 1) * sizeof(FrameRecord)) == 0 &&
-              std::memcmp(frames.data() + head + 1, given.data() + at + 1, static_cast<size_t>(depth - at - 1) * sizeof(FrameRecord)) == 0,
-              "the frames around a task record are not the frames given");
-        char text[kTaskNameBytes];
-        for (int j = 0; j < cells; ++j)
-            std::memcpy(text + j * sizeof(FrameRecord), &frames[static_cast<size_t>(head - 1 - j)],
-                        std::min(sizeof(FrameRecord), len - j * sizeof(FrameRecord)));
-        const std::string got(text, len);
-        CHECK(valid_utf8(got), "a task name that is not UTF-8");
+              std::memcmp(frames.data() + p, given.data() + at + 1, static_cast<size_t>(depth - at - 1) * sizeof(FrameRecord)) == 0,
+              "the frames around the task records are not the frames given");
         if (muts == 0) {
             ++unmutated_named;
             const std::string want = long_name ? "Task-42" : name.expect;
-            CHECK(want.compare(0, got.size(), got) == 0 && (got.size() == want.size() || got.size() > kTaskNameBytes - 4),
-                  fmt("task named '%s', not '%s'", got.c_str(), want.c_str()));
+            const auto same = [](const std::string& g, const std::string& w) {
+                return w.compare(0, g.size(), g) == 0 && (g.size() == w.size() || g.size() > kTaskNameBytes - 4);
+            };
+            CHECK(same(got[0], want), fmt("task named '%s', not '%s'", got[0].c_str(), want.c_str()));
+            CHECK(!has_parent || (got.size() >= 2 && same(got[1], parent_name.expect)),
+                  fmt("the awaiting task named '%s', not '%s'", got.size() >= 2 ? got[1].c_str() : "", parent_name.expect.c_str()));
+            CHECK(has_parent || got.size() == 1, "an awaiting task named where the image has none");
+            if (has_parent) ++parents_named;
         }
     }
     st.iterations = i;
@@ -134,6 +166,7 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     st.notes["unmutated with the frame, all named"] = unmutated;
     st.notes["named unmutated, as CPython has the name"] = unmutated_named;
     st.notes["rejected"] = tasks.rejected();
+    st.notes["unmutated awaiting tasks named"] = parents_named;
 }
 
 }  // namespace fuzz
