@@ -24,9 +24,10 @@ for v in $versions; do
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { failed=$((failed + 1)); results+=("$v: venv failed"); continue; }
     echo "[test] Python $v: building spprof with $py" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 | grep -v "^WARNING: Location" >&2
-    # The agent the continuous-profiling receiver is checked against, a pre-fork server, and
-    # greenlets for the frame walk; where a version has no build of one, its tests are skipped.
-    for peer in pyroscope-io gunicorn greenlet; do
+    # The agent the continuous-profiling receiver is checked against, a pre-fork server,
+    # greenlets for the frame walk and uvloop for asyncio tasks; where a version has no build of
+    # one, its tests are skipped.
+    for peer in pyroscope-io gunicorn greenlet uvloop; do
         { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$peer" ||
             echo "[test] Python $v: $peer did not install"; } 2>&1 | grep -v "^WARNING: Location" >&2
     done

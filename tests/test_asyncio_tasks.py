@@ -29,8 +29,12 @@ def test_tasks_are_named_on_this_interpreter_once_asyncio_is_imported(tmp_path):
     assert proc.stdout.strip() == repr(("asyncio was not imported when profiling started", "")), proc.stdout
 
 
-@pytest.mark.parametrize("kind", ["three", "subclass"])
+@pytest.mark.parametrize("kind", ["three", "subclass", "eager", "uvloop"])
 def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have_no_cpu(kind):
+    if kind == "eager" and sys.version_info < (3, 12):
+        pytest.skip("eager tasks are 3.12+")
+    if kind == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop has no build for this interpreter")
     for attempt in range(3):
         out = run(kind, 2, "cpu", 2.0)
         computing = out["computer"]

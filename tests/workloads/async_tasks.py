@@ -3,7 +3,9 @@
 Usage: async_tasks.py KIND INTERVAL_MS MODE SECONDS [OUTPUT_DIR]
 KIND: three (one task computing through a_top > b_mid > c_work, two waiting on asyncio.sleep and
 an Event), subclass (the same, with every task made by a task factory as a subclass of
-asyncio.Task, as frameworks and tracing libraries do), parents (tasks computing under a parent
+asyncio.Task, as frameworks and tracing libraries do), eager (the same with 3.12's eager task
+factory: a task starts running inside create_task), uvloop (the same on uvloop's event loop),
+parents (tasks computing under a parent
 that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wait), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
@@ -61,6 +63,8 @@ async def three():
     loop = asyncio.get_running_loop()
     if KIND == "subclass":
         loop.set_task_factory(lambda loop, coro, **kw: RequestTask(coro, loop=loop, **kw))
+    elif KIND == "eager":
+        loop.set_task_factory(asyncio.eager_task_factory)
     sleeper = asyncio.create_task(waiter_sleep(), name="waiter-sleep")
     eventer = asyncio.create_task(waiter_event(event), name="waiter-event")
     computer = asyncio.create_task(a_top(loop.time() + SECONDS), name="computer")
@@ -148,8 +152,11 @@ def torture_thread(index, until):
 
 def main():
     spprof.start(interval_ms=INTERVAL, mode=MODE)
-    if KIND in ("three", "subclass"):
+    if KIND in ("three", "subclass", "eager"):
         asyncio.run(three())
+    elif KIND == "uvloop":
+        import uvloop
+        uvloop.run(three())
     elif KIND == "parents":
         asyncio.run(parents())
     else:
