@@ -1,4 +1,5 @@
 """Where the time goes: shares, lines and threads against a known truth."""
+import sys
 import threading
 import time
 
@@ -144,3 +145,33 @@ def test_hot_loop_line_is_the_sampled_line():
     assert max(lines, key=lines.get) == body, lines
     # only the loop's own lines (the `for` and its body) are ever sampled
     assert set(lines) <= {body - 1, body}, lines
+
+
+def contended_loop(n):
+    total = 0
+    for i in range(n):
+        total += (i * i) % 7 + (i ^ 3) * 2  # CONTENDED_LINE
+    return total
+
+
+def test_threads_waiting_for_the_gil_keep_their_loop_line():
+    # Three threads in a loop take the GIL from each other at the loop's back edge. There, on
+    # 3.11+, a thread without the GIL is known to wait for it from its stack alone (no read of
+    # its kernel state): its CPU still goes to the loop it ran (the back edge is the `for`
+    # line's), in its own thread.
+    body = next(i for i, line in enumerate(open(__file__), 1) if "# CONTENDED_LINE" in line and "total +=" in line)
+    threads = [threading.Thread(target=contended_loop, args=(1_500_000,), name=f"c{k}", daemon=True) for k in range(3)]
+    spprof.start(interval_ms=1)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    profile = spprof.stop()
+    in_loop = weight_by(profile, lambda s: s.thread_name if function_in_stack({"contended_loop"})(s) else None)
+    on_line = weight_by(profile, lambda s: s.thread_name if s.frames[-1].function_name == "contended_loop"
+                        and s.frames[-1].lineno in (body - 1, body) else None)
+    assert set(in_loop) == {"c0", "c1", "c2"}, in_loop
+    for name, total in in_loop.items():
+        assert on_line.get(name, 0) >= 0.97 * total, (name, on_line, in_loop)
+    if sys.version_info >= (3, 11):
+        assert profile.counters["cpu_gil_waits"] > 0, profile.counters
