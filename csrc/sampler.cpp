@@ -303,8 +303,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         bool walked_first = false;
         bool running = opts_.wall || holds_gil;
         if (!running && last->handover) {
-            // It waited for the GIL at its last sample, as a thread in a busy loop does at most
-            // ticks: walked first, it is known to wait again when its stack says so.
+            // It waited for the GIL at its last sample without it, as a thread in a busy loop
+            // does: walked first, it is known to wait again when its stack says so.
             if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
             c = walk(i, frames, depth, truncated);
             walked_first = true;
@@ -345,8 +345,9 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             last->tid = t.tid;
             last->fresh = running;
             // Only threads without the GIL are looked up: the holder's instructions are many,
-            // a waiter's few, and each new one costs a read.
-            last->handover = waits_gil || (running && !holds_gil && gil_waits_.at_handover(frames[0]));
+            // a waiter's few, and each new one costs a read. The holder keeps its mark: a thread
+            // in a busy loop holds the GIL at some ticks and waits for it at the others.
+            if (!holds_gil) last->handover = waits_gil || (running && gil_waits_.at_handover(frames[0]));
             if (running) {
                 last->depth = depth;
                 last->truncated = truncated;

@@ -142,7 +142,7 @@ private:
     // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
     // Fresh until the thread's next tick with CPU time: an older stack says little about where
     // a thread that mostly waits spent its last burst.
-    // `handover`: its last sample found it without the GIL where the GIL is handed over.
+    // `handover`: the last sample that found it without the GIL found it where the GIL is handed over.
     struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
                      bool fresh = false; bool handover = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
