@@ -63,18 +63,23 @@ ROUNDS, UNIT = 8, 300_000
 TURN_UNIT = 120_000
 
 
+def profile_threads(threads):
+    """Starts and joins `threads` under a profile at 1 ms."""
+    spprof.start(interval_ms=1)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return spprof.stop()
+
+
 def profile_four_workers(take_turns):
     cpu = {}
     turns = [threading.Event() for _ in range(4)] if take_turns else None
     if turns is not None:
         turns[0].set()
     threads = [threading.Thread(target=worker, args=(k, cpu, turns), name=f"w{k}") for k in (1, 2, 3, 4)]
-    spprof.start(interval_ms=1)
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    profile = spprof.stop()
+    profile = profile_threads(threads)
     by_thread = weight_by(profile, lambda s: s.thread_name if s.thread_name.startswith("w") else None)
     assert set(by_thread) == {"w1", "w2", "w3", "w4"}, by_thread
     # a worker thread's samples are in `worker`, or in the start-up and exit code of threading
@@ -161,12 +166,7 @@ def test_threads_waiting_for_the_gil_keep_their_loop_line():
     # line's), in its own thread.
     body = next(i for i, line in enumerate(open(__file__), 1) if "# CONTENDED_LINE" in line and "total +=" in line)
     threads = [threading.Thread(target=contended_loop, args=(1_500_000,), name=f"c{k}", daemon=True) for k in range(3)]
-    spprof.start(interval_ms=1)
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    profile = spprof.stop()
+    profile = profile_threads(threads)
     in_loop = weight_by(profile, lambda s: s.thread_name if function_in_stack({"contended_loop"})(s) else None)
     on_line = weight_by(profile, lambda s: s.thread_name if s.frames[-1].function_name == "contended_loop"
                         and s.frames[-1].lineno in (body - 1, body) else None)
