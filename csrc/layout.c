@@ -32,6 +32,10 @@
 #include "internal/pycore_interpframe_structs.h"
 #endif
 
+#if PY_VERSION_HEX >= 0x030B0000
+#include "opcode.h"
+#endif
+
 #include "layout.h"
 
 #define OFF(type, field) ((uint32_t)offsetof(type, field))
@@ -123,6 +127,25 @@ static void fill_code(struct spprof_layout *l)
     l->co_qualname = OFF(PyCodeObject, co_qualname);
     l->co_code_adaptive = OFF(PyCodeObject, co_code_adaptive);
     l->co_size = l->co_code_adaptive;
+    {
+        /* Only the forms that check the eval breaker and call nothing else; the instrumented
+         * ones call monitoring callbacks, which may block. */
+        static const int ops[] = {RESUME, JUMP_BACKWARD,
+#if PY_VERSION_HEX < 0x030C0000
+                                  RESUME_QUICK, JUMP_BACKWARD_QUICK,
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+                                  RESUME_CHECK,
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+                                  JUMP_BACKWARD_JIT, JUMP_BACKWARD_NO_JIT,
+#endif
+        };
+        size_t k;
+        for (k = 0; k < sizeof ops / sizeof ops[0] && k < sizeof l->handover_ops; ++k)
+            l->handover_ops[k] = (uint8_t)ops[k];
+        l->n_handover_ops = (int)k;
+    }
     l->linetable_format = SPPROF_LOCATIONS;
 #else
     l->co_code = OFF(PyCodeObject, co_code);

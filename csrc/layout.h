@@ -72,6 +72,10 @@ struct spprof_layout {
     uint32_t co_code;           /* 3.9/3.10: the bytes object holding the bytecode */
     uint32_t co_code_adaptive;  /* 3.11+: offset of the inline bytecode */
     uint32_t co_version;        /* 3.12+: unique per code object created; 0 where absent */
+    /* 3.11+: the opcodes (base and specialised forms) of a loop's back edge and a function's entry,
+     * where a thread gives the GIL up between instructions when asked (gil_waits.h); none before */
+    uint8_t handover_ops[6];
+    int n_handover_ops;
     uint32_t ob_size;           /* PyVarObject.ob_size */
     uint32_t ob_type;
 

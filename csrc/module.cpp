@@ -162,6 +162,7 @@ Counters counters_of(const Engine& e) {
     add("duration_ns", monotonic_ns() - e.start_ns);
     add("reads", c.reads.load());
     add("cpu_before_block", c.before_block.load());
+    add("cpu_gil_waits", c.gil_waits.load());
     add("clock_reads_skipped", e.sampler->clocks().skipped());
     add("clock_full_reads", e.sampler->clocks().full_reads());
     add("thread_states_left_stale", c.states_stale.load());

@@ -31,7 +31,7 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
     : L(layout), opts_(opts), queue_(queue), drain_(drain), half_queue_(queue.write_available() / 2),
       seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
-      capture_(layout, reader_, opts.max_depth), tasks_(layout, reader_),
+      capture_(layout, reader_, opts.max_depth), gil_waits_(layout, reader_), tasks_(layout, reader_),
       cells_(static_cast<size_t>(opts.max_depth) + 1 + kTaskCells),
       last_run_(opts.wall ? 0 : kChainSlots), stacks_(opts.wall ? kInitialThreads : 0), natives_(opts.interval_ns) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth) + kTaskCells);
@@ -242,6 +242,17 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     }
     tasks_.begin_tick();
     FrameRecord* frames = &cells_[1].frame;
+    // A running thread can move under the walk; fresher copies usually agree, and retrying
+    // keeps call-heavy code from being under-counted.
+    auto walk = [&](size_t i, FrameRecord* out, int& depth, bool& truncated) {
+        const ThreadSeen& t = threads_[i];
+        Capture c = capture_.capture(t.tstate, t.copy, out, depth, truncated);
+        for (int retry = 0; c == Capture::Torn && retry < kRetries && threads_.refresh(i); ++retry) {
+            counters_.retries.fetch_add(1, std::memory_order_relaxed);
+            c = capture_.capture(t.tstate, t.copy, out, depth, truncated);
+        }
+        return c;
+    };
     auto visit = [&](size_t i) {
         const ThreadSeen& t = threads_[i];
         if (ignored(t.ident)) return;
@@ -278,28 +289,42 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         // stopped where it ran, so its stack now is the right one.) Every thread that ran pays
         // the read of its kernel state: one that ran nearly all the interval and blocked just
         // before the tick is common in periodic work, and without the read its whole interval
-        // would go to the sleep. The GIL's holder runs Python code: it needs no read.
+        // would go to the sleep. The GIL's holder runs Python code: it needs no read, nor does
+        // a thread stopped where the GIL is handed over (gil_waits.h).
         const size_t slot = thread_slot(t.tstate);
         LastRun* last = opts_.wall ? nullptr : &last_run_[slot];
-        const bool running = opts_.wall || holds_gil || !states_.blocked(slot, t.tid);
-        if (last != nullptr && (last->tstate != t.tstate || last->tid != t.tid)) last->fresh = false;
+        if (last != nullptr && (last->tstate != t.tstate || last->tid != t.tid)) {
+            last->fresh = false;
+            last->handover = false;
+        }
+        int depth = 0;
+        bool truncated = false;
+        Capture c = Capture::Empty;
+        bool walked_first = false;
+        bool running = opts_.wall || holds_gil;
+        if (!running && last->handover) {
+            // It waited for the GIL at its last sample without it, as a thread in a busy loop
+            // does: walked first, it is known to wait again when its stack says so.
+            if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
+            c = walk(i, frames, depth, truncated);
+            walked_first = true;
+            running = c == Capture::Ok && gil_waits_.at_handover(frames[0]);
+        }
+        const bool waits_gil = running && !holds_gil && !opts_.wall;
+        if (waits_gil) counters_.gil_waits.fetch_add(1, std::memory_order_relaxed);
+        if (!running) running = !states_.blocked(slot, t.tid);
         if (!running && last->fresh && last->depth > 0) {
             last->fresh = false;
+            last->handover = false;
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);
             push(t, t_ns, weight, last->depth, last->truncated ? kSampleTruncated : 0);
             return;
         }
-        // It was quiet and left uncopied, and now ran: its stack needs its state as it is now.
-        if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
-        int depth = 0;
-        bool truncated = false;
-        Capture c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
-        // A running thread can move under the walk; fresher copies usually agree, and retrying
-        // keeps call-heavy code from being under-counted.
-        for (int retry = 0; c == Capture::Torn && retry < kRetries && threads_.refresh(i); ++retry) {
-            counters_.retries.fetch_add(1, std::memory_order_relaxed);
-            c = capture_.capture(t.tstate, t.copy, frames, depth, truncated);
+        if (!walked_first) {
+            // It was quiet and left uncopied, and now ran: its stack needs its state as it is now.
+            if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
+            c = walk(i, frames, depth, truncated);
         }
         // The task is named before the stack is kept, so a reused stack keeps its task.
         const bool walked = c != Capture::Torn && c != Capture::Empty;
@@ -319,6 +344,10 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             last->tstate = t.tstate;
             last->tid = t.tid;
             last->fresh = running;
+            // Only threads without the GIL are looked up: the holder's instructions are many,
+            // a waiter's few, and each new one costs a read. The holder keeps its mark: a thread
+            // in a busy loop holds the GIL at some ticks and waits for it at the others.
+            if (!holds_gil) last->handover = waits_gil || (running && gil_waits_.at_handover(frames[0]));
             if (running) {
                 last->depth = depth;
                 last->truncated = truncated;

@@ -19,6 +19,7 @@
 #include "asyncio_tasks.h"
 #include "cpu_clocks.h"
 #include "frame_capture.h"
+#include "gil_waits.h"
 #include "last_stacks.h"
 #include "layout.h"
 #include "metronome.h"
@@ -53,6 +54,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> threads_max{0};
     std::atomic<uint64_t> reads{0};       // system calls spent reading memory
     std::atomic<uint64_t> before_block{0};  // cpu-mode samples charged to where the thread last ran
+    std::atomic<uint64_t> gil_waits{0};     // cpu-mode samples of threads found waiting for the GIL by their stack
     std::atomic<uint64_t> states_stale{0};  // thread states not copied at a tick (quiet threads)
     std::atomic<uint64_t> stacks_reused{0};  // wall-mode samples of threads that had not run: not walked
     std::atomic<uint64_t> descriptors_lost{0};  // the timer's descriptors closed by the program
@@ -128,6 +130,7 @@ private:
     CpuClocks clocks_;
     ThreadStates states_;
     FrameCapture capture_;
+    GilWaits gil_waits_;
     AsyncioTasks tasks_;
     std::unique_ptr<Metronome> metronome_;  // leaked, never destroyed, when its descriptors were lost
     std::mutex control_;                    // start, stop and watch
@@ -139,8 +142,9 @@ private:
     // cpu mode: each thread's stack at the last tick that found it running, by thread_slot().
     // Fresh until the thread's next tick with CPU time: an older stack says little about where
     // a thread that mostly waits spent its last burst.
+    // `handover`: the last sample that found it without the GIL found it where the GIL is handed over.
     struct LastRun { uint64_t tstate = 0; uint32_t tid = 0; int depth = 0; bool truncated = false;
-                     bool fresh = false; std::vector<FrameRecord> frames; };
+                     bool fresh = false; bool handover = false; std::vector<FrameRecord> frames; };
     std::vector<LastRun> last_run_;
     LastStacks stacks_;  // wall mode
     uint64_t last_tick_ns_ = 0;  // wall mode: the previous tick that sampled, or the start

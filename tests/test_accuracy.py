@@ -1,4 +1,5 @@
 """Where the time goes: shares, lines and threads against a known truth."""
+import sys
 import threading
 import time
 
@@ -62,18 +63,23 @@ ROUNDS, UNIT = 8, 300_000
 TURN_UNIT = 120_000
 
 
+def profile_threads(threads):
+    """Starts and joins `threads` under a profile at 1 ms."""
+    spprof.start(interval_ms=1)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return spprof.stop()
+
+
 def profile_four_workers(take_turns):
     cpu = {}
     turns = [threading.Event() for _ in range(4)] if take_turns else None
     if turns is not None:
         turns[0].set()
     threads = [threading.Thread(target=worker, args=(k, cpu, turns), name=f"w{k}") for k in (1, 2, 3, 4)]
-    spprof.start(interval_ms=1)
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    profile = spprof.stop()
+    profile = profile_threads(threads)
     by_thread = weight_by(profile, lambda s: s.thread_name if s.thread_name.startswith("w") else None)
     assert set(by_thread) == {"w1", "w2", "w3", "w4"}, by_thread
     # a worker thread's samples are in `worker`, or in the start-up and exit code of threading
@@ -144,3 +150,28 @@ def test_hot_loop_line_is_the_sampled_line():
     assert max(lines, key=lines.get) == body, lines
     # only the loop's own lines (the `for` and its body) are ever sampled
     assert set(lines) <= {body - 1, body}, lines
+
+
+def contended_loop(n):
+    total = 0
+    for i in range(n):
+        total += (i * i) % 7 + (i ^ 3) * 2  # CONTENDED_LINE
+    return total
+
+
+def test_threads_waiting_for_the_gil_keep_their_loop_line():
+    # Three threads in a loop take the GIL from each other at the loop's back edge. There, on
+    # 3.11+, a thread without the GIL is known to wait for it from its stack alone (no read of
+    # its kernel state): its CPU still goes to the loop it ran (the back edge is the `for`
+    # line's), in its own thread.
+    body = next(i for i, line in enumerate(open(__file__), 1) if "# CONTENDED_LINE" in line and "total +=" in line)
+    threads = [threading.Thread(target=contended_loop, args=(1_500_000,), name=f"c{k}", daemon=True) for k in range(3)]
+    profile = profile_threads(threads)
+    in_loop = weight_by(profile, lambda s: s.thread_name if function_in_stack({"contended_loop"})(s) else None)
+    on_line = weight_by(profile, lambda s: s.thread_name if s.frames[-1].function_name == "contended_loop"
+                        and s.frames[-1].lineno in (body - 1, body) else None)
+    assert set(in_loop) == {"c0", "c1", "c2"}, in_loop
+    for name, total in in_loop.items():
+        assert on_line.get(name, 0) >= 0.97 * total, (name, on_line, in_loop)
+    if sys.version_info >= (3, 11):
+        assert profile.counters["cpu_gil_waits"] > 0, profile.counters
