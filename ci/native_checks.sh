@@ -11,7 +11,8 @@
 # Usage: bash ci/native_checks.sh [--seconds N | --long] [--seed S]   (arguments go to the fuzzer)
 #   SPPROF_NATIVE_VERSIONS  interpreters to check (default "3.9 3.10 3.11 3.12 3.13": object frames
 #                           with lnotab, then with the PEP 626 line table, cframe with the location
-#                           table, the same with C-stack entry frames, current_frame with co_version)
+#                           table, the same with C-stack entry frames, current_frame with co_version;
+#                           "3.14" adds Debian sid's 3.14 from ci/python314.sh, tagged code references)
 # Builds are kept in ~/.cache/spprof/native-checks and redone only when a source changed.
 # Prints "native checks: clean" at the end, or exits nonzero.
 set -uo pipefail
@@ -77,8 +78,8 @@ build_program() {  # KIND FLAGS PREFIX PYVER MAIN
         g++ -std=c++17 $flags $warn -DBOOST_ASIO_NO_DEPRECATED -DSPPROF_PYHOME="\"$prefix\"" -I"$inc" -Icsrc -Itests/native \
             -c "$src" -o "$dir/$(basename "$(dirname "$src")")-$(basename "$src" .cpp).o" || return 1
     done
-    g++ $flags "$dir"/*.o "$cache/engine-$kind"/*.o -o "$dir/$main" -L"$prefix/lib" -lpython"$pyver" \
-        -Wl,-rpath,"$prefix/lib" -pthread -ldl -lm || return 1
+    g++ $flags "$dir"/*.o "$cache/engine-$kind"/*.o -o "$dir/$main" -L"$libdir" -lpython"$pyver" \
+        -Wl,-rpath,"$libdir" $link_extra -pthread -ldl -lm || return 1
     echo "$digest" > "$dir/stamp"
 }
 
@@ -87,9 +88,19 @@ log "building the engine with ThreadSanitizer, and with ASan + UBSan"
 build_engine tsan "$tsan_flags" || { log "TSan build of csrc/ failed"; exit 1; }
 build_engine asan "$asan_flags" || { log "ASan build of csrc/ failed"; exit 1; }
 for v in $versions; do
-    prefix=$(ls -d /root/.pyenv/versions/"$v".* 2>/dev/null | sort -V | tail -n 1)
-    if [ -z "$prefix" ] || [ ! -e "$prefix/lib/libpython$v.so" ]; then
-        log "Python $v: no shared libpython under /root/.pyenv/versions"; failed=1; continue
+    if [ "$v" = 3.14 ]; then
+        # sid's interpreter needs sid's glibc: the programs get sid's loader and find its libraries
+        # first (RPATH, not RUNPATH, so libpython's own dependencies are found there too).
+        bash ci/python314.sh >/dev/null || { log "Python 3.14: ci/python314.sh failed"; failed=1; continue; }
+        prefix=${SPPROF_PY314_CACHE:-${SPPROF_CACHE:-$HOME/.cache/spprof}/python3.14}/root/usr
+        libdir=$prefix/lib/x86_64-linux-gnu
+        link_extra="-Wl,--dynamic-linker=$libdir/ld-linux-x86-64.so.2 -Wl,--disable-new-dtags -Wl,--allow-shlib-undefined"
+    else
+        prefix=$(ls -d /root/.pyenv/versions/"$v".* 2>/dev/null | sort -V | tail -n 1)
+        libdir=$prefix/lib link_extra=""
+    fi
+    if [ -z "$prefix" ] || [ ! -e "$libdir/libpython$v.so" ]; then
+        log "Python $v: no shared libpython $v"; failed=1; continue
     fi
     log "Python $v ($prefix): building the ThreadSanitizer engine check"
     if ! build_program tsan "$tsan_flags" "$prefix" "$v" engine_tsan; then

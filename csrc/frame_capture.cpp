@@ -149,6 +149,13 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
         r.fingerprint = code_fingerprint(L, cb, name_at_[k], name_at_[k] ? name_probe_len(L, name_address(L, cb)) : 0);
         r.instr_bytes = instr;
         r.frame = w.frame;
+        // Only the innermost frame returns while it is read; an instruction check passed means
+        // ob_size is positive.
+        if (i == 0 && L.if_code_cleared) {
+            const uint64_t lo = w.code + L.co_code_adaptive;
+            const uint64_t units = static_cast<uint64_t>(load_i64(cb + L.ob_size));
+            if (units < (1ull << 28)) returned_.note(w.code, lo, lo + 2 * units);
+        }
     }
 
     // What this sample ran is what the next one reads ahead.

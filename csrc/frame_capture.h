@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "code_ranges.h"
 #include "layout.h"
 #include "safe_read.h"
 #include "sample_queue.h"
@@ -84,6 +85,8 @@ private:
     uint64_t top_addr_[2] = {0, 0};
     uint64_t top_seen_[2] = {0, 0};
     bool check_top_ = true;
+    // 3.14: the innermost code objects sampled, for a frame whose code was cleared as it returned.
+    CodeRanges returned_;
     std::atomic<uint64_t> torn_[kTornReasons] = {};
 };
 

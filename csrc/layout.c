@@ -219,8 +219,9 @@ static uint32_t frame_copy_bytes(const struct spprof_layout *l)
 
 static void fill_frames(struct spprof_layout *l)
 {
-    l->owner_generator = l->owner_cstack = l->owner_interpreter = -1;
+    l->owner_thread = l->owner_generator = l->owner_cstack = l->owner_interpreter = -1;
 #if PY_VERSION_HEX >= 0x030B0000
+    l->owner_thread = FRAME_OWNED_BY_THREAD;
     l->if_size = (uint32_t)sizeof(_PyInterpreterFrame);
     l->if_previous = OFF(_PyInterpreterFrame, previous);
     l->if_owner = OFF(_PyInterpreterFrame, owner);
@@ -264,6 +265,9 @@ static void fill_frames(struct spprof_layout *l)
 #if PY_VERSION_HEX >= 0x030E0000
     l->owner_interpreter = FRAME_OWNED_BY_INTERPRETER;
     l->if_code_tag_mask = Py_TAG_BITS;
+    /* clear_thread_frame() (Python/ceval.c) does PyStackRef_CLEAR(f_executable) after
+     * RETURN_VALUE has made the caller current; 3.11-3.13 only drop the reference. */
+    l->if_code_cleared = 1;
 #endif
 }
 

@@ -62,6 +62,9 @@ struct spprof_layout {
     /* _PyInterpreterFrame (3.11+) */
     uint32_t if_size, if_code, if_previous, if_instr, if_owner;
     uint64_t if_code_tag_mask;  /* 3.14 tags f_executable as a _PyStackRef */
+    int if_code_cleared;        /* 3.14: a returning frame's f_executable is cleared once the frame is
+                                   no longer current, and its instr_ptr is left as it was */
+    int owner_thread;           /* 3.11+: a frame in the thread's stack chunk */
     int owner_generator, owner_cstack, owner_interpreter;   /* -1 where the version has none */
     uint64_t trampoline_code;   /* 3.12: the code object of every C-stack entry frame; 0 elsewhere */
     uint64_t init_cleanup_code; /* 3.13+: the code object of the frame a class's Python __init__

@@ -38,6 +38,7 @@ private:
     bool copy_older_chunk(uint64_t addr);
     bool descends_to(uint64_t from, uint64_t target) const;
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
+    uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
 
     FrameCapture& cap_;
     const spprof_layout& L;
@@ -54,6 +55,8 @@ private:
     bool outside_ = false;    // this walk read a frame outside the chunk
     uint64_t ts_addr_ = 0;
     uint64_t moved_to_ = 0;   // the current frame read after the chunk copy, when it differed
+    uint64_t returned_ = 0;   // 3.14: the current frame, whose code was cleared as it returned
+    uint64_t returned_code_ = 0;  // ... and the code its instruction pointer lies in
 };
 
 Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
@@ -128,8 +131,21 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     }
     if (chunk_hi_ == 0 && !cap_.reader_.read(anchor, &f, sizeof f)) return cap_.reject(kTornUnreadable);
     if (f == 0) return Capture::Empty;
+    // 3.14 clears a returning frame's code once its caller is current, so the frame read as
+    // current may have none in the copy. Its instruction pointer is left in the code of the last
+    // call that ran in that slot, one that ran between the first read of the current frame and the
+    // copy: that code names it (resolve_codes checks the pointer against a fresh read of it).
+    returned_ = returned_code_ = 0;
+    if (L.if_code_cleared && within(f, L.if_size, chunk_lo_, chunk_hi_)) {
+        const uint8_t* fb = chunk_.data() + (f - chunk_lo_);
+        if (code_of(f, fb) == 0 && static_cast<signed char>(fb[L.if_owner]) == L.owner_thread) {
+            returned_code_ = cap_.returned_.find(load_u64(fb + L.if_instr));
+            if (returned_code_ != 0) returned_ = f;
+        }
+    }
     // The thread returned during the copy: the frames it left may already be cleared in the copy
-    // (3.14 clears f_executable before popping), so start from where it returned to.
+    // (3.14, where no code was found above, or more than one frame returned), so start from where
+    // it returned to.
     if (moved_to_ != 0 && descends_to(f, moved_to_) && !frames_intact(f, moved_to_)) {
         f = moved_to_;
         moved_to_ = 0;
@@ -147,7 +163,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         int owner = static_cast<signed char>(fb[L.if_owner]);
         uint64_t prev = load_u64(fb + L.if_previous);
         if (first) { cap_.remember_top(f + L.if_code, f + L.if_previous, fb + L.if_code, fb + L.if_previous); first = false; }
-        const uint64_t code = load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
+        const uint64_t code = code_of(f, fb);
         // 3.12 writes an entry frame's code before its owner: one copied in between is a shim too
         bool shim = owner == L.owner_cstack || owner == L.owner_interpreter ||
                     (L.trampoline_code != 0 && code == L.trampoline_code);
@@ -218,10 +234,17 @@ bool InterpreterWalker::frames_intact(uint64_t from, uint64_t ancestor) const {
     for (int hops = 0; hops < 32 && from != ancestor; ++hops) {
         if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
         const uint8_t* fb = chunk_.data() + (from - chunk_lo_);
-        if ((load_u64(fb + L.if_code) & ~L.if_code_tag_mask) == 0) return false;
+        if (code_of(from, fb) == 0) return false;
         from = load_u64(fb + L.if_previous);
     }
     return true;
+}
+
+// The code object of the frame at `addr`, copied in `fb`: its untagged code field, or for a 3.14
+// frame that returned during the copy, the code its instruction pointer lies in.
+uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
+    if (addr == returned_ && returned_ != 0) return returned_code_;
+    return load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
 }
 
 // True when `from`'s callers in the chunk copy reach `target` within a few frames.

@@ -1,7 +1,5 @@
 """Generators, coroutines and tiny calls: the profile's total matches the thread's own clocks and
 no function is charged for another's time. Workloads in tests/workloads/coroutines.py."""
-import sys
-
 import pytest
 
 from conftest import run_workload
@@ -58,10 +56,6 @@ def test_tiny_calls_are_shared_by_their_time():
     # only: at 10 ms, ±10 % on the ratio of two shares needs some 25 s of samples.
     def check(out):
         ratio = out["tiny_a_s"] / out["tiny_b_s"]
-        if sys.version_info >= (3, 14) and abs(ratio - 2.0) > 0.2:
-            # Known, issue 13 open: 3.14 clears a frame's code as it returns, before the copy
-            # reaches it, and calls of about a microsecond are under-counted there.
-            pytest.xfail(f"tiny_a : tiny_b = {ratio:.2f} on 3.14")
         assert abs(ratio - 2.0) <= 0.2, out
 
     accuracy_run("tiny", 1, "cpu", check)

@@ -90,9 +90,6 @@ def test_short_calls_are_sampled_not_dropped():
             assert s.frames[-2].function_name == "tiny_caller"
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 14), strict=False,
-                   reason="3.14 clears a frame's code as it returns, before spprof's copy reaches it: "
-                          "functions shorter than ~1 us are under-counted there (known, see README)")
 def test_short_calls_get_their_share():
     # py-spy, which stops the process for a consistent snapshot, puts about a fifth of this
     # workload in `tiny` (bench/short_calls.py); spprof must not hide it.

@@ -205,7 +205,8 @@ void random_image(Rng& rng, Image& img, std::vector<uint8_t>& ts_arg) {
             store_u64(f + L.fo_gen, rng.chance(90) ? 0 : pool_word(rng, base, size));
         } else {
             store_u64(f + L.if_previous, prev);
-            store_u64(f + L.if_code, code);
+            // 3.14: sometimes cleared as on return (the NULL stackref), leaving the instruction pointer
+            store_u64(f + L.if_code, L.if_code_cleared && rng.chance(10) ? 1 : code);
             uint64_t instr = code + L.co_code_adaptive + 2 * rng.below(64) - 2;
             store_u64(f + L.if_instr, rng.chance(85) ? instr : pool_word(rng, base, size));
             f[L.if_owner] = static_cast<uint8_t>(rng.chance(90) ? rng.below(5) : rng.next());
@@ -284,7 +285,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 
     Mutator mut;
     mut.start();
-    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0;
+    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0;
     uint64_t results[3] = {0, 0, 0};
     std::vector<uint8_t> ts_arg;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -357,6 +358,23 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
             for (int f = 0; f < depth; ++f)
                 CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)], fmt("frames #%llu: frame %d differs from the real walk", (unsigned long long)i, f));
             ++oracle;
+            const uint64_t top = img->frames.empty() ? 0 : img->frames[0];
+            uint8_t* tb = top ? img->bytes() + (top - img->base()) : nullptr;
+            if (L.if_code_cleared && tb && load_u64(ts.get() + L.ts_frame) == top &&
+                static_cast<signed char>(tb[L.if_owner]) == L.owner_thread) {
+                // 3.14: the innermost frame just returned, its code cleared and its instruction
+                // pointer left: the capture that has just named it names it again by that pointer.
+                store_u64(tb + L.if_code, 1);
+                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
+                check_capture(c, depth, truncated, records, max_depth, true, "frames (returned)", i);
+                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
+                      fmt("frames #%llu: a real stack whose innermost frame returned walks to %d with depth %d, not %zu",
+                          (unsigned long long)i, (int)c, depth, want.size()));
+                for (int f = 0; f < depth; ++f)
+                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
+                          fmt("frames #%llu: frame %d of a stack whose innermost frame returned differs", (unsigned long long)i, f));
+                ++returned;
+            }
         }
     }
     mut.quit();
@@ -367,6 +385,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     st.notes["walks with memory changing under them"] = live;
     st.notes["clean copies matching the real walk"] = oracle;
     st.notes["... of them through a stale cframe"] = stale_cframes;
+    st.notes["... named again after their innermost frame returned (3.14)"] = returned;
     st.notes["slowest walk (us)"] = worst_ns / 1000;
     uint64_t torn_total = 0;
     for (int r = 0; r < kTornReasons; ++r) {
