@@ -64,6 +64,10 @@ private:
     struct Cframes { uint64_t tstate = 0; uint64_t at[kCframes] = {}; };
     std::vector<Cframes> cframes_;
     static void saw_cframe(Cframes& known, uint64_t cf);
+    // This batch's records: their addresses, current frames and the records they run inside.
+    uint64_t cand_[kCframes + 1] = {}, first_[kCframes + 1] = {}, up_[kCframes + 1] = {};
+    size_t m_ = 0;
+    int outer(int rec) const;
 };
 
 Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
@@ -92,6 +96,8 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     ts_addr_ = ts_addr;
     outside_ = false;
     uint64_t f = 0;
+    int rec = -1;  // 3.11: the candidate record whose frames the walk is in
+    m_ = 0;
     uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
     uint64_t top = load_u64(ts + L.ts_datastack_top);
     uint64_t limit = load_u64(ts + L.ts_datastack_limit);
@@ -99,15 +105,18 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         if (!plausible(cframe) && via_cframe) return cap_.reject(kTornPointer);
         anchor = via_cframe ? cframe + L.cframe_current_frame : anchor;
         // The records whose current frame is read: the one expected, then the others known.
-        uint64_t cand[kCframes + 1] = {cframe};
+        uint64_t* const cand = cand_;
         size_t m = 1;
+        cand[0] = cframe;
         for (size_t i = 0; via_cframe && i < kCframes; ++i)
             if (plausible(known.at[i]) && known.at[i] != cframe) cand[m++] = known.at[i];
+        m_ = via_cframe ? m : 0;
         // Frames pushed since the thread state was copied lie just above top: take some of them too.
         uint64_t hi = std::min(limit, top + kChunkSlack);
         // From the chunk's start when it fits: its header links to the older chunk.
         uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
-        uint64_t first[kCframes + 1] = {}, last[kCframes + 1] = {}, cf_before = cframe, cf_after = cframe;
+        uint64_t* const first = first_;
+        uint64_t last[kCframes + 1] = {}, cf_before = cframe, cf_after = cframe;
         struct iovec* l = cap_.local_.data();
         struct iovec* r = cap_.remote_.data();
         size_t k = 0;
@@ -116,7 +125,12 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             return reinterpret_cast<void*>(via_cframe ? cand[j] + L.cframe_current_frame : anchor);
         };
         if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
-        for (size_t j = 0; j < m; ++j) { l[k] = {&first[j], 8}; r[k++] = {anchor_of(j), 8}; }
+        for (size_t j = 0; j < m; ++j) {
+            first[j] = up_[j] = 0;
+            l[k] = {&first[j], 8};
+            r[k++] = {anchor_of(j), 8};
+            if (via_cframe) { l[k] = {&up_[j], 8}; r[k++] = {reinterpret_cast<void*>(cand[j] + L.cframe_previous), 8}; }
+        }
         // The innermost frames first, right after the pointer to them: a frame copied later may
         // already have returned and its slot hold the next callee (a loop's last call, for longer
         // than the others), which would then be charged for the call that was running.
@@ -129,7 +143,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         for (size_t j = 0; j < m; ++j) { l[k] = {&last[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
-        const size_t main_bytes = 8 * (2 * m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
+        const size_t main_bytes = 8 * ((2 + via_cframe) * m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
         size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
         size_t copied = cap_.reader_.readv_prefix(l, r, total);
         cap_.prefetch_done(main_bytes, copied);
@@ -153,6 +167,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             anchor = cframe + L.cframe_current_frame;
         }
         f = first[j];
+        rec = static_cast<int>(j);
         moved_to_ = last[j];
         chunk_lo_ = lo;
         chunk_hi_ = hi;
@@ -188,10 +203,18 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             if (n == cap_.max_depth_) { truncated = true; break; }
             cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr), f};
             // A suspended generator's frame has no caller: it suspended after the frames below
-            // it were copied. Those were running at the copy, and so was it: they are kept, and
-            // its callers are unknown. An innermost one may be a stale anchor: torn.
-            if (prev == 0 && owner == L.owner_generator) {
-                if (n == 1) return cap_.reject(kTornSuspended);
+            // it were copied. Those were running at the copy, and so was it: they are kept. An
+            // innermost one may be a stale anchor: torn.
+            const bool suspended = prev == 0 && owner == L.owner_generator;
+            if (suspended && n == 1) return cap_.reject(kTornSuspended);
+            // 3.11 resumes every generator in an evaluation loop of its own, whose record's first
+            // frame it is: its caller is the current frame of the record before, read with the
+            // anchor. Elsewhere, or when that record was not read, its callers are unknown.
+            if (L.if_is_entry != 0 && fb[L.if_is_entry] != 0) {
+                rec = outer(rec);
+                if (suspended && rec >= 0) { f = first_[rec]; continue; }
+            }
+            if (suspended) {
                 truncated = true;
                 break;
             }
@@ -271,6 +294,14 @@ bool InterpreterWalker::descends_to(uint64_t from, uint64_t target) const {
         from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
     }
     return false;
+}
+
+// The candidate record that `rec` runs inside, or -1 when it was not read.
+int InterpreterWalker::outer(int rec) const {
+    if (rec < 0) return -1;
+    for (size_t i = 0; i < m_; ++i)
+        if (cand_[i] == up_[rec] && static_cast<int>(i) != rec) return static_cast<int>(i);
+    return -1;
 }
 
 // Puts `cf` first among the records remembered, the oldest one dropped when it is new.
