@@ -18,7 +18,6 @@ constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
 constexpr uint64_t kTopFirst = 1024;  // bytes below the copied top that are read before the rest
 constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 cframe moved
-constexpr size_t kCframes = 4;        // 3.11/3.12: C-stack records remembered per thread
 }  // namespace
 
 class InterpreterWalker final : public FrameWalker {
@@ -28,7 +27,6 @@ public:
         chunk_.resize(kChunkCopy);
         older_.resize(kChunkCopy);
         frame_.resize(L.if_size + 64);
-        cframes_.resize(kChainSlots);
     }
 
     Capture walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) override;
@@ -59,18 +57,6 @@ private:
     uint64_t moved_to_ = 0;   // the current frame read after the chunk copy, when it differed
     uint64_t returned_ = 0;   // 3.14: the current frame, whose code was cleared as it returned
     uint64_t returned_code_ = 0;  // ... and the code its instruction pointer lies in
-
-    // 3.11/3.12: the _PyCFrames a thread was last seen under, newest first. Each one's current
-    // frame is read in the batch, so the record that was current when the batch began is always
-    // among those read: a thread that switches records (an event loop and its tasks) is walked
-    // where the batch found it, not where a batch taken again later would.
-    struct Cframes { uint64_t tstate = 0; uint64_t at[kCframes] = {}; };
-    std::vector<Cframes> cframes_;
-    static void saw_cframe(Cframes& known, uint64_t cf);
-    // This batch's records: their addresses, current frames and the records they run inside.
-    uint64_t cand_[kCframes + 1] = {}, first_[kCframes + 1] = {}, up_[kCframes + 1] = {};
-    size_t m_ = 0;
-    int outer(int rec) const;
 };
 
 Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
@@ -78,16 +64,13 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
     // copy may name one already left, whose stale slot holds an outer or dead frame. The cframe
-    // pointer is read first in the batch, then the current frame of every record the thread was
-    // seen under; the one it names is the anchor. The batch is taken again only for a record
-    // never seen before.
+    // pointer is read before and after the anchor in the same batch, and the batch is taken again
+    // from the newer cframe when it moved.
     const bool via_cframe = via_cframe_;
     uint64_t cframe = via_cframe ? load_u64(ts + L.ts_frame) : 0;
     if (via_cframe && cframe == 0) return Capture::Empty;
     if (via_cframe && !plausible(cframe)) return cap_.reject(kTornPointer);
     uint64_t anchor = via_cframe ? cframe + L.cframe_current_frame : ts_addr + L.ts_frame;
-    Cframes& known = cframes_[thread_slot(ts_addr)];
-    if (known.tstate != ts_addr) known = Cframes{ts_addr, {}};
 
     chunk_lo_ = chunk_hi_ = 0;
     older_lo_ = older_hi_ = older_next_ = 0;
@@ -99,41 +82,24 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     ts_addr_ = ts_addr;
     outside_ = false;
     uint64_t f = 0;
-    int rec = -1;  // 3.11: the candidate record whose frames the walk is in
-    m_ = 0;
     uint64_t chunk = load_u64(ts + L.ts_datastack_chunk);
     uint64_t top = load_u64(ts + L.ts_datastack_top);
     uint64_t limit = load_u64(ts + L.ts_datastack_limit);
     for (int attempt = 0; plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30); ++attempt) {
         if (!plausible(cframe) && via_cframe) return cap_.reject(kTornPointer);
         anchor = via_cframe ? cframe + L.cframe_current_frame : anchor;
-        // The records whose current frame is read: the one expected, then the others known.
-        uint64_t* const cand = cand_;
-        size_t m = 1;
-        cand[0] = cframe;
-        for (size_t i = 0; via_cframe && i < kCframes; ++i)
-            if (plausible(known.at[i]) && known.at[i] != cframe) cand[m++] = known.at[i];
-        m_ = via_cframe ? m : 0;
         // Frames pushed since the thread state was copied lie just above top: take some of them too.
         uint64_t hi = std::min(limit, top + kChunkSlack);
         // From the chunk's start when it fits: its header links to the older chunk.
         uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
-        uint64_t* const first = first_;
-        uint64_t last[kCframes + 1] = {}, cf_before = cframe, cf_after = cframe;
+        uint64_t again = 0, cf_before = cframe, cf_after = cframe;
         struct iovec* l = cap_.local_.data();
         struct iovec* r = cap_.remote_.data();
         size_t k = 0;
         void* const cf_addr = reinterpret_cast<void*>(ts_addr + L.ts_frame);
-        auto anchor_of = [&](size_t j) {
-            return reinterpret_cast<void*>(via_cframe ? cand[j] + L.cframe_current_frame : anchor);
-        };
         if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
-        for (size_t j = 0; j < m; ++j) {
-            first[j] = up_[j] = 0;
-            l[k] = {&first[j], 8};
-            r[k++] = {anchor_of(j), 8};
-            if (via_cframe) { l[k] = {&up_[j], 8}; r[k++] = {reinterpret_cast<void*>(cand[j] + L.cframe_previous), 8}; }
-        }
+        l[k] = {&f, 8};
+        r[k++] = {reinterpret_cast<void*>(anchor), 8};
         // The innermost frames first, right after the pointer to them: a frame copied later may
         // already have returned and its slot hold the next callee (a loop's last call, for longer
         // than the others), which would then be charged for the call that was running.
@@ -144,34 +110,20 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             l[k] = {chunk_.data(), mid - lo};
             r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
         }
-        for (size_t j = 0; j < m; ++j) { l[k] = {&last[j], 8}; r[k++] = {anchor_of(j), 8}; }
+        l[k] = {&again, 8};
+        r[k++] = {reinterpret_cast<void*>(anchor), 8};
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
-        const size_t main_bytes = 8 * ((2 + via_cframe) * m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
+        const size_t main_bytes = 8 * static_cast<size_t>(2 + 2 * via_cframe) + (hi - lo);
         size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
         size_t copied = cap_.reader_.readv_prefix(l, r, total);
         cap_.prefetch_done(main_bytes, copied);
-        if (copied < main_bytes) {
-            // A record remembered from a thread state since reused may lie in freed memory.
-            if (m == 1 || attempt == kAnchorRetries) break;
-            known = Cframes{ts_addr, {}};
+        if (copied < main_bytes) break;
+        if (cf_before != cframe || cf_after != cframe) {
+            if (attempt == kAnchorRetries) return cap_.reject(kTornAnchor);
+            cframe = cf_after;
             continue;
         }
-        size_t j = 0;
-        if (via_cframe) {
-            while (j < m && cand[j] != cf_before) ++j;
-            if (plausible(cf_after)) saw_cframe(known, cf_after);
-            if (plausible(cf_before)) saw_cframe(known, cf_before);
-            if (j == m) {
-                if (attempt == kAnchorRetries) return cap_.reject(kTornAnchor);
-                cframe = cf_before;
-                continue;
-            }
-            cframe = cand[j];
-            anchor = cframe + L.cframe_current_frame;
-        }
-        f = first[j];
-        rec = static_cast<int>(j);
-        moved_to_ = last[j];
+        moved_to_ = again;
         chunk_lo_ = lo;
         chunk_hi_ = hi;
         if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
@@ -218,22 +170,8 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         if (!shim) {
             if (n == cap_.max_depth_) { truncated = true; break; }
             cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr), f};
-            // A suspended generator's frame has no caller: it suspended after the frames below
-            // it were copied. Those were running at the copy, and so was it: they are kept. An
-            // innermost one may be a stale anchor: torn.
-            const bool suspended = prev == 0 && owner == L.owner_generator;
-            if (suspended && n == 1) return cap_.reject(kTornSuspended);
-            // 3.11 resumes every generator in an evaluation loop of its own, whose record's first
-            // frame it is: its caller is the current frame of the record before, read with the
-            // anchor. Elsewhere, or when that record was not read, its callers are unknown.
-            if (L.if_is_entry != 0 && fb[L.if_is_entry] != 0) {
-                rec = outer(rec);
-                if (suspended && rec >= 0) { f = first_[rec]; continue; }
-            }
-            if (suspended) {
-                truncated = true;
-                break;
-            }
+            // A suspended generator's frame has no caller: the chain changed under the walk.
+            if (prev == 0 && owner == L.owner_generator) return cap_.reject(kTornSuspended);
         }
         f = prev;
     }
@@ -317,22 +255,6 @@ bool InterpreterWalker::descends_to(uint64_t from, uint64_t target) const {
         from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
     }
     return false;
-}
-
-// The candidate record that `rec` runs inside, or -1 when it was not read.
-int InterpreterWalker::outer(int rec) const {
-    if (rec < 0) return -1;
-    for (size_t i = 0; i < m_; ++i)
-        if (cand_[i] == up_[rec] && static_cast<int>(i) != rec) return static_cast<int>(i);
-    return -1;
-}
-
-// Puts `cf` first among the records remembered, the oldest one dropped when it is new.
-void InterpreterWalker::saw_cframe(Cframes& known, uint64_t cf) {
-    size_t i = 0;
-    while (i + 1 < kCframes && known.at[i] != cf) ++i;
-    for (; i > 0; --i) known.at[i] = known.at[i - 1];
-    known.at[0] = cf;
 }
 
 std::unique_ptr<FrameWalker> make_interpreter_walker(FrameCapture& capture) {
