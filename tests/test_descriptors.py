@@ -1,5 +1,6 @@
 """spprof's descriptors: few, bounded, given up under pressure, kept out of children, and never
 used once the program has closed them (their numbers may then be the program's own files)."""
+import os
 import platform
 
 import pytest
@@ -51,7 +52,12 @@ def test_fork_through_libc_abandons_the_engine_and_closes_its_descriptors():
     assert child["active"] is False
     assert child["native_stop"] == "Profiler not running"
     assert child["descriptors"] == []
-    assert child["child_samples"] > 0
+    assert "child_error" not in child, child
+    # GCC 12's ASan runtime has no fork interceptor: its allocator locks are not taken around
+    # fork(), so the child's new sampler thread may block for good on one that a parent thread
+    # held (seen once in CI: no samples, nothing else wrong). Every unsanitized run checks it.
+    if not os.environ.get("SPPROF_SANITIZED"):
+        assert child["child_samples"] > 0, child
     assert out["parent_samples"] > 0
 
 
