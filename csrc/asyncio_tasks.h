@@ -52,6 +52,7 @@ public:
     uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
 
 private:
+    friend class WaitingTasks;  // a suspended task is read and named like a running one
     struct Running { uint64_t task, frame, name, coro, entry; };
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
