@@ -37,7 +37,9 @@ namespace spprof {
 
 constexpr int kTasksPerTick = 256;   // tasks read per tick, over all threads
 constexpr int kTaskListBound = 1 << 16;  // list nodes one pass follows before starting again
-constexpr int kAwaitChain = 64;          // coroutines followed down from a task's own
+constexpr int kAwaitChain = 32;          // coroutines followed down from a task's own
+constexpr size_t kTaskBatch = 32;        // tasks whose reads are made together
+constexpr int kCachedChain = 8;          // coroutines of a chain whose frames are kept for the tick
 
 class WaitingTasks {
 public:
@@ -47,6 +49,7 @@ public:
     // `threads`: the tick's thread list's length (its buffer grows here, between samples).
     void begin_tick(size_t threads) {
         budget_ = kTasksPerTick;
+        for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
         if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
     }
     // Starts on the tasks of the thread at `ts_addr`, position `i` of the tick's list, at the tick
@@ -73,9 +76,26 @@ private:
         uint32_t count = 0, last_count = 0;   // tasks met by the pass under way, by the last one
         uint32_t hops = 0;            // nodes followed by the pass under way
     };
+    // One task of the batch under way.
+    struct Pending {
+        uint64_t task, coro, name, obj;  // obj: the object its chain reads next
+        int n;                           // coroutines read so far
+        bool open, ok;                   // open: its chain goes on; ok: it is to be sampled
+        bool awaited;                    // a task awaits it
+        size_t len;                      // of its name's text
+    };
+    // A chain resolved at this tick: tasks waiting at the same instructions of the same code
+    // objects share their frames but for the frames' addresses.
+    struct Resolved { uint64_t key = 0; int n = 0; uint64_t code[kCachedChain], instr[kCachedChain];
+                      FrameRecord records[kCachedChain]; };
     void end_pass(uint64_t t_ns);
-    // The sample of the task whose copy is in task_ (0 frames when it is not suspended).
-    int sample_task(uint64_t task, FrameRecord* frames);
+    bool fill_batch();
+    void read_chains();
+    void read_level(size_t* which, size_t m);
+    bool recheck_range(size_t from, size_t to, size_t k);
+    bool resolve(const Walked* walked, int n, FrameRecord* frames);
+    int sample(size_t b, FrameRecord* frames);
+    Walked* chain(size_t b) { return chain_.data() + b * kAwaitChain; }
     void reject() { rejected_.fetch_add(1, std::memory_order_relaxed); }
 
     const spprof_layout& L;
@@ -84,12 +104,22 @@ private:
     FrameCapture& capture_;
     const int max_depth_;
     const uint32_t coro_bytes_;   // of a coroutine read for its frame's fields
+    const size_t window_;         // those and the bytes after them, where its stack top usually is
     std::vector<Cursor> cursors_;
     std::vector<uint64_t> empty_;  // by position: the thread state whose list was empty when read
-    std::vector<uint8_t> task_, coro_;
-    std::vector<Walked> chain_;
-    std::vector<uint64_t> coros_;
-    std::vector<int64_t> seen_;   // each coroutine's state and instruction, to read again
+    std::vector<Pending> batch_;
+    std::vector<uint8_t> tasks_copy_, windows_;
+    std::vector<Walked> chain_;      // kAwaitChain per task of the batch, outermost first
+    std::vector<uint64_t> coros_;    // their coroutines
+    std::vector<int64_t> seen_;      // each coroutine's state and instruction, read again at the end
+    std::vector<char> names_;        // kTaskNameBytes per task
+    std::vector<uint8_t> name_copies_;  // kTaskNameCopy bytes of each task's name object
+    std::vector<struct iovec> local_, remote_;
+    std::vector<Resolved> resolved_;
+    std::vector<uint8_t> re_states_;
+    std::vector<uint64_t> re_words_;
+    std::vector<Walked> walked_;
+    size_t batch_n_ = 0, emit_ = 0;
     int budget_ = kTasksPerTick;
     // the thread under way
     Cursor* cur_ = nullptr;
