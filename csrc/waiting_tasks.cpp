@@ -13,6 +13,7 @@ constexpr uint32_t kStackWindow = 256;
 constexpr size_t kCursors = kChainSlots;
 constexpr size_t kMaxIov = 960;     // ranges per batched read, under the kernel's IOV_MAX
 constexpr size_t kResolved = 16;    // chains resolved per tick that are kept, direct-mapped
+constexpr size_t kParents = 8;      // awaiting tasks' records kept per tick, direct-mapped
 }  // namespace
 
 WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks,
@@ -23,8 +24,8 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
       window_(coro_bytes_ + kStackWindow), cursors_(kCursors), batch_(kTaskBatch),
       tasks_copy_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)), windows_(kTaskBatch * window_),
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
-      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved),
-      re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 2)), walked_(kAwaitChain) {}
+      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
+      re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain) {}
 
 void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint64_t weight, bool quiet) {
     cur_ = nullptr;
@@ -117,8 +118,8 @@ bool WaitingTasks::fill_batch() {
             reject();
             continue;
         }
-        const bool awaited = L.task_awaited_by != 0 && load_u64(copy + L.task_awaited_by) != 0;
-        batch_[batch_n_++] = {task, coro, name, coro, 0, true, false, awaited, 0};
+        const uint64_t by = L.task_awaited_by != 0 ? load_u64(copy + L.task_awaited_by) : 0;
+        batch_[batch_n_++] = {task, coro, name, coro, by, 0, true, false, 0};
     }
     return batch_n_ > 0;
 }
@@ -222,7 +223,7 @@ void WaitingTasks::read_chains() {
     size_t from = 0;
     k = 0;
     for (size_t b = 0; b <= batch_n_; ++b) {
-        const size_t need = b < batch_n_ && batch_[b].ok ? 2 * static_cast<size_t>(batch_[b].n) + 2 : 0;
+        const size_t need = b < batch_n_ && batch_[b].ok ? 2 * static_cast<size_t>(batch_[b].n) + 3 : 0;
         if (b == batch_n_ || k + need > kMaxIov) {
             if (k > 0 && !recheck_range(from, b, k))
                 for (size_t j = from; j < b; ++j)
@@ -239,14 +240,16 @@ void WaitingTasks::read_chains() {
             const size_t at = b * kAwaitChain + static_cast<size_t>(i);
             local_[k] = {&re_states_[at], 1};
             remote_[k++] = {reinterpret_cast<void*>(coros_[at] + L.gen_frame_state), 1};
-            local_[k] = {&re_words_[b * (kAwaitChain + 2) + static_cast<size_t>(i)], 8};
+            local_[k] = {&re_words_[b * (kAwaitChain + 3) + static_cast<size_t>(i)], 8};
             remote_[k++] = {reinterpret_cast<void*>(coros_[at] + L.coro_frame + L.if_instr), 8};
         }
-        uint64_t* again = &re_words_[b * (kAwaitChain + 2) + kAwaitChain];
+        uint64_t* again = &re_words_[b * (kAwaitChain + 3) + kAwaitChain];
         local_[k] = {&again[0], 8};
         remote_[k++] = {reinterpret_cast<void*>(p.task + L.task_coro), 8};
         local_[k] = {&again[1], 8};
         remote_[k++] = {reinterpret_cast<void*>(p.task + L.task_name), 8};
+        local_[k] = {&again[2], 8};
+        remote_[k++] = {reinterpret_cast<void*>(p.task + (L.task_awaited_by != 0 ? L.task_awaited_by : L.task_name)), 8};
     }
 }
 
@@ -257,8 +260,9 @@ bool WaitingTasks::recheck_range(size_t from, size_t to, size_t k) {
     for (size_t b = from; b < to; ++b) {
         Pending& p = batch_[b];
         if (!p.ok) continue;
-        const uint64_t* words = &re_words_[b * (kAwaitChain + 2)];
-        bool same = words[kAwaitChain] == p.coro && words[kAwaitChain + 1] == p.name;
+        const uint64_t* words = &re_words_[b * (kAwaitChain + 3)];
+        bool same = words[kAwaitChain] == p.coro && words[kAwaitChain + 1] == p.name &&
+                    (L.task_awaited_by == 0 || words[kAwaitChain + 2] == p.by);
         for (int i = 0; same && i < p.n; ++i) {
             const size_t at = b * kAwaitChain + static_cast<size_t>(i);
             same = static_cast<int8_t>(re_states_[at]) == seen_[2 * at] &&
@@ -310,8 +314,22 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
         return 0;
     }
     const int depth = tasks_.insert(frames, p.n, p.n - 1, p.task, names_.data() + b * kTaskNameBytes, p.len);
-    // Most tasks are awaited by none: their copy said so, which saves a read each.
-    return p.awaited ? tasks_.name_awaiting(p.task, frames, depth, depth - 1) : depth;
+    // Most tasks are awaited by none (their copy said so), or by a task that awaits many (a
+    // gather's, a TaskGroup's): its records, put after the task's, are read once per tick.
+    if (p.by == 0) return depth;
+    Parents& c = parents_[(p.by >> 4) % kParents];
+    if (c.by == p.by) {
+        std::copy(c.cells, c.cells + c.n, frames + depth);
+        tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
+        return depth + c.n;
+    }
+    const uint64_t before = tasks_.parents_named();
+    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1);
+    c.by = p.by;
+    c.n = full - depth;
+    c.levels = tasks_.parents_named() - before;
+    std::copy(frames + depth, frames + full, c.cells);
+    return full;
 }
 
 bool WaitingTasks::next(FrameRecord* frames, int& depth, uint64_t& weight) {

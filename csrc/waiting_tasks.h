@@ -50,6 +50,7 @@ public:
     void begin_tick(size_t threads) {
         budget_ = kTasksPerTick;
         for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
+        for (Parents& p : parents_) p.by = 0;     // and an awaiting task
         if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
     }
     // Starts on the tasks of the thread at `ts_addr`, position `i` of the tick's list, at the tick
@@ -79,15 +80,17 @@ private:
     // One task of the batch under way.
     struct Pending {
         uint64_t task, coro, name, obj;  // obj: the object its chain reads next
+        uint64_t by;                     // what awaits it (a task, a set of them), from its copy
         int n;                           // coroutines read so far
         bool open, ok;                   // open: its chain goes on; ok: it is to be sampled
-        bool awaited;                    // a task awaits it
         size_t len;                      // of its name's text
     };
     // A chain resolved at this tick: tasks waiting at the same instructions of the same code
     // objects share their frames but for the frames' addresses.
     struct Resolved { uint64_t key = 0; int n = 0; uint64_t code[kCachedChain], instr[kCachedChain];
                       FrameRecord records[kCachedChain]; };
+    // The records of the tasks awaiting one (name_awaiting's), for the tasks it awaits too.
+    struct Parents { uint64_t by = 0; int n = 0; uint64_t levels = 0; FrameRecord cells[kTaskCells]; };
     void end_pass(uint64_t t_ns);
     bool fill_batch();
     void read_chains();
@@ -116,6 +119,7 @@ private:
     std::vector<uint8_t> name_copies_;  // kTaskNameCopy bytes of each task's name object
     std::vector<struct iovec> local_, remote_;
     std::vector<Resolved> resolved_;
+    std::vector<Parents> parents_;
     std::vector<uint8_t> re_states_;
     std::vector<uint64_t> re_words_;
     std::vector<Walked> walked_;
