@@ -109,27 +109,35 @@ bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr) {
 }
 
 // The name as UTF-8, at most kTaskNameBytes; 0 when it is not a str (or a default name's number).
-size_t AsyncioTasks::copy_name(uint64_t name, char* out) {
+// `pre`: the first `pre_len` bytes of the name object, when already copied.
+size_t AsyncioTasks::copy_name(uint64_t name, char* out, const uint8_t* pre, size_t pre_len) {
     uint8_t h[kHeadBytes];
-    if (L.str_compact_data > sizeof h || !reader_.read(name, h, L.str_compact_data)) return 0;
-    const uint64_t type = load_u64(h + L.ob_type);
+    const uint8_t* head = pre;
+    if (pre == nullptr || pre_len < L.str_compact_data) {
+        if (L.str_compact_data > sizeof h || !reader_.read(name, h, L.str_compact_data)) return 0;
+        head = h;
+        pre_len = 0;
+    }
+    const uint64_t type = load_u64(head + L.ob_type);
     if (type == L.long_type && L.long_tag != 0 && L.long_digit + 8 <= L.str_compact_data) {
         // 3.12+: "Task-N" is made from N when asked for; N is a small non-negative int.
-        const uint64_t tag = load_u64(h + L.long_tag);
+        const uint64_t tag = load_u64(head + L.long_tag);
         const uint64_t digits = tag >> 3, sign = tag & 3;
         if (sign == 2 || digits > 2) return 0;
         uint32_t d0, d1;
-        std::memcpy(&d0, h + L.long_digit, 4);
-        std::memcpy(&d1, h + L.long_digit + 4, 4);
+        std::memcpy(&d0, head + L.long_digit, 4);
+        std::memcpy(&d1, head + L.long_digit + 4, 4);
         const uint64_t v = sign == 1 ? 0 : digits == 1 ? d0 : (static_cast<uint64_t>(d1) << 30) | d0;
         int n = std::snprintf(out, kTaskNameBytes, "Task-%llu", static_cast<unsigned long long>(v));
         return n > 0 ? static_cast<size_t>(n) : 0;
     }
     StrShape s;
-    if (!str_shape(L, h, s) || s.chars == 0) return 0;
+    if (!str_shape(L, head, s) || s.chars == 0) return 0;
     const size_t take = std::min(s.chars, kTaskNameBytes);
-    uint8_t data[kTaskNameBytes * 4];
-    if (!reader_.read(name + s.data, data, take * s.kind)) return 0;
+    uint8_t copy[kTaskNameBytes * 4];
+    const uint8_t* data = copy;
+    if (s.data + take * s.kind <= pre_len) data = pre + s.data;
+    else if (!reader_.read(name + s.data, copy, take * s.kind)) return 0;
     size_t len = 0;
     for (size_t i = 0; i < take; ++i) {
         const uint32_t cp = str_char(data, s.kind, i);

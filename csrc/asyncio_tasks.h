@@ -33,6 +33,7 @@ constexpr int64_t kTaskRecord = INT64_MIN + 0x7a5c;  // no instruction offset is
 constexpr size_t kTaskNameBytes = 64;               // a longer name is cut, at a character
 constexpr int kTaskNameCells = static_cast<int>(kTaskNameBytes / sizeof(FrameRecord));
 constexpr int kTaskParents = 4;                     // tasks awaiting the running one, named above it
+constexpr size_t kTaskNameCopy = 128;               // bytes of a name object that hold a short name
 constexpr int kTaskCells = (1 + kTaskParents) * (1 + kTaskNameCells);  // the most tasks add to a sample
 
 class AsyncioTasks {
@@ -52,12 +53,13 @@ public:
     uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
 
 private:
+    friend class WaitingTasks;  // a suspended task is read and named like a running one
     struct Running { uint64_t task, frame, name, coro, entry; };
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
     bool is_task_type(uint64_t type);
     bool still_running(const Running& r, uint64_t ts_addr);
-    size_t copy_name(uint64_t name, char* out);
+    size_t copy_name(uint64_t name, char* out, const uint8_t* pre = nullptr, size_t pre_len = 0);
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
     int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head);

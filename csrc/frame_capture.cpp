@@ -89,7 +89,14 @@ void FrameCapture::prefetch_done(size_t main_bytes, size_t copied) {
 
 // Every distinct code object of the stack, from the prefetch where it was read ahead and in one
 // batched read otherwise; then the per-frame checks.
-Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
+bool FrameCapture::resolve(const Walked* frames, int n, FrameRecord* out) {
+    if (n <= 0 || n > max_depth_) return false;
+    std::copy(frames, frames + n, walked_.begin());
+    pf_ready_ = false;
+    return resolve_codes(0, n, out, false) == Capture::Ok;
+}
+
+Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out, bool thread) {
     size_t u = 0;
     for (int i = 0; i < n; ++i) {
         uint64_t c = walked_[static_cast<size_t>(i)].code;
@@ -151,7 +158,7 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
         r.frame = w.frame;
         // Only the innermost frame returns while it is read; an instruction check passed means
         // ob_size is positive.
-        if (i == 0 && L.if_code_cleared) {
+        if (i == 0 && thread && L.if_code_cleared) {
             const uint64_t lo = w.code + L.co_code_adaptive;
             const uint64_t units = static_cast<uint64_t>(load_i64(cb + L.ob_size));
             if (units < (1ull << 28)) returned_.note(w.code, lo, lo + 2 * units);
@@ -159,6 +166,7 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out) {
     }
 
     // What this sample ran is what the next one reads ahead.
+    if (!thread) return Capture::Ok;
     Prefetch& p = prefetch_[thread_slot(ts_addr)];
     p.tstate = ts_addr;
     p.n = static_cast<int>(std::min(u, kPrefetch));

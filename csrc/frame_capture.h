@@ -40,6 +40,9 @@ public:
     // first, into `out`; sets `truncated` when older frames were left out.
     Capture capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated);
     uint64_t torn(int reason) const { return torn_[reason].load(std::memory_order_relaxed); }
+    // Frames found elsewhere (a suspended task's coroutines, waiting_tasks.h), innermost first,
+    // at most max_depth: their code objects read and checked as a walk's are. False when one fails.
+    bool resolve(const Walked* frames, int n, FrameRecord* out);
 
 private:
     // The walkers are parts of the capture: they fill walked_, batch their reads with the
@@ -52,7 +55,8 @@ private:
         return Capture::Torn;
     }
 
-    Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out);
+    // `thread`: the frames are a thread's walk, whose code objects its next walk reads ahead.
+    Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out, bool thread = true);
     size_t add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r);
     void prefetch_done(size_t main_bytes, size_t copied);
     void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev);

@@ -295,6 +295,11 @@ static int check_debug_offsets(const struct spprof_layout *l, char *err, size_t 
         {"code_object.linetable", d->code_object.linetable, l->co_linetable},
         {"code_object.firstlineno", d->code_object.firstlineno, l->co_firstlineno},
         {"code_object.co_code_adaptive", d->code_object.co_code_adaptive, l->co_code_adaptive},
+#if PY_VERSION_HEX >= 0x030E0000
+        {"interpreter_frame.stackpointer", d->interpreter_frame.stackpointer, OFF(_PyInterpreterFrame, stackpointer)},
+        {"gen_object.gi_iframe", d->gen_object.gi_iframe, OFF(PyGenObject, gi_iframe)},
+        {"gen_object.gi_frame_state", d->gen_object.gi_frame_state, OFF(PyGenObject, gi_frame_state)},
+#endif
     };
     size_t i;
     if (memcmp(d->cookie, "xdebugpy", 8) != 0) {
@@ -346,7 +351,7 @@ static struct {
     int model;
     char off[160];
     uint64_t task_type, current_tasks;
-    uint32_t task_size, task_coro, task_name, task_awaited_by;
+    uint32_t task_size, task_coro, task_name, task_awaited_by, task_node;
 } tasks_found;
 
 /* The one offset in the first `size` bytes of `obj` that holds `target`; -1 when none or several. */
@@ -401,6 +406,29 @@ static int calibrate_awaited_by(PyObject *mod, PyObject *awaited, PyObject *awai
     tasks_found.task_awaited_by = (uint32_t)at;
     return 1;
 }
+
+/* 3.14 links each Task into its thread's list as it is made (tail insertion): the second probe
+ * Task's link is the one slot whose `prev` is the first's link at the same offset, whose `next`
+ * is the thread state's list head, and which the first's `next` points at. */
+static int calibrate_task_node(PyObject *first, PyObject *second)
+{
+    const uint64_t head = (uint64_t)(uintptr_t)PyThreadState_Get() + OFF(_PyThreadStateImpl, asyncio_tasks_head);
+    size_t off, size = (size_t)Py_TYPE(second)->tp_basicsize;
+    long found = -1;
+    for (off = sizeof(PyObject); off + 2 * sizeof(void *) <= size; off += sizeof(void *)) {
+        uint64_t next, prev, first_next;
+        memcpy(&next, (char *)second + off, 8);
+        memcpy(&prev, (char *)second + off + 8, 8);
+        memcpy(&first_next, (char *)first + off, 8);
+        if (next == head && prev == (uint64_t)(uintptr_t)first + off && first_next == (uint64_t)(uintptr_t)second + off) {
+            if (found >= 0) return 0;
+            found = (long)off;
+        }
+    }
+    if (found < 0) return 0;
+    tasks_found.task_node = (uint32_t)found;
+    return 1;
+}
 #endif
 
 static int calibrate(char *why, size_t n)
@@ -444,6 +472,8 @@ static int calibrate(char *why, size_t n)
         snprintf(why, n, "asyncio's Task keeps the task awaiting it where spprof cannot find it");
         goto out;
     }
+    /* Without it, only the running task is named: suspended tasks are not sampled. */
+    (void)calibrate_task_node(PyTuple_GET_ITEM(made[0], 0), PyTuple_GET_ITEM(made[1], 0));
 #else
     {
         PyObject *current = PyObject_GetAttrString(mod, "_current_tasks");
@@ -509,8 +539,10 @@ static void fill_tasks(struct spprof_layout *l)
     l->task_coro = tasks_found.task_coro;
     l->task_name = tasks_found.task_name;
     l->task_awaited_by = tasks_found.task_awaited_by;
+    l->task_node = tasks_found.task_node;
     last = l->task_coro > l->task_name ? l->task_coro : l->task_name;
     if (l->task_awaited_by > last) last = l->task_awaited_by;
+    if (l->task_node + 8 > last) last = l->task_node + 8;  /* its next and prev */
     l->task_copy = last + 8 > l->ob_type + 8 ? last + 8 : l->ob_type + 8;
     l->coro_type = (uint64_t)(uintptr_t)&PyCoro_Type;
     l->long_type = (uint64_t)(uintptr_t)&PyLong_Type;
@@ -542,6 +574,15 @@ static void fill_tasks(struct spprof_layout *l)
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
     l->ts_running_task = OFF(_PyThreadStateImpl, asyncio_running_task);
+    if (l->task_node != 0) {
+        l->ts_tasks_head = OFF(_PyThreadStateImpl, asyncio_tasks_head);
+        l->gen_type = (uint64_t)(uintptr_t)&PyGen_Type;
+        l->gen_frame_state = OFF(PyGenObject, gi_frame_state);
+        l->if_stackpointer = OFF(_PyInterpreterFrame, stackpointer);
+        l->frame_created = FRAME_CREATED;
+        l->frame_suspended = FRAME_SUSPENDED;
+        l->frame_suspended_yield_from = FRAME_SUSPENDED_YIELD_FROM;
+    }
 #endif
 }
 
@@ -598,6 +639,7 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"ob_type", l->ob_type, W8, "Task copy", l->task_copy},
         {"task_coro", l->task_coro, W8, "Task copy", l->task_copy},
         {"task_name", l->task_name, W8, "Task copy", l->task_copy},
+        {"task_node", l->task_node + 8, W8, "Task copy", l->task_copy},
     };
     size_t i;
     for (i = 0; i < sizeof reads / sizeof reads[0]; i++) {

@@ -105,6 +105,13 @@ struct spprof_layout {
     uint32_t dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices, dk_entry_size;
     uint32_t dk_entry_key, dk_entry_value;
     uint32_t ts_running_task;   /* 3.14: _PyThreadStateImpl.asyncio_running_task */
+    /* 3.14, where suspended tasks wait (waiting_tasks.cpp); 0 elsewhere */
+    uint32_t ts_tasks_head;     /* _PyThreadStateImpl.asyncio_tasks_head: a circular list of its Tasks */
+    uint32_t task_node;         /* TaskObj.task_node, the Task's link in that list (found at start) */
+    uint64_t gen_type;          /* a generator-based coroutine's `yield from` chain is followed too */
+    uint32_t gen_frame_state;   /* PyGenObject.gi_frame_state, an int8_t */
+    uint32_t if_stackpointer;   /* _PyInterpreterFrame.stackpointer: a suspended frame's stack top */
+    int frame_created, frame_suspended, frame_suspended_yield_from;  /* gi_frame_state values */
     uint32_t long_tag, long_digit;  /* 3.12+: a Task's default name is kept as its number */
 };
 

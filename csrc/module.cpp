@@ -176,6 +176,9 @@ Counters counters_of(const Engine& e) {
     add("tasks_named", e.sampler->tasks().named());
     add("task_names_rejected", e.sampler->tasks().rejected());
     add("task_parents_named", e.sampler->tasks().parents_named());
+    add("waiting_tasks_sampled", e.sampler->waiting().sampled());
+    add("waiting_tasks_left_out", e.sampler->waiting().left_out());
+    add("waiting_tasks_rejected", e.sampler->waiting().rejected());
     add("native_thread_reads", e.sampler->natives().reads());
     add("native_thread_reads_skipped", e.sampler->natives().skipped());
     add("native_threads_seen", e.sampler->natives().seen_max());

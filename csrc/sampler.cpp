@@ -32,6 +32,7 @@ Sampler::Sampler(const spprof_layout& layout, const SamplerOptions& opts, Sample
       seen_code_(kSeenCodes), threads_(layout, reader_, ids, kInitialThreads, kMaxThreads), clocks_(kInitialThreads, opts.interval_ns),
       states_(opts.wall ? 1 : kChainSlots),
       capture_(layout, reader_, opts.max_depth), gil_waits_(layout, reader_), tasks_(layout, reader_),
+      waiting_(layout, reader_, tasks_, capture_, opts.max_depth),
       cells_(static_cast<size_t>(opts.max_depth) + 1 + kTaskCells),
       last_run_(opts.wall ? 0 : kChainSlots), stacks_(opts.wall ? kInitialThreads : 0), natives_(opts.interval_ns) {
     for (LastRun& r : last_run_) r.frames.resize(static_cast<size_t>(opts.max_depth) + kTaskCells);
@@ -241,6 +242,8 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         stacks_.begin_tick(n, known, switches, last_holder);
     }
     tasks_.begin_tick();
+    if (opts_.wall) waiting_.begin_tick(n);
+    bool quiet = false;  // wall mode: the thread visited last had not run since the last tick
     FrameRecord* frames = &cells_[1].frame;
     // A running thread can move under the walk; fresher copies usually agree, and retrying
     // keeps call-heavy code from being under-counted.
@@ -259,6 +262,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         const bool holds_gil = t.tstate == threads_.gil_holder();
         uint64_t weight = wall_weight;
         threads_.wake(i);  // its state is copied at the next tick, unless marked below
+        quiet = false;
         if (!opts_.wall) {
             if (t.tid == 0) {
                 counters_.unidentified.fetch_add(1, std::memory_order_relaxed);
@@ -277,6 +281,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 // It has not run: its frames are those of its last sample, with no walk.
                 if (stacks_.reuse(i, *before, t_ns)) threads_.leave_stale(i);
                 counters_.stacks_reused.fetch_add(1, std::memory_order_relaxed);
+                quiet = true;
                 if (before->depth == 0) return;
                 std::copy(stacks_.frames(*before), stacks_.frames(*before) + before->depth, frames);
                 push(t, t_ns, weight, before->depth, before->truncated ? kSampleTruncated : 0);
@@ -377,7 +382,20 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         }
         clocks_.skip(n - visited);
     } else {
-        for (size_t i = 0; i < n; ++i) visit(i);
+        for (size_t i = 0; i < n; ++i) {
+            visit(i);
+            if (opts_.wall && waiting_.enabled() && !ignored(threads_[i].ident)) {
+                // Each suspended task of the thread: a sample of the thread where the task waits.
+                int depth = 0;
+                uint64_t weight = 0;
+                waiting_.begin_thread(i, threads_[i].tstate, t_ns, wall_weight, quiet);
+                while (waiting_.next(frames, depth, weight)) {
+                    const bool fresh_code = new_code(frames, depth);
+                    push(threads_[i], t_ns, weight, depth, 0);
+                    if (fresh_code) drain_.request();
+                }
+            }
+        }
     }
     const uint64_t stale = n - threads_.copied_count();
     if (!opts_.wall) {

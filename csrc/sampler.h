@@ -30,6 +30,7 @@
 #include "sample_queue.h"
 #include "thread_list.h"
 #include "thread_states.h"
+#include "waiting_tasks.h"
 
 namespace spprof {
 
@@ -92,6 +93,7 @@ public:
     const char* reader_name() const { return reader_.method_name(); }
     const FrameCapture& capture() const { return capture_; }
     const AsyncioTasks& tasks() const { return tasks_; }
+    const WaitingTasks& waiting() const { return waiting_; }
     const CpuClocks& clocks() const { return clocks_; }
     const NativeThreads& natives() const { return natives_; }
     // The collector's thread, left out of the native threads' CPU (it is counted as spprof's own).
@@ -132,6 +134,7 @@ private:
     FrameCapture capture_;
     GilWaits gil_waits_;
     AsyncioTasks tasks_;
+    WaitingTasks waiting_;  // wall mode: where the suspended tasks wait
     std::unique_ptr<Metronome> metronome_;  // leaked, never destroyed, when its descriptors were lost
     std::mutex control_;                    // start, stop and watch
     std::vector<SampleCell> cells_;

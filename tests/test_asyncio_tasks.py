@@ -69,6 +69,51 @@ def test_the_tasks_awaiting_a_task_are_above_it_on_3_14():
     assert (out["counters"]["task_parents_named"] > 0) == (sys.version_info >= (3, 14)), out["counters"]
 
 
+def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_14():
+    out = run("waits", 5, "wall", 2.0)
+    waiting, counters = out["waiting"], out["counters"]
+    if sys.version_info < (3, 14):
+        # Known limit (README): before 3.14 only the running task is sampled.
+        assert waiting == {} and counters["waiting_tasks_sampled"] == 0, (waiting, counters)
+        return
+    lines = out["await_lines"]
+    for name, coroutine, awaits in (("waiter-sleep", "timed_sleep", "sleep"), ("waiter-event", "timed_event", "wait")):
+        chains = {c: w for c, w in waiting.items() if c.startswith(name + ">")}
+        total = sum(chains.values())
+        assert total > 0, (name, waiting, counters)
+        # its coroutine at its await line, then what it awaits down to the innermost coroutine
+        at_await = sum(w for c, w in chains.items()
+                       if c.split(">")[1:3] and c.split(">")[1] == f"{coroutine}:{lines[coroutine]}"
+                       and c.split(">")[-1].split(":")[0] == awaits)
+        assert at_await >= 0.95 * total, (name, chains)
+        share = total / 1e9 / out["duration"]
+        really = out["awaited"][name] / out["duration"]
+        assert abs(share - really) <= 0.05, (name, share, really, counters)
+    assert "computer" not in {c.split(">")[0] for c in waiting}, waiting  # it computes: never suspended long
+    assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
+
+
+def test_waiting_tasks_get_no_samples_in_cpu_mode():
+    out = run("waits", 5, "cpu", 1.0)
+    assert out["waiting"] == {} and out["counters"]["waiting_tasks_sampled"] == 0, out["waiting"]
+
+
+def test_ten_thousand_suspended_tasks_are_read_in_turns_and_counted():
+    out = run("many", 10, "wall", 2.0)
+    counters, waiting = out["counters"], out["waiting"]
+    assert counters["ticks"] >= 20, counters  # the ticks keep coming
+    if sys.version_info < (3, 14):
+        assert waiting == {}, waiting
+        return
+    assert counters["waiting_tasks_left_out"] > 0 and counters["waiting_tasks_sampled"] > 0, counters
+    names = {c.split(">")[0] for c in waiting} - {"many-main"}
+    assert names and all(n.startswith("sleeper-") for n in names), sorted(names)[:10]
+    # read in turns: more tasks are sampled than one tick reads, each weighted for its turn
+    assert len(names) > 64 * 20, len(names)
+    each = sum(w for c, w in waiting.items() if c.startswith("sleeper-")) / 1e9 / 10_000
+    assert 0.5 * out["duration"] <= each <= 1.2 * out["duration"], (each, out["duration"], counters)
+
+
 def test_torture_names_only_the_workloads_tasks(tmp_path):
     out = run("torture", 1, "cpu", 4.0)
     named = {name for name in out["by_task"] if name}

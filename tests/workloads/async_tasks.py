@@ -6,7 +6,10 @@ an Event), subclass (the same, with every task made by a task factory as a subcl
 asyncio.Task, as frameworks and tracing libraries do), eager (the same with 3.12's eager task
 factory: a task starts running inside create_task), uvloop (the same on uvloop's event loop),
 parents (tasks computing under a parent
-that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wait), torture (event loops in four threads and the main one, each running asyncio.run over
+that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wait), waits (one
+task computing, one awaiting asyncio.sleep for half the run, one awaiting an Event set at three
+quarters: each waiter's time spent awaiting is measured), many (10 000 tasks suspended in
+asyncio.sleep beside one that computes), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
 computing task's samples, every task name the workload gave or asyncio made, what each named
@@ -26,6 +29,8 @@ KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], fl
 OUTPUT = sys.argv[5] if len(sys.argv) > 5 else None
 made_names = set()
 names_lock = threading.Lock()
+awaited = {}  # waits: each waiter's seconds spent awaiting
+await_lines = {}  # waits: the line of each waiter's await
 
 
 def c_work():
@@ -113,6 +118,46 @@ async def parents():
     await asyncio.gather(*(asyncio.create_task(fn(until), name=name) for name, fn in kinds))
 
 
+async def timed_sleep():
+    start = time.monotonic()
+    try:
+        await_lines["timed_sleep"] = sys._getframe().f_lineno + 1
+        await asyncio.sleep(SECONDS / 2)
+    finally:
+        awaited["waiter-sleep"] = time.monotonic() - start
+
+
+async def timed_event(event):
+    start = time.monotonic()
+    try:
+        await_lines["timed_event"] = sys._getframe().f_lineno + 1
+        await event.wait()
+    finally:
+        awaited["waiter-event"] = time.monotonic() - start
+
+
+async def waits():
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    sleeper = asyncio.create_task(timed_sleep(), name="waiter-sleep")
+    eventer = asyncio.create_task(timed_event(event), name="waiter-event")
+    computer = asyncio.create_task(a_top(loop.time() + SECONDS * 3 / 4), name="computer")
+    await computer
+    event.set()
+    await asyncio.gather(sleeper, eventer)
+    await asyncio.sleep(SECONDS / 4)
+
+
+async def many():
+    asyncio.current_task().set_name("many-main")  # awaits the computer
+    sleepers = [asyncio.create_task(long_wait(), name=f"sleeper-{i}") for i in range(10_000)]
+    await asyncio.sleep(0)  # each reaches its await
+    await asyncio.create_task(a_top(asyncio.get_running_loop().time() + SECONDS), name="computer")
+    for t in sleepers:
+        t.cancel()
+    await asyncio.gather(*sleepers, return_exceptions=True)
+
+
 def note(task):
     with names_lock:
         made_names.add(task.get_name())
@@ -151,6 +196,7 @@ def torture_thread(index, until):
 
 
 def main():
+    started = time.monotonic()
     spprof.start(interval_ms=INTERVAL, mode=MODE)
     if KIND in ("three", "subclass", "eager"):
         asyncio.run(three())
@@ -159,6 +205,10 @@ def main():
         uvloop.run(three())
     elif KIND == "parents":
         asyncio.run(parents())
+    elif KIND == "waits":
+        asyncio.run(waits())
+    elif KIND == "many":
+        asyncio.run(many())
     else:
         until = time.monotonic() + SECONDS
         threads = [threading.Thread(target=torture_thread, args=(i, until)) for i in range(4)]
@@ -168,7 +218,16 @@ def main():
         for t in threads:
             t.join()
     profile = spprof.stop()
+    duration = time.monotonic() - started
     by_task, computer_leaves, task_parents, runs, chains = {}, {}, set(), {}, {}
+    waiting = {}  # task name -> the functions below the task frame, outermost first, with their lines
+    for s in profile.samples:
+        if s.task_name and any(f.filename == "<asyncio task>" for f in s.frames[:1]):
+            # a suspended task: its samples start at its own frame, with no event loop below
+            below = [f"{f.function_name.split('.')[-1]}:{f.lineno}" for f in s.frames
+                     if f.filename != "<asyncio task>"]
+            key = s.task_name + ">" + ">".join(below)
+            waiting[key] = waiting.get(key, 0) + s.weight_ns
     for s in profile.samples:
         # the tasks on the stack, outermost first: the running one and those awaiting it
         chain = ">".join(f.function_name for f in s.frames if f.filename == "<asyncio task>")
@@ -189,7 +248,8 @@ def main():
         for fmt, ext in (("speedscope", "json"), ("collapsed", "txt"), ("pprof", "pb.gz"),
                          ("chrome_trace", "trace.json"), ("html", "html")):
             profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
-    print(json.dumps({"by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
+    print(json.dumps({"waiting": waiting, "awaited": awaited, "await_lines": await_lines, "duration": duration,
+                      "by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
                       "under_task": sorted(task_parents), "chains": chains,
                       "runs": {name: sorted(below) for name, below in runs.items()}, "counters": profile.counters}))
 

@@ -1,0 +1,352 @@
+#include "waiting_tasks.h"
+
+#include <algorithm>
+
+#include "bytes.h"
+
+namespace spprof {
+
+namespace {
+// Bytes read past a coroutine's frame fields, where its stack top usually lies: a coroutine and
+// the object it awaits then cost one read each.
+constexpr uint32_t kStackWindow = 256;
+constexpr size_t kCursors = kChainSlots;
+constexpr size_t kMaxIov = 960;     // ranges per batched read, under the kernel's IOV_MAX
+constexpr size_t kResolved = 16;    // chains resolved per tick that are kept, direct-mapped
+constexpr size_t kParents = 8;      // awaiting tasks' records kept per tick, direct-mapped
+}  // namespace
+
+WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks,
+                           FrameCapture& capture, int max_depth)
+    : L(layout), reader_(reader), tasks_(tasks), capture_(capture), max_depth_(std::min(max_depth, kAwaitChain)),
+      coro_bytes_(std::max({L.ob_type, L.gen_frame_state,
+                            L.coro_frame + std::max({L.if_code, L.if_instr, L.if_stackpointer})}) + 8),
+      window_(coro_bytes_ + kStackWindow), cursors_(kCursors), batch_(kTaskBatch),
+      tasks_copy_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)), windows_(kTaskBatch * window_),
+      chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
+      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
+      re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain) {}
+
+void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint64_t weight, bool quiet) {
+    cur_ = nullptr;
+    if (!enabled() || i >= empty_.size() || (quiet && empty_[i] == ts_addr)) return;
+    Cursor& c = cursors_[thread_slot(ts_addr)];
+    if (c.tstate != ts_addr) {
+        c = Cursor{};
+        c.tstate = ts_addr;
+        c.pass_start_ns = t_ns > weight ? t_ns - weight : 0;
+    }
+    // The running task and the list's head lie close together in the thread state.
+    const uint32_t lo = std::min(L.ts_running_task, L.ts_tasks_head);
+    const uint32_t hi = std::max(L.ts_running_task + 8, L.ts_tasks_head + 16);
+    uint8_t ts[256];
+    if (hi - lo > sizeof ts || !reader_.read(ts_addr + lo, ts, hi - lo)) return;
+    running_ = load_u64(ts + (L.ts_running_task - lo));
+    head_ = ts_addr + L.ts_tasks_head;
+    const uint64_t first = load_u64(ts + (L.ts_tasks_head - lo));
+    empty_[i] = first == head_ ? ts_addr : 0;
+    ++c.ticks;
+    cur_ = &c;
+    t_ns_ = t_ns;
+    // A list read whole at each tick: each task's time is the tick's. One read in turns: the time
+    // since its place was last read, which the last pass took (or, in the first, since the start).
+    weight_ = c.node == 0 && c.last_ticks <= 1 ? weight : c.last_pass_ns != 0 ? c.last_pass_ns : t_ns - c.pass_start_ns;
+    resumed_ = c.node != 0;
+    batch_n_ = emit_ = 0;
+    next_ = resumed_ ? c.node : first;
+    first_ = first;
+}
+
+void WaitingTasks::end_pass(uint64_t t_ns) {
+    Cursor& c = *cur_;
+    c.last_pass_ns = t_ns - c.pass_start_ns;
+    c.last_ticks = c.ticks;
+    c.last_count = c.count;
+    c.pass_start_ns = t_ns;
+    c.ticks = c.count = c.hops = 0;
+    c.node = 0;
+    cur_ = nullptr;
+}
+
+// The next tasks of the thread's list, up to a batch, whose reads are then made together.
+bool WaitingTasks::fill_batch() {
+    batch_n_ = emit_ = 0;
+    while (cur_ != nullptr && batch_n_ < kTaskBatch) {
+        Cursor& c = *cur_;
+        if (next_ == head_) {
+            end_pass(t_ns_);
+            break;
+        }
+        if (budget_ <= 0) {
+            // Left for the next tick, which starts here; those of this pass not yet met are counted.
+            left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
+            c.node = next_;
+            cur_ = nullptr;
+            break;
+        }
+        const uint64_t node = next_, task = node - L.task_node;
+        uint8_t* copy = tasks_copy_.data() + batch_n_ * L.task_copy;
+        bool linked = plausible(node) && ++c.hops <= kTaskListBound && reader_.read(task, copy, L.task_copy);
+        uint64_t after = 0;
+        if (linked) {
+            after = load_u64(copy + L.task_node);
+            linked = plausible(after) && plausible(load_u64(copy + L.task_node + 8)) &&
+                     tasks_.is_task_type(load_u64(copy + L.ob_type));
+        }
+        if (!linked) {
+            // The task this pass was to go on with finished between the ticks: from the list's
+            // first. Anything else is a list that changed under the reads: read again next tick.
+            c.node = 0;
+            if (resumed_) {
+                resumed_ = false;
+                c.hops = 0;
+                next_ = first_;
+                continue;
+            }
+            reject();
+            cur_ = nullptr;
+            break;
+        }
+        resumed_ = false;
+        --budget_;
+        ++c.count;
+        next_ = after;
+        if (task == running_) continue;  // its thread's own sample has it
+        const uint64_t coro = load_u64(copy + L.task_coro), name = load_u64(copy + L.task_name);
+        if (coro == 0) continue;  // finished: its coroutine is let go before it leaves the list
+        if (!plausible(coro) || !plausible(name)) {
+            reject();
+            continue;
+        }
+        const uint64_t by = L.task_awaited_by != 0 ? load_u64(copy + L.task_awaited_by) : 0;
+        batch_[batch_n_++] = {task, coro, name, coro, by, 0, true, false, 0};
+    }
+    return batch_n_ > 0;
+}
+
+// One coroutine (or the object the last one awaits) of each task in `which`, in one read when
+// every one can be read whole.
+void WaitingTasks::read_level(size_t* which, size_t m) {
+    size_t got[kTaskBatch];
+    for (size_t k = 0; k < m; ++k) {
+        local_[k] = {windows_.data() + which[k] * window_, window_};
+        remote_[k] = {reinterpret_cast<void*>(batch_[which[k]].obj), window_};
+    }
+    const bool whole = reader_.readv(local_.data(), remote_.data(), m);
+    for (size_t k = 0; k < m; ++k) {
+        if (whole) {
+            got[k] = window_;
+            continue;
+        }
+        // Some object lies near the end of its memory: each read alone, its window as far as it goes.
+        const uint64_t obj = batch_[which[k]].obj;
+        uint8_t* w = windows_.data() + which[k] * window_;
+        struct iovec l[2] = {{w, coro_bytes_}, {w + coro_bytes_, kStackWindow}};
+        struct iovec r[2] = {{reinterpret_cast<void*>(obj), coro_bytes_},
+                             {reinterpret_cast<void*>(obj + coro_bytes_), kStackWindow}};
+        got[k] = reader_.readv_prefix(l, r, 2);
+    }
+    const uint64_t mask = ~L.if_code_tag_mask;
+    for (size_t k = 0; k < m; ++k) {
+        const size_t b = which[k];
+        Pending& p = batch_[b];
+        const uint8_t* w = windows_.data() + b * window_;
+        const uint64_t obj = p.obj;
+        const uint64_t type = got[k] >= coro_bytes_ ? load_u64(w + L.ob_type) : 0;
+        p.open = false;
+        // What the innermost coroutine awaits (a future, a task) ends the chain.
+        if (type != L.coro_type && (p.n == 0 || type != L.gen_type)) {
+            p.ok = p.n > 0;
+            if (p.n == 0) reject();
+            continue;
+        }
+        const int state = static_cast<int8_t>(w[L.gen_frame_state]);
+        const bool suspended = state == L.frame_suspended || state == L.frame_suspended_yield_from;
+        if (p.n == 0 && !suspended && state != L.frame_created) continue;  // it runs, or it has finished
+        if (p.n > 0 && !suspended) {
+            p.ok = false;
+            reject();  // an awaited coroutine that is not suspended: the task moved under the reads
+            continue;
+        }
+        const uint8_t* f = w + L.coro_frame;
+        const uint64_t instr = load_u64(f + L.if_instr);
+        const size_t at = b * kAwaitChain + static_cast<size_t>(p.n);
+        chain(b)[p.n] = {load_u64(f + L.if_code) & mask, instr, obj + L.coro_frame};
+        coros_[at] = obj;
+        seen_[2 * at] = state;
+        seen_[2 * at + 1] = static_cast<int64_t>(instr);
+        ++p.n;
+        p.ok = true;
+        if (state != L.frame_suspended_yield_from) continue;
+        const uint64_t top = load_u64(f + L.if_stackpointer) - 8;
+        uint64_t ref = 0;
+        if (within(top, 8, obj, obj + got[k])) {
+            ref = load_u64(w + (top - obj));
+        } else if (!reader_.read(top, &ref, sizeof ref)) {
+            p.ok = false;
+            reject();
+            continue;
+        }
+        p.obj = ref & mask;
+        p.open = plausible(p.obj) && p.n < max_depth_;
+    }
+}
+
+void WaitingTasks::read_chains() {
+    size_t which[kTaskBatch];
+    for (;;) {
+        size_t m = 0;
+        for (size_t b = 0; b < batch_n_; ++b)
+            if (batch_[b].open) which[m++] = b;
+        if (m == 0) break;
+        read_level(which, m);
+    }
+    // The names' objects in one read, when each can be read that far; else each on its own.
+    size_t k = 0;
+    for (size_t b = 0; b < batch_n_; ++b) {
+        if (!batch_[b].ok) continue;
+        local_[k] = {name_copies_.data() + b * kTaskNameCopy, kTaskNameCopy};
+        remote_[k++] = {reinterpret_cast<void*>(batch_[b].name), kTaskNameCopy};
+    }
+    const bool copied = k > 0 && reader_.readv(local_.data(), remote_.data(), k);
+    for (size_t b = 0; b < batch_n_; ++b) {
+        Pending& p = batch_[b];
+        if (p.ok && (p.len = tasks_.copy_name(p.name, names_.data() + b * kTaskNameBytes,
+                                              copied ? name_copies_.data() + b * kTaskNameCopy : nullptr,
+                                              kTaskNameCopy)) == 0) {
+            p.ok = false;
+            reject();
+        }
+    }
+    // Read again: each coroutine still suspended where it was, the task still with its coroutine
+    // and name. A task that ran meanwhile may have left a mixed copy.
+    size_t from = 0;
+    k = 0;
+    for (size_t b = 0; b <= batch_n_; ++b) {
+        const size_t need = b < batch_n_ && batch_[b].ok ? 2 * static_cast<size_t>(batch_[b].n) + 3 : 0;
+        if (b == batch_n_ || k + need > kMaxIov) {
+            if (k > 0 && !recheck_range(from, b, k))
+                for (size_t j = from; j < b; ++j)
+                    if (batch_[j].ok) {
+                        batch_[j].ok = false;
+                        reject();
+                    }
+            from = b;
+            k = 0;
+        }
+        if (b == batch_n_ || need == 0) continue;
+        const Pending& p = batch_[b];
+        for (int i = 0; i < p.n; ++i) {
+            const size_t at = b * kAwaitChain + static_cast<size_t>(i);
+            local_[k] = {&re_states_[at], 1};
+            remote_[k++] = {reinterpret_cast<void*>(coros_[at] + L.gen_frame_state), 1};
+            local_[k] = {&re_words_[b * (kAwaitChain + 3) + static_cast<size_t>(i)], 8};
+            remote_[k++] = {reinterpret_cast<void*>(coros_[at] + L.coro_frame + L.if_instr), 8};
+        }
+        uint64_t* again = &re_words_[b * (kAwaitChain + 3) + kAwaitChain];
+        local_[k] = {&again[0], 8};
+        remote_[k++] = {reinterpret_cast<void*>(p.task + L.task_coro), 8};
+        local_[k] = {&again[1], 8};
+        remote_[k++] = {reinterpret_cast<void*>(p.task + L.task_name), 8};
+        local_[k] = {&again[2], 8};
+        remote_[k++] = {reinterpret_cast<void*>(p.task + (L.task_awaited_by != 0 ? L.task_awaited_by : L.task_name)), 8};
+    }
+}
+
+// The reads of tasks [from, to) made; each that moved is dropped and counted. False when the
+// read failed.
+bool WaitingTasks::recheck_range(size_t from, size_t to, size_t k) {
+    if (!reader_.readv(local_.data(), remote_.data(), k)) return false;
+    for (size_t b = from; b < to; ++b) {
+        Pending& p = batch_[b];
+        if (!p.ok) continue;
+        const uint64_t* words = &re_words_[b * (kAwaitChain + 3)];
+        bool same = words[kAwaitChain] == p.coro && words[kAwaitChain + 1] == p.name &&
+                    (L.task_awaited_by == 0 || words[kAwaitChain + 2] == p.by);
+        for (int i = 0; same && i < p.n; ++i) {
+            const size_t at = b * kAwaitChain + static_cast<size_t>(i);
+            same = static_cast<int8_t>(re_states_[at]) == seen_[2 * at] &&
+                   static_cast<int64_t>(words[i]) == seen_[2 * at + 1];
+        }
+        if (!same) {
+            p.ok = false;
+            reject();
+        }
+    }
+    return true;
+}
+
+// Frames for a chain, innermost first: from a chain resolved earlier at this tick with the same
+// code objects at the same instructions, else read and checked.
+bool WaitingTasks::resolve(const Walked* walked, int n, FrameRecord* frames) {
+    uint64_t key = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(n);
+    for (int i = 0; i < n; ++i) key = (key ^ walked[i].code ^ (walked[i].instr << 1)) * 0x100000001b3ull;
+    key |= 1;  // 0: an empty entry
+    Resolved& r = resolved_[(key >> 32) % kResolved];
+    bool same = n <= kCachedChain && r.key == key && r.n == n;
+    for (int i = 0; same && i < n; ++i) same = r.code[i] == walked[i].code && r.instr[i] == walked[i].instr;
+    if (same) {
+        for (int i = 0; i < n; ++i) {
+            frames[i] = r.records[i];
+            frames[i].frame = walked[i].frame;
+        }
+        return true;
+    }
+    if (!capture_.resolve(walked, n, frames)) return false;
+    if (n <= kCachedChain) {
+        r.key = key;
+        r.n = n;
+        for (int i = 0; i < n; ++i) {
+            r.code[i] = walked[i].code;
+            r.instr[i] = walked[i].instr;
+            r.records[i] = frames[i];
+        }
+    }
+    return true;
+}
+
+int WaitingTasks::sample(size_t b, FrameRecord* frames) {
+    const Pending& p = batch_[b];
+    // Innermost first, as a walk gives them.
+    for (int i = 0; i < p.n; ++i) walked_[static_cast<size_t>(i)] = chain(b)[p.n - 1 - i];
+    if (!resolve(walked_.data(), p.n, frames)) {
+        reject();
+        return 0;
+    }
+    const int depth = tasks_.insert(frames, p.n, p.n - 1, p.task, names_.data() + b * kTaskNameBytes, p.len);
+    // Most tasks are awaited by none (their copy said so), or by a task that awaits many (a
+    // gather's, a TaskGroup's): its records, put after the task's, are read once per tick.
+    if (p.by == 0) return depth;
+    Parents& c = parents_[(p.by >> 4) % kParents];
+    if (c.by == p.by) {
+        std::copy(c.cells, c.cells + c.n, frames + depth);
+        tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
+        return depth + c.n;
+    }
+    const uint64_t before = tasks_.parents_named();
+    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1);
+    c.by = p.by;
+    c.n = full - depth;
+    c.levels = tasks_.parents_named() - before;
+    std::copy(frames + depth, frames + full, c.cells);
+    return full;
+}
+
+bool WaitingTasks::next(FrameRecord* frames, int& depth, uint64_t& weight) {
+    for (;;) {
+        while (emit_ < batch_n_) {
+            const size_t b = emit_++;
+            if (!batch_[b].ok) continue;
+            depth = sample(b, frames);
+            if (depth > 0) {
+                weight = weight_;
+                sampled_.fetch_add(1, std::memory_order_relaxed);
+                return true;
+            }
+        }
+        if (cur_ == nullptr) return false;
+        if (fill_batch()) read_chains();
+    }
+}
+
+}  // namespace spprof

@@ -1,0 +1,135 @@
+// Where suspended asyncio tasks wait (3.14, wall mode): every task of a thread that is not
+// running is sampled at its await point, weighted like a waiting thread.
+//
+// 3.14 links each Task into the list of the thread that made it (asyncio_tasks_head); a finished
+// task leaves it. A suspended task's coroutine awaits the object on its frame's stack top
+// (gi_frame_state FRAME_SUSPENDED_YIELD_FROM); that object, when a coroutine (or a generator-based
+// one), is followed the same way, down to the innermost coroutine, whose frame is at its await.
+// The sample is that chain, innermost first, under the task's record (asyncio_tasks.h), with the
+// tasks awaiting it above; its thread is the list's thread. The running task is left out: its
+// thread's own sample has it.
+//
+// Each task is checked like a running one (Task type or subclass, coroutine type, name), its
+// chain bounded, its code objects checked like a walk's, and its coroutines' states and
+// instructions read again after the copy: a task that moved meanwhile is dropped and counted.
+//
+// Cost: at most kTasksPerTick tasks are read per tick, over all threads. A thread with more is
+// read in turns: the next tick goes on where this one stopped, and each task sampled carries the
+// time since its place in the list was last read (the time one pass over the list takes), so
+// every task gets its share over a few ticks. The tasks a tick leaves for later are counted.
+//
+// Safety contract: runs on the sampler thread only, without the GIL; every read goes through the
+// sampler's SafeReader; nothing is allocated after construction.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "asyncio_tasks.h"
+#include "frame_capture.h"
+#include "layout.h"
+#include "safe_read.h"
+#include "sample_queue.h"
+
+namespace spprof {
+
+constexpr int kTasksPerTick = 64;    // tasks read per tick, over all threads
+constexpr int kTaskListBound = 1 << 16;  // list nodes one pass follows before starting again
+constexpr int kAwaitChain = 32;          // coroutines followed down from a task's own
+constexpr size_t kTaskBatch = 32;        // tasks whose reads are made together
+constexpr int kCachedChain = 8;          // coroutines of a chain whose frames are kept for the tick
+
+class WaitingTasks {
+public:
+    WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks, FrameCapture& capture,
+                 int max_depth);
+    bool enabled() const { return tasks_.enabled() && L.task_node != 0; }
+    // `threads`: the tick's thread list's length (its buffer grows here, between samples).
+    void begin_tick(size_t threads) {
+        budget_ = kTasksPerTick;
+        for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
+        for (Parents& p : parents_) p.by = 0;     // and an awaiting task
+        if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
+    }
+    // Starts on the tasks of the thread at `ts_addr`, position `i` of the tick's list, at the tick
+    // of time `t_ns` worth `weight`. `quiet`: it has not run since the last tick, so its list,
+    // which only it adds to, is not read again when it was empty.
+    void begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint64_t weight, bool quiet);
+    // The next suspended task of that thread: its frames and task records in `frames` (room for
+    // max_depth + kTaskCells), their number in `depth`, the sample's weight in `weight`. False
+    // when the thread has no more tasks this tick.
+    bool next(FrameRecord* frames, int& depth, uint64_t& weight);
+
+    uint64_t sampled() const { return sampled_.load(std::memory_order_relaxed); }
+    uint64_t left_out() const { return left_out_.load(std::memory_order_relaxed); }
+    uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+private:
+    // Where a thread's list was left, by thread_slot(); a slot taken by another thread starts over.
+    struct Cursor {
+        uint64_t tstate = 0;
+        uint64_t node = 0;            // the next node to read; 0: the list's first
+        uint64_t pass_start_ns = 0;   // when the pass under way started (the last one ended)
+        uint64_t last_pass_ns = 0;    // how long the last whole pass took; 0: none yet
+        uint32_t ticks = 0, last_ticks = 0;   // ticks of the pass under way, of the last one
+        uint32_t count = 0, last_count = 0;   // tasks met by the pass under way, by the last one
+        uint32_t hops = 0;            // nodes followed by the pass under way
+    };
+    // One task of the batch under way.
+    struct Pending {
+        uint64_t task, coro, name, obj;  // obj: the object its chain reads next
+        uint64_t by;                     // what awaits it (a task, a set of them), from its copy
+        int n;                           // coroutines read so far
+        bool open, ok;                   // open: its chain goes on; ok: it is to be sampled
+        size_t len;                      // of its name's text
+    };
+    // A chain resolved at this tick: tasks waiting at the same instructions of the same code
+    // objects share their frames but for the frames' addresses.
+    struct Resolved { uint64_t key = 0; int n = 0; uint64_t code[kCachedChain], instr[kCachedChain];
+                      FrameRecord records[kCachedChain]; };
+    // The records of the tasks awaiting one (name_awaiting's), for the tasks it awaits too.
+    struct Parents { uint64_t by = 0; int n = 0; uint64_t levels = 0; FrameRecord cells[kTaskCells]; };
+    void end_pass(uint64_t t_ns);
+    bool fill_batch();
+    void read_chains();
+    void read_level(size_t* which, size_t m);
+    bool recheck_range(size_t from, size_t to, size_t k);
+    bool resolve(const Walked* walked, int n, FrameRecord* frames);
+    int sample(size_t b, FrameRecord* frames);
+    Walked* chain(size_t b) { return chain_.data() + b * kAwaitChain; }
+    void reject() { rejected_.fetch_add(1, std::memory_order_relaxed); }
+
+    const spprof_layout& L;
+    SafeReader& reader_;
+    AsyncioTasks& tasks_;
+    FrameCapture& capture_;
+    const int max_depth_;
+    const uint32_t coro_bytes_;   // of a coroutine read for its frame's fields
+    const size_t window_;         // those and the bytes after them, where its stack top usually is
+    std::vector<Cursor> cursors_;
+    std::vector<uint64_t> empty_;  // by position: the thread state whose list was empty when read
+    std::vector<Pending> batch_;
+    std::vector<uint8_t> tasks_copy_, windows_;
+    std::vector<Walked> chain_;      // kAwaitChain per task of the batch, outermost first
+    std::vector<uint64_t> coros_;    // their coroutines
+    std::vector<int64_t> seen_;      // each coroutine's state and instruction, read again at the end
+    std::vector<char> names_;        // kTaskNameBytes per task
+    std::vector<uint8_t> name_copies_;  // kTaskNameCopy bytes of each task's name object
+    std::vector<struct iovec> local_, remote_;
+    std::vector<Resolved> resolved_;
+    std::vector<Parents> parents_;
+    std::vector<uint8_t> re_states_;
+    std::vector<uint64_t> re_words_;
+    std::vector<Walked> walked_;
+    size_t batch_n_ = 0, emit_ = 0;
+    int budget_ = kTasksPerTick;
+    // the thread under way
+    Cursor* cur_ = nullptr;
+    uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;
+    bool resumed_ = false;  // next_ is where the last tick stopped, not yet read again
+    std::atomic<uint64_t> sampled_{0}, left_out_{0}, rejected_{0};
+};
+
+}  // namespace spprof
