@@ -35,7 +35,7 @@
 
 namespace spprof {
 
-constexpr int kTasksPerTick = 64;    // tasks read per tick, over all threads
+constexpr int kTasksPerTick = 16;    // tasks read per tick, over all threads: about 40 us
 constexpr int kTaskListBound = 1 << 16;  // list nodes one pass follows before starting again
 constexpr int kAwaitChain = 32;          // coroutines followed down from a task's own
 constexpr size_t kTaskBatch = 32;        // tasks whose reads are made together

@@ -99,7 +99,7 @@ def test_waiting_tasks_get_no_samples_in_cpu_mode():
 
 
 def test_ten_thousand_suspended_tasks_are_read_in_turns_and_counted():
-    out = run("many", 10, "wall", 2.0)
+    out = run("many", 2, "wall", 2.0)  # 1000 ticks: a pass and a half over the list
     counters, waiting = out["counters"], out["waiting"]
     assert counters["ticks"] >= 20, counters  # the ticks keep coming
     if sys.version_info < (3, 14):
@@ -109,7 +109,7 @@ def test_ten_thousand_suspended_tasks_are_read_in_turns_and_counted():
     names = {c.split(">")[0] for c in waiting} - {"many-main"}
     assert names and all(n.startswith("sleeper-") for n in names), sorted(names)[:10]
     # read in turns: more tasks are sampled than one tick reads, each weighted for its turn
-    assert len(names) > 64 * 20, len(names)
+    assert len(names) > 16 * 20, len(names)
     each = sum(w for c, w in waiting.items() if c.startswith("sleeper-")) / 1e9 / 10_000
     assert 0.5 * out["duration"] <= each <= 1.2 * out["duration"], (each, out["duration"], counters)
 
