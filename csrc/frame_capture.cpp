@@ -26,8 +26,9 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     for (Prefetch& p : prefetch_) { p.codes.resize(kPrefetch); p.names.resize(kPrefetch); }
     pf_codes_.resize(kPrefetch * L.co_size);
     pf_names_.resize(kPrefetch * kNameProbe);
-    local_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 4);
-    remote_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 4);
+    // a walker's batch: the read-ahead and up to 16 reads of its own
+    local_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 16);
+    remote_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 16);
     names_.resize(static_cast<size_t>(max_depth) * kNameProbe);  // for the code objects that need theirs
     walker_ = L.frame_model == SPPROF_FRAMES_OBJECTS ? make_object_walker(*this) : make_interpreter_walker(*this);
 }

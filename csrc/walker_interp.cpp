@@ -18,6 +18,9 @@ constexpr size_t kChunkCopy = 256 * 1024;
 constexpr uint64_t kChunkSlack = 2048;
 constexpr uint64_t kTopFirst = 1024;  // bytes below the copied top that are read before the rest
 constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 cframe moved
+constexpr size_t kCframes = 4;        // 3.11/3.12: C-stack records remembered per thread
+constexpr int kSwitchingWalks = 32;   // walks of a thread that read every record after it last switched
+constexpr uint64_t kRecordSpan = 1 << 20;  // records nested on one C stack lie within this
 }  // namespace
 
 class InterpreterWalker final : public FrameWalker {
@@ -27,6 +30,7 @@ public:
         chunk_.resize(kChunkCopy);
         older_.resize(kChunkCopy);
         frame_.resize(L.if_size + 64);
+        cframes_.resize(kChainSlots);
     }
 
     Capture walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) override;
@@ -57,6 +61,15 @@ private:
     uint64_t moved_to_ = 0;   // the current frame read after the chunk copy, when it differed
     uint64_t returned_ = 0;   // 3.14: the current frame, whose code was cleared as it returned
     uint64_t returned_code_ = 0;  // ... and the code its instruction pointer lies in
+
+    // 3.11/3.12: the _PyCFrames a thread was last seen under, newest first. A thread that
+    // switches records (an event loop and its tasks) has each one's current frame read in the
+    // batch, so the record that was current when the batch began is always among those read: it
+    // is walked where the batch found it, not where a batch taken again later would (which favours
+    // the longer phases). A thread seen under one record for a while reads that one only.
+    struct Cframes { uint64_t tstate = 0; uint64_t at[kCframes] = {}; int switching = 0; };
+    std::vector<Cframes> cframes_;
+    static void saw_cframe(Cframes& known, uint64_t cf);
 };
 
 Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
@@ -64,13 +77,18 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
     // copy may name one already left, whose stale slot holds an outer or dead frame. The cframe
-    // pointer is read before and after the anchor in the same batch, and the batch is taken again
-    // from the newer cframe when it moved.
+    // pointer is read first in the batch and again last. A thread that stays under one record
+    // reads that record's current frame between them, and the batch is taken again from the newer
+    // cframe when it moved. One that switched lately reads the current frame of every record it was
+    // seen under; the one named first is the anchor, and the batch is taken again only for a
+    // record never seen before.
     const bool via_cframe = via_cframe_;
     uint64_t cframe = via_cframe ? load_u64(ts + L.ts_frame) : 0;
     if (via_cframe && cframe == 0) return Capture::Empty;
     if (via_cframe && !plausible(cframe)) return cap_.reject(kTornPointer);
     uint64_t anchor = via_cframe ? cframe + L.cframe_current_frame : ts_addr + L.ts_frame;
+    Cframes& known = cframes_[thread_slot(ts_addr)];
+    if (known.tstate != ts_addr) known = Cframes{ts_addr, {}};
 
     chunk_lo_ = chunk_hi_ = 0;
     older_lo_ = older_hi_ = older_next_ = 0;
@@ -88,18 +106,26 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     for (int attempt = 0; plausible(chunk) && top > chunk && limit >= top && limit - chunk < (1ull << 30); ++attempt) {
         if (!plausible(cframe) && via_cframe) return cap_.reject(kTornPointer);
         anchor = via_cframe ? cframe + L.cframe_current_frame : anchor;
+        // The records whose current frame is read: the one expected, then, for a thread that
+        // switched lately, the others known.
+        uint64_t cand[kCframes + 1] = {cframe};
+        size_t m = 1;
+        for (size_t i = 0; via_cframe && known.switching > 0 && i < kCframes; ++i)
+            if (plausible(known.at[i]) && known.at[i] != cframe) cand[m++] = known.at[i];
         // Frames pushed since the thread state was copied lie just above top: take some of them too.
         uint64_t hi = std::min(limit, top + kChunkSlack);
         // From the chunk's start when it fits: its header links to the older chunk.
         uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
-        uint64_t again = 0, cf_before = cframe, cf_after = cframe;
+        uint64_t first[kCframes + 1] = {}, last[kCframes + 1] = {}, cf_before = cframe, cf_after = cframe;
         struct iovec* l = cap_.local_.data();
         struct iovec* r = cap_.remote_.data();
         size_t k = 0;
         void* const cf_addr = reinterpret_cast<void*>(ts_addr + L.ts_frame);
+        auto anchor_of = [&](size_t j) {
+            return reinterpret_cast<void*>(via_cframe ? cand[j] + L.cframe_current_frame : anchor);
+        };
         if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
-        l[k] = {&f, 8};
-        r[k++] = {reinterpret_cast<void*>(anchor), 8};
+        for (size_t j = 0; j < m; ++j) { l[k] = {&first[j], 8}; r[k++] = {anchor_of(j), 8}; }
         // The innermost frames first, right after the pointer to them: a frame copied later may
         // already have returned and its slot hold the next callee (a loop's last call, for longer
         // than the others), which would then be charged for the call that was running.
@@ -110,20 +136,44 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             l[k] = {chunk_.data(), mid - lo};
             r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
         }
-        l[k] = {&again, 8};
-        r[k++] = {reinterpret_cast<void*>(anchor), 8};
+        for (size_t j = 0; j < m; ++j) { l[k] = {&last[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
-        const size_t main_bytes = 8 * static_cast<size_t>(2 + 2 * via_cframe) + (hi - lo);
+        const size_t main_bytes = 8 * (2 * m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
         size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
         size_t copied = cap_.reader_.readv_prefix(l, r, total);
         cap_.prefetch_done(main_bytes, copied);
-        if (copied < main_bytes) break;
-        if (cf_before != cframe || cf_after != cframe) {
-            if (attempt == kAnchorRetries) return cap_.reject(kTornAnchor);
-            cframe = cf_after;
+        if (copied < main_bytes) {
+            // A record remembered from a thread state since reused may lie in freed memory.
+            if (m == 1 || attempt == kAnchorRetries) break;
+            known = Cframes{ts_addr, {}, 0};
             continue;
         }
-        moved_to_ = again;
+        size_t j = 0;
+        if (via_cframe) {
+            const bool switched = cf_before != known.at[0] || cf_after != cf_before;
+            if (plausible(cf_after)) saw_cframe(known, cf_after);
+            if (plausible(cf_before)) saw_cframe(known, cf_before);
+            known.switching = switched ? kSwitchingWalks : std::max(known.switching - 1, 0);
+            // One record read: it must have stayed current through the batch.
+            const uint64_t named = m == 1 && cf_after != cf_before ? 0 : cf_before;
+            while (j < m && cand[j] != named) ++j;
+            if (j == m) {
+                if (attempt == kAnchorRetries) return cap_.reject(kTornAnchor);
+                cframe = m == 1 ? cf_after : cf_before;
+                continue;
+            }
+        }
+        // 3.11/3.12 name a record current before they set its current frame: a walk caught
+        // there is still in the call that entered it, the current frame of the record around it
+        // (the nearest above it on the C stack, which grows down).
+        if (m > 1 && first[j] != 0 && !plausible(first[j])) {
+            size_t up = j;
+            for (size_t i = 0; i < m; ++i)
+                if (cand[i] > cand[j] && cand[i] - cand[j] < kRecordSpan && (up == j || cand[i] < cand[up])) up = i;
+            if (up != j && plausible(first[up])) j = up;
+        }
+        f = first[j];
+        moved_to_ = last[j];
         chunk_lo_ = lo;
         chunk_hi_ = hi;
         if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
@@ -155,8 +205,12 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     cap_.check_top_ = !within(f, L.if_size, chunk_lo_, chunk_hi_);
 
     bool first = true;
+    // A record left just as its current frame was read may hold a stale pointer into a loop of
+    // frames: met again, it is torn at once, not read frame by frame up to max_hops.
+    uint64_t mark = 0;
     for (int hops = 0; f != 0; ++hops) {
-        if (!plausible(f) || hops > cap_.max_hops_) return cap_.reject(kTornPointer);
+        if (!plausible(f) || hops > cap_.max_hops_ || f == mark) return cap_.reject(kTornPointer);
+        if ((hops & (hops + 1)) == 0) mark = f;  // Brent: the mark moves on after 1, 2, 4, 8 ... hops
         const uint8_t* fb = frame_bytes(f);
         if (fb == nullptr) return cap_.reject(kTornUnreadable);
         if (f == moved_to_) moved_to_ = 0;  // the thread returned to this ancestor: consistent
@@ -170,8 +224,14 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         if (!shim) {
             if (n == cap_.max_depth_) { truncated = true; break; }
             cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr), f};
-            // A suspended generator's frame has no caller: the chain changed under the walk.
-            if (prev == 0 && owner == L.owner_generator) return cap_.reject(kTornSuspended);
+            // A suspended generator's frame has no caller: it suspended after the frames below
+            // it were copied. Those were running at the copy, and so was it: they are kept. An
+            // innermost one may be a stale anchor: torn.
+            if (prev == 0 && owner == L.owner_generator) {
+                if (n == 1) return cap_.reject(kTornSuspended);
+                truncated = true;
+                break;
+            }
         }
         f = prev;
     }
@@ -255,6 +315,14 @@ bool InterpreterWalker::descends_to(uint64_t from, uint64_t target) const {
         from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
     }
     return false;
+}
+
+// Puts `cf` first among the records remembered, the oldest one dropped when it is new.
+void InterpreterWalker::saw_cframe(Cframes& known, uint64_t cf) {
+    size_t i = 0;
+    while (i + 1 < kCframes && known.at[i] != cf) ++i;
+    for (; i > 0; --i) known.at[i] = known.at[i - 1];
+    known.at[0] = cf;
 }
 
 std::unique_ptr<FrameWalker> make_interpreter_walker(FrameCapture& capture) {

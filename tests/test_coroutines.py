@@ -46,9 +46,10 @@ def test_generator_and_coroutine_time_is_all_in_the_profile(kind, interval_ms, m
         assert c.get("torn_charged", 0) <= c["torn_walks"], c  # kept as <unknown>, so in total_s
         leaf = 100 * out["leaf_s"] / out["total_s"]
         truth = 100 * out["leaf_measured_s"] / out["cpu_s"]
-        if kind == "tasks" and sys.version_info >= (3, 11) and abs(leaf - truth) > 5:
-            # Known, issue 13 open: on 3.11+ a walk taken in asyncio's own code between two tasks
-            # tears more often than one in the task's work, and its retry lands in the work.
+        if kind == "tasks" and sys.version_info >= (3, 13) and abs(leaf - truth) > 5:
+            # Known, issue 13 open: on 3.13+ (the current frame in the thread state) a walk taken
+            # in asyncio's own code between two tasks tears more often than one in the task's
+            # work, and its retry lands in the work.
             pytest.xfail(f"leaf_work {leaf:.1f} % against {truth:.1f} %: retries favour long phases")
         assert abs(leaf - truth) <= 5, (leaf, truth, out)
 
