@@ -45,7 +45,11 @@ def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have
     assert total > 0, out
     assert under >= 0.95 * total, (computing, out["counters"])
     assert "waiter-sleep" not in out["by_task"] and "waiter-event" not in out["by_task"], out["by_task"]
-    assert out["under_task"] == ["a_top"], out["under_task"]
+    assert out["runs"]["computer"] == ["a_top"], out["runs"]
+    # The main task (asyncio.run's three, or uvloop.run's wrapper around it) computes for a few
+    # microseconds, starting the others: a loaded machine can catch it, under its own coroutine.
+    main = "wrapper" if kind == "uvloop" else "three"
+    assert set(out["under_task"]) <= {"a_top", main}, out["runs"]
     assert out["counters"]["tasks_named"] > 0
 
 
