@@ -315,17 +315,21 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     }
     const int depth = tasks_.insert(frames, p.n, p.n - 1, p.task, names_.data() + b * kTaskNameBytes, p.len);
     // Most tasks are awaited by none (their copy said so), or by a task that awaits many (a
-    // gather's, a TaskGroup's): its records, put after the task's, are read once per tick.
+    // gather's, a TaskGroup's): its records, put after the task's, are read once, then checked
+    // once per tick in one read (the task's own link to it was read again with the task).
     if (p.by == 0) return depth;
     Parents& c = parents_[(p.by >> 4) % kParents];
-    if (c.by == p.by) {
+    if (c.by == p.by && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
+        c.tick = tick_;
         std::copy(c.cells, c.cells + c.n, frames + depth);
         tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
         return depth + c.n;
     }
     const uint64_t before = tasks_.parents_named();
-    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1);
+    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1, &c.chain);
     c.by = p.by;
+    c.tick = tick_;
+    c.kept = c.chain.whole && c.chain.n > 0 && c.chain.level[0].task == p.by;
     c.n = full - depth;
     c.levels = tasks_.parents_named() - before;
     std::copy(frames + depth, frames + full, c.cells);
