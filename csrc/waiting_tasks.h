@@ -96,7 +96,7 @@ private:
     void end_pass(uint64_t t_ns);
     bool fill_batch();
     void read_chains();
-    void read_level(size_t* which, size_t m);
+    void read_level(size_t* which, size_t m, bool with_names);
     bool recheck_range(size_t from, size_t to, size_t k);
     bool resolve(const Walked* walked, int n, FrameRecord* frames);
     int sample(size_t b, FrameRecord* frames);
@@ -131,6 +131,7 @@ private:
     // the thread under way
     Cursor* cur_ = nullptr;
     uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;
+    bool names_copied_ = false;  // the batch's names were read with its first level
     bool resumed_ = false;  // next_ is where the last tick stopped, not yet read again
     std::atomic<uint64_t> sampled_{0}, left_out_{0}, rejected_{0};
 };
