@@ -138,7 +138,7 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
         }
     }
     const bool whole = reader_.readv(local_.data(), remote_.data(), n);
-    names_copied_ = with_names && whole;
+    if (with_names) names_copied_ = whole;
     for (size_t k = 0; k < m; ++k) {
         if (whole) {
             got[k] = window_;
