@@ -17,7 +17,8 @@ constexpr size_t kHeadBytes = 128;   // a dict, its keys' header, or the start o
 
 AsyncioTasks::AsyncioTasks(const spprof_layout& layout, SafeReader& reader)
     : L(layout), reader_(reader), running_(kMaxRunning),
-      buf_(std::max<size_t>({kMaxEntries * std::max<uint32_t>(layout.dk_entry_size, 1), layout.task_copy, kHeadBytes})) {}
+      buf_(std::max<size_t>({kMaxEntries * std::max<uint32_t>(layout.dk_entry_size, 1), layout.task_copy, kHeadBytes})),
+      held_(kTaskParents * (layout.task_copy + kTaskNameCopy)) {}
 
 // 3.9-3.13: the values of _asyncio._current_tasks, read once per tick. The dict changes at every
 // task step: what a torn copy yields is checked like anything else (types, the frame on the
@@ -68,7 +69,8 @@ bool AsyncioTasks::load_from_dict() {
 // The task's coroutine, the address of that coroutine's frame and the task's name object.
 bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     if (!plausible(task) || !reader_.read(task, buf_.data(), L.task_copy)) return false;
-    if (!is_task_type(load_u64(buf_.data() + L.ob_type))) return false;
+    const uint64_t type = load_u64(buf_.data() + L.ob_type);
+    if (!is_task_type(type)) return false;
     const uint64_t coro = load_u64(buf_.data() + L.task_coro), name = load_u64(buf_.data() + L.task_name);
     if (!plausible(coro) || !plausible(name)) return false;
     uint8_t c[kHeadBytes];
@@ -80,6 +82,7 @@ bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     out.frame = frame;
     out.name = name;
     out.coro = coro;
+    out.type = type;
     return true;
 }
 
@@ -167,28 +170,69 @@ int AsyncioTasks::insert(FrameRecord* frames, int depth, int at, uint64_t task, 
 // 3.14: the tasks awaiting `task`, whose record's head is at `head`, each put right above the
 // one it awaits. A link that changed under the reads, a set of awaiters, or anything that is not
 // a task ends the chain: what was put so far held when it was read.
-int AsyncioTasks::name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head) {
+int AsyncioTasks::name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head, AwaitChain* chain) {
+    AwaitChain none;
+    AwaitChain& c = chain != nullptr ? *chain : none;
+    c.n = 0;
+    c.whole = false;
     if (L.task_awaited_by == 0) return depth;
     uint64_t awaited = task;
     for (int level = 0; level < kTaskParents; ++level) {
         uint64_t by = 0, again = 0;
-        if (!reader_.read(awaited + L.task_awaited_by, &by, sizeof by) || by == 0 || by == awaited) break;
+        if (!reader_.read(awaited + L.task_awaited_by, &by, sizeof by)) return depth;
+        if (by == 0 || by == awaited) {
+            c.end = by;
+            c.whole = true;
+            return depth;
+        }
         Running p{}, q{};
-        if (!read_task(by, p)) break;
+        if (!read_task(by, p)) return depth;
         char name[kTaskNameBytes];
         const size_t len = copy_name(p.name, name);
         if (len == 0 || !reader_.read(awaited + L.task_awaited_by, &again, sizeof again) || again != by ||
             !read_task(by, q) || q.name != p.name) {
             reject();
-            break;
+            return depth;
         }
         const int grown = insert(frames, depth, head, by, name, len);
         head += grown - depth;
         depth = grown;
         parents_named_.fetch_add(1, std::memory_order_relaxed);
+        AwaitChain::Level& l = c.level[c.n++];
+        l = {by, q.type, q.coro, q.name, len, {}};
+        std::memcpy(l.text, name, len);
         awaited = by;
     }
+    c.whole = true;
     return depth;
+}
+
+bool AsyncioTasks::awaiting_holds(const AwaitChain& c) {
+    if (!c.whole || c.n == 0 || L.task_awaited_by == 0) return false;
+    const size_t n = static_cast<size_t>(c.n);
+    struct iovec local[2 * kTaskParents], remote[2 * kTaskParents];
+    uint8_t* names = held_.data() + n * L.task_copy;
+    for (size_t i = 0; i < n; ++i) {
+        local[2 * i] = {held_.data() + i * L.task_copy, L.task_copy};
+        remote[2 * i] = {reinterpret_cast<void*>(c.level[i].task), L.task_copy};
+        local[2 * i + 1] = {names + i * kTaskNameCopy, kTaskNameCopy};
+        remote[2 * i + 1] = {reinterpret_cast<void*>(c.level[i].name), kTaskNameCopy};
+    }
+    if (n > 0 && !reader_.readv(local, remote, 2 * n)) return false;
+    for (size_t i = 0; i < n; ++i) {
+        const AwaitChain::Level& l = c.level[i];
+        const uint8_t* copy = held_.data() + i * L.task_copy;
+        const bool last = i + 1 == n;
+        if (load_u64(copy + L.ob_type) != l.type || load_u64(copy + L.task_coro) != l.coro ||
+            load_u64(copy + L.task_name) != l.name ||
+            (!(last && c.n == kTaskParents) && load_u64(copy + L.task_awaited_by) != (last ? c.end : c.level[i + 1].task)))
+            return false;
+        char text[kTaskNameBytes];
+        if (copy_name(l.name, text, names + i * kTaskNameCopy, kTaskNameCopy) != l.len ||
+            std::memcmp(text, l.text, l.len) != 0)
+            return false;
+    }
+    return true;
 }
 
 int AsyncioTasks::name_running(uint64_t ts_addr, FrameRecord* frames, int depth) {

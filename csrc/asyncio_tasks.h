@@ -36,6 +36,16 @@ constexpr int kTaskParents = 4;                     // tasks awaiting the runnin
 constexpr size_t kTaskNameCopy = 128;               // bytes of a name object that hold a short name
 constexpr int kTaskCells = (1 + kTaskParents) * (1 + kTaskNameCells);  // the most tasks add to a sample
 
+// What name_awaiting() put, level by level, for a caller that keeps the records it made: one
+// read shows later whether they still hold (awaiting_holds()).
+struct AwaitChain {
+    struct Level { uint64_t task, type, coro, name; size_t len; char text[kTaskNameBytes]; };
+    int n = 0;
+    uint64_t end = 0;    // the last level's link, which ended the chain (none when n == kTaskParents)
+    bool whole = false;  // it ended at a task awaited by none (or by itself), or at kTaskParents
+    Level level[kTaskParents];
+};
+
 class AsyncioTasks {
 public:
     AsyncioTasks(const spprof_layout& layout, SafeReader& reader);
@@ -54,7 +64,7 @@ public:
 
 private:
     friend class WaitingTasks;  // a suspended task is read and named like a running one
-    struct Running { uint64_t task, frame, name, coro, entry; };
+    struct Running { uint64_t task, frame, name, coro, entry, type; };
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
     bool is_task_type(uint64_t type);
@@ -62,7 +72,10 @@ private:
     size_t copy_name(uint64_t name, char* out, const uint8_t* pre = nullptr, size_t pre_len = 0);
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
-    int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head);
+    int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);
+    // Whether each level of `chain` still is: its task of the same type, with the same coroutine
+    // and name, the name's text the same, linked to the next level (or to the same end). One read.
+    bool awaiting_holds(const AwaitChain& chain);
     void reject() { rejected_.fetch_add(1, std::memory_order_relaxed); }
 
     const spprof_layout& L;
@@ -72,6 +85,7 @@ private:
     size_t n_running_ = 0;
     uint64_t keys_ = 0;             // the dict's keys the entries were read from
     std::vector<uint8_t> buf_;
+    std::vector<uint8_t> held_;     // awaiting_holds(): each level's task, then its name's start
     std::atomic<uint64_t> named_{0}, rejected_{0}, parents_named_{0};
 };
 

@@ -179,8 +179,14 @@ void Sampler::push(const ThreadSeen& t, uint64_t t_ns, uint64_t weight, int dept
 
 bool Sampler::new_code(const FrameRecord* frames, int depth) {
     bool fresh = false;
-    for (int i = 0; i < depth; ++i) {
+    // Outermost first, as the collector reads them: a task's record and its name's cells hold no
+    // code object (and every task's differ, which would wake the collector at each sample).
+    for (int i = depth; i-- > 0;) {
         const FrameRecord& f = frames[i];
+        if (f.instr_bytes == kTaskRecord) {
+            i -= static_cast<int>(std::min<uint64_t>((f.fingerprint + sizeof(FrameRecord) - 1) / sizeof(FrameRecord), i));
+            continue;
+        }
         SeenCode& s = seen_code_[((f.code >> 4) * 0x9E3779B97F4A7C15ull >> 52) & (kSeenCodes - 1)];
         if (s.code != f.code || s.fingerprint != f.fingerprint) {
             s.code = f.code;

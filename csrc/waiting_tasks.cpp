@@ -125,14 +125,20 @@ bool WaitingTasks::fill_batch() {
 }
 
 // One coroutine (or the object the last one awaits) of each task in `which`, in one read when
-// every one can be read whole.
-void WaitingTasks::read_level(size_t* which, size_t m) {
+// every one can be read whole; `with_names`: their names' objects in that read too.
+void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
     size_t got[kTaskBatch];
+    size_t n = m;
     for (size_t k = 0; k < m; ++k) {
         local_[k] = {windows_.data() + which[k] * window_, window_};
         remote_[k] = {reinterpret_cast<void*>(batch_[which[k]].obj), window_};
+        if (with_names) {
+            local_[n] = {name_copies_.data() + which[k] * kTaskNameCopy, kTaskNameCopy};
+            remote_[n++] = {reinterpret_cast<void*>(batch_[which[k]].name), kTaskNameCopy};
+        }
     }
-    const bool whole = reader_.readv(local_.data(), remote_.data(), m);
+    const bool whole = reader_.readv(local_.data(), remote_.data(), n);
+    if (with_names) names_copied_ = whole;
     for (size_t k = 0; k < m; ++k) {
         if (whole) {
             got[k] = window_;
@@ -194,21 +200,23 @@ void WaitingTasks::read_level(size_t* which, size_t m) {
 
 void WaitingTasks::read_chains() {
     size_t which[kTaskBatch];
-    for (;;) {
+    names_copied_ = false;
+    for (bool first = true;; first = false) {
         size_t m = 0;
         for (size_t b = 0; b < batch_n_; ++b)
             if (batch_[b].open) which[m++] = b;
         if (m == 0) break;
-        read_level(which, m);
+        read_level(which, m, first);  // the names with the tasks' own coroutines
     }
-    // The names' objects in one read, when each can be read that far; else each on its own.
+    // The names' objects, unless read with the first level: in one read, when each can be read
+    // that far; else each on its own.
     size_t k = 0;
-    for (size_t b = 0; b < batch_n_; ++b) {
+    for (size_t b = 0; !names_copied_ && b < batch_n_; ++b) {
         if (!batch_[b].ok) continue;
         local_[k] = {name_copies_.data() + b * kTaskNameCopy, kTaskNameCopy};
         remote_[k++] = {reinterpret_cast<void*>(batch_[b].name), kTaskNameCopy};
     }
-    const bool copied = k > 0 && reader_.readv(local_.data(), remote_.data(), k);
+    const bool copied = names_copied_ || (k > 0 && reader_.readv(local_.data(), remote_.data(), k));
     for (size_t b = 0; b < batch_n_; ++b) {
         Pending& p = batch_[b];
         if (p.ok && (p.len = tasks_.copy_name(p.name, names_.data() + b * kTaskNameBytes,
@@ -315,17 +323,21 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     }
     const int depth = tasks_.insert(frames, p.n, p.n - 1, p.task, names_.data() + b * kTaskNameBytes, p.len);
     // Most tasks are awaited by none (their copy said so), or by a task that awaits many (a
-    // gather's, a TaskGroup's): its records, put after the task's, are read once per tick.
+    // gather's, a TaskGroup's): its records, put after the task's, are read once, then checked
+    // once per tick in one read (the task's own link to it was read again with the task).
     if (p.by == 0) return depth;
     Parents& c = parents_[(p.by >> 4) % kParents];
-    if (c.by == p.by) {
+    if (c.by == p.by && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
+        c.tick = tick_;
         std::copy(c.cells, c.cells + c.n, frames + depth);
         tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
         return depth + c.n;
     }
     const uint64_t before = tasks_.parents_named();
-    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1);
+    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1, &c.chain);
     c.by = p.by;
+    c.tick = tick_;
+    c.kept = c.chain.whole && c.chain.n > 0 && c.chain.level[0].task == p.by;
     c.n = full - depth;
     c.levels = tasks_.parents_named() - before;
     std::copy(frames + depth, frames + full, c.cells);

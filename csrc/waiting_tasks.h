@@ -50,7 +50,7 @@ public:
     void begin_tick(size_t threads) {
         budget_ = kTasksPerTick;
         for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
-        for (Parents& p : parents_) p.by = 0;     // and an awaiting task
+        ++tick_;  // an awaiting task's records are checked again (parents_)
         if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
     }
     // Starts on the tasks of the thread at `ts_addr`, position `i` of the tick's list, at the tick
@@ -89,12 +89,14 @@ private:
     // objects share their frames but for the frames' addresses.
     struct Resolved { uint64_t key = 0; int n = 0; uint64_t code[kCachedChain], instr[kCachedChain];
                       FrameRecord records[kCachedChain]; };
-    // The records of the tasks awaiting one (name_awaiting's), for the tasks it awaits too.
-    struct Parents { uint64_t by = 0; int n = 0; uint64_t levels = 0; FrameRecord cells[kTaskCells]; };
+    // The records of the tasks awaiting one (name_awaiting's), for the tasks it awaits too: at
+    // later ticks too, once one read shows they still hold.
+    struct Parents { uint64_t by = 0, tick = 0; int n = 0; uint64_t levels = 0; bool kept = false;
+                     AwaitChain chain; FrameRecord cells[kTaskCells]; };
     void end_pass(uint64_t t_ns);
     bool fill_batch();
     void read_chains();
-    void read_level(size_t* which, size_t m);
+    void read_level(size_t* which, size_t m, bool with_names);
     bool recheck_range(size_t from, size_t to, size_t k);
     bool resolve(const Walked* walked, int n, FrameRecord* frames);
     int sample(size_t b, FrameRecord* frames);
@@ -125,9 +127,11 @@ private:
     std::vector<Walked> walked_;
     size_t batch_n_ = 0, emit_ = 0;
     int budget_ = kTasksPerTick;
+    uint64_t tick_ = 0;
     // the thread under way
     Cursor* cur_ = nullptr;
     uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;
+    bool names_copied_ = false;  // the batch's names were read with its first level
     bool resumed_ = false;  // next_ is where the last tick stopped, not yet read again
     std::atomic<uint64_t> sampled_{0}, left_out_{0}, rejected_{0};
 };

@@ -97,6 +97,24 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_14():
     assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
 
 
+def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it_on_3_14():
+    if sys.version_info < (3, 14):
+        pytest.skip("suspended tasks are sampled on 3.14+")
+    out = run("renamed", 5, "wall", 2.0)
+    above = {}
+    for c, w in out["chains"].items():
+        tasks = c.split(">")
+        if tasks[-1].startswith("kid-"):
+            parent = tasks[-2] if len(tasks) > 1 else ""
+            above[parent] = above.get(parent, 0) + w
+    total = sum(above.values())
+    assert total > 0, out["chains"]
+    assert set(above) <= {"old-parent", "new-parent"}, above
+    # renamed halfway: each name above the children for about half the run
+    for name in ("old-parent", "new-parent"):
+        assert above.get(name, 0) >= 0.3 * total, (above, out["counters"])
+
+
 def test_waiting_tasks_get_no_samples_in_cpu_mode():
     out = run("waits", 5, "cpu", 1.0)
     assert out["waiting"] == {} and out["counters"]["waiting_tasks_sampled"] == 0, out["waiting"]

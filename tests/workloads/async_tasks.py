@@ -148,6 +148,19 @@ async def waits():
     await asyncio.sleep(SECONDS / 4)
 
 
+async def kid():
+    await asyncio.sleep(SECONDS)
+
+
+async def renamed():
+    async def parent():
+        await asyncio.gather(*(asyncio.create_task(kid(), name=f"kid-{i}") for i in range(20)))
+    task = asyncio.create_task(parent(), name="old-parent")
+    await asyncio.sleep(SECONDS / 2)
+    task.set_name("new-parent")  # while it awaits its children
+    await task
+
+
 async def many():
     asyncio.current_task().set_name("many-main")  # awaits the computer
     sleepers = [asyncio.create_task(long_wait(), name=f"sleeper-{i}") for i in range(10_000)]
@@ -209,6 +222,8 @@ def main():
         asyncio.run(waits())
     elif KIND == "many":
         asyncio.run(many())
+    elif KIND == "renamed":
+        asyncio.run(renamed())
     else:
         until = time.monotonic() + SECONDS
         threads = [threading.Thread(target=torture_thread, args=(i, until)) for i in range(4)]
