@@ -98,6 +98,35 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_12_and_la
     assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
 
 
+def test_each_suspended_task_is_sampled_on_the_thread_that_runs_its_loop(tmp_path):
+    code = ("import asyncio, json, threading, spprof\n"
+            "async def wait_here(event):\n"
+            "    await event.wait()\n"
+            "async def main(tag):\n"
+            "    event = asyncio.Event()\n"
+            "    waiter = asyncio.create_task(wait_here(event), name='waiter-' + tag)\n"
+            "    await asyncio.sleep(1.0)\n"
+            "    event.set()\n"
+            "    await waiter\n"
+            "spprof.start(interval_ms=5, mode='wall')\n"
+            "threads = [threading.Thread(target=asyncio.run, args=(main(tag),), name='loop-' + tag) for tag in 'ab']\n"
+            "for t in threads: t.start()\n"
+            "for t in threads: t.join()\n"
+            "profile = spprof.stop()\n"
+            "seen = {}\n"
+            "for s in profile.samples:\n"
+            "    if s.task_name.startswith('waiter-') and s.frames[0].filename == '<asyncio task>':\n"
+            "        seen.setdefault(s.task_name, set()).add(s.thread_name)\n"
+            "print(json.dumps({name: sorted(threads) for name, threads in seen.items()}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    if not WAITING_TASKS:
+        assert seen == {}, seen
+        return
+    assert seen == {"waiter-a": ["loop-a"], "waiter-b": ["loop-b"]}, seen
+
+
 def test_waiting_tasks_get_no_samples_in_cpu_mode():
     out = run("waits", 5, "cpu", 1.0)
     assert out["waiting"] == {} and out["counters"]["waiting_tasks_sampled"] == 0, out["waiting"]
