@@ -27,8 +27,10 @@
 #if PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_dict.h"
 #endif
-#if PY_VERSION_HEX >= 0x030E0000
+#if PY_VERSION_HEX >= 0x030D0000
 #include "internal/pycore_tstate.h"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_interpframe_structs.h"
 #endif
 
@@ -295,6 +297,9 @@ static int check_debug_offsets(const struct spprof_layout *l, char *err, size_t 
         {"code_object.linetable", d->code_object.linetable, l->co_linetable},
         {"code_object.firstlineno", d->code_object.firstlineno, l->co_firstlineno},
         {"code_object.co_code_adaptive", d->code_object.co_code_adaptive, l->co_code_adaptive},
+#if PY_VERSION_HEX < 0x030E0000
+        {"interpreter_frame.localsplus", d->interpreter_frame.localsplus, OFF(_PyInterpreterFrame, localsplus)},
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
         {"interpreter_frame.stackpointer", d->interpreter_frame.stackpointer, OFF(_PyInterpreterFrame, stackpointer)},
         {"gen_object.gi_iframe", d->gen_object.gi_iframe, OFF(PyGenObject, gi_iframe)},
@@ -351,7 +356,8 @@ static struct {
     int model;
     char off[160];
     uint64_t task_type, current_tasks;
-    uint32_t task_size, task_coro, task_name, task_awaited_by, task_node;
+    uint32_t task_size, task_coro, task_name, task_awaited_by, task_node, task_loop;
+    uint64_t scheduled_tasks;
 } tasks_found;
 
 /* The one offset in the first `size` bytes of `obj` that holds `target`; -1 when none or several. */
@@ -435,7 +441,7 @@ static int calibrate(char *why, size_t n)
 {
     PyObject *globals = PyDict_New(), *code = NULL, *r = NULL, *mod = NULL, *task_type = NULL;
     PyObject *made[2] = {NULL, NULL}, *names[2] = {NULL, NULL};
-    long coro_at[2] = {-1, -1}, name_at[2] = {-1, -1};
+    long coro_at[2] = {-1, -1}, name_at[2] = {-1, -1}, loop_at[2] = {-1, -1};
     int ok = 0, i;
     if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) != 0) goto out;
     code = Py_CompileString(probe_src, "<spprof task probe>", Py_file_input);
@@ -456,6 +462,7 @@ static int calibrate(char *why, size_t n)
         if (Py_TYPE(task) != (PyTypeObject *)task_type) goto out;
         coro_at[i] = only_slot(task, (size_t)Py_TYPE(task)->tp_basicsize, coro);
         name_at[i] = only_slot(task, (size_t)Py_TYPE(task)->tp_basicsize, names[i]);
+        loop_at[i] = only_slot(task, (size_t)Py_TYPE(task)->tp_basicsize, PyDict_GetItemString(globals, "_loop"));
     }
     if (coro_at[0] < 0 || name_at[0] < 0 || coro_at[0] != coro_at[1] || name_at[0] != name_at[1]) {
         snprintf(why, n, "asyncio's Task keeps its coroutine and name where spprof cannot find them "
@@ -486,6 +493,22 @@ static int calibrate(char *why, size_t n)
         Py_DECREF(current);
         tasks_found.model = SPPROF_TASKS_CURRENT_DICT;
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    /* Without these, only the running task is named: suspended tasks are not sampled. WeakSet
+     * binds its set once (its methods change it in place), so the set's address holds while
+     * the module does. */
+    {
+        PyObject *scheduled = PyObject_GetAttrString(mod, "_scheduled_tasks");
+        PyObject *data = scheduled != NULL ? PyObject_GetAttrString(scheduled, "data") : NULL;
+        if (data != NULL && PySet_CheckExact(data) && loop_at[0] >= 0 && loop_at[0] == loop_at[1]) {
+            tasks_found.scheduled_tasks = (uint64_t)(uintptr_t)data;
+            tasks_found.task_loop = (uint32_t)loop_at[0];
+        }
+        Py_XDECREF(data);
+        Py_XDECREF(scheduled);
+        PyErr_Clear();
+    }
+#endif
 #endif
     ok = 1;
 out:
@@ -543,6 +566,7 @@ static void fill_tasks(struct spprof_layout *l)
     last = l->task_coro > l->task_name ? l->task_coro : l->task_name;
     if (l->task_awaited_by > last) last = l->task_awaited_by;
     if (l->task_node + 8 > last) last = l->task_node + 8;  /* its next and prev */
+    if (tasks_found.scheduled_tasks != 0 && tasks_found.task_loop > last) last = tasks_found.task_loop;
     l->task_copy = last + 8 > l->ob_type + 8 ? last + 8 : l->ob_type + 8;
     l->coro_type = (uint64_t)(uintptr_t)&PyCoro_Type;
     l->long_type = (uint64_t)(uintptr_t)&PyLong_Type;
@@ -582,6 +606,39 @@ static void fill_tasks(struct spprof_layout *l)
         l->frame_created = FRAME_CREATED;
         l->frame_suspended = FRAME_SUSPENDED;
         l->frame_suspended_yield_from = FRAME_SUSPENDED_YIELD_FROM;
+    }
+#elif PY_VERSION_HEX >= 0x030C0000
+    if (tasks_found.scheduled_tasks != 0) {
+        l->scheduled_tasks = tasks_found.scheduled_tasks;
+        l->task_loop = tasks_found.task_loop;
+        l->set_mask = OFF(PySetObject, mask);
+        l->set_table = OFF(PySetObject, table);
+        l->set_entry_size = (uint32_t)sizeof(setentry);
+        l->set_entry_key = OFF(setentry, key);
+        l->weakref_type = (uint64_t)(uintptr_t)&_PyWeakref_RefType;
+        l->wr_object = OFF(PyWeakReference, wr_object);
+#if PY_VERSION_HEX >= 0x030D0000
+        l->ts_running_loop = OFF(_PyThreadStateImpl, asyncio_running_loop);
+#else
+        l->ts_dict = OFF(PyThreadState, dict);
+        l->running_loop_key = (uint64_t)(uintptr_t)&_Py_ID(__asyncio_running_event_loop__);
+        l->dk_unicode_entry_size = (uint32_t)sizeof(PyDictUnicodeEntry);
+        l->dk_unicode_key = OFF(PyDictUnicodeEntry, me_key);
+        l->dk_unicode_value = OFF(PyDictUnicodeEntry, me_value);
+        l->resume_ops[0] = RESUME;
+        l->resume_ops[1] = INSTRUMENTED_RESUME;
+#endif
+        l->gen_type = (uint64_t)(uintptr_t)&PyGen_Type;
+        l->gen_frame_state = OFF(PyGenObject, gi_frame_state);
+        l->if_stacktop = OFF(_PyInterpreterFrame, stacktop);
+        l->if_localsplus = OFF(_PyInterpreterFrame, localsplus);
+        l->frame_created = FRAME_CREATED;
+        l->frame_suspended = FRAME_SUSPENDED;
+#if PY_VERSION_HEX >= 0x030D0000
+        l->frame_suspended_yield_from = FRAME_SUSPENDED_YIELD_FROM;
+#else
+        l->frame_suspended_yield_from = FRAME_SUSPENDED;
+#endif
     }
 #endif
 }
@@ -640,6 +697,7 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"task_coro", l->task_coro, W8, "Task copy", l->task_copy},
         {"task_name", l->task_name, W8, "Task copy", l->task_copy},
         {"task_node", l->task_node + 8, W8, "Task copy", l->task_copy},
+        {"task_loop", l->task_loop, W8, "Task copy", l->task_copy},
     };
     size_t i;
     for (i = 0; i < sizeof reads / sizeof reads[0]; i++) {

@@ -18,9 +18,10 @@ constexpr size_t kParents = 8;      // awaiting tasks' records kept per tick, di
 
 WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks,
                            FrameCapture& capture, int max_depth)
-    : L(layout), reader_(reader), tasks_(tasks), capture_(capture), max_depth_(std::min(max_depth, kAwaitChain)),
+    : L(layout), reader_(reader), tasks_(tasks), capture_(capture), sets_(layout, reader),
+      max_depth_(std::min(max_depth, kAwaitChain)),
       coro_bytes_(std::max({L.ob_type, L.gen_frame_state,
-                            L.coro_frame + std::max({L.if_code, L.if_instr, L.if_stackpointer})}) + 8),
+                            L.coro_frame + std::max({L.if_code, L.if_instr, L.if_stackpointer, L.if_stacktop})}) + 8),
       window_(coro_bytes_ + kStackWindow), cursors_(kCursors), batch_(kTaskBatch),
       tasks_copy_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)), windows_(kTaskBatch * window_),
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
@@ -36,15 +37,29 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
         c.tstate = ts_addr;
         c.pass_start_ns = t_ns > weight ? t_ns - weight : 0;
     }
-    // The running task and the list's head lie close together in the thread state.
-    const uint32_t lo = std::min(L.ts_running_task, L.ts_tasks_head);
-    const uint32_t hi = std::max(L.ts_running_task + 8, L.ts_tasks_head + 16);
-    uint8_t ts[256];
-    if (hi - lo > sizeof ts || !reader_.read(ts_addr + lo, ts, hi - lo)) return;
-    running_ = load_u64(ts + (L.ts_running_task - lo));
-    head_ = ts_addr + L.ts_tasks_head;
-    const uint64_t first = load_u64(ts + (L.ts_tasks_head - lo));
-    empty_[i] = first == head_ ? ts_addr : 0;
+    uint64_t first = 0;
+    if (L.task_node == 0) {
+        // 3.12/3.13: the set, where the pass left it, if its table is the one the pass read.
+        loop_ = sets_.running_loop(ts_addr);
+        empty_[i] = loop_ == 0 ? ts_addr : 0;
+        if (loop_ == 0) return;
+        if (!sets_.begin(c.node != 0 ? c.node - 1 : 0, c.node != 0 ? c.table : 0)) {
+            if (c.node == 0 || !sets_.begin(0, 0)) return;
+            c.node = 0;
+        }
+        c.table = sets_.table();
+        running_ = 0;
+    } else {
+        // The running task and the list's head lie close together in the thread state.
+        const uint32_t lo = std::min(L.ts_running_task, L.ts_tasks_head);
+        const uint32_t hi = std::max(L.ts_running_task + 8, L.ts_tasks_head + 16);
+        uint8_t ts[256];
+        if (hi - lo > sizeof ts || !reader_.read(ts_addr + lo, ts, hi - lo)) return;
+        running_ = load_u64(ts + (L.ts_running_task - lo));
+        head_ = ts_addr + L.ts_tasks_head;
+        first = load_u64(ts + (L.ts_tasks_head - lo));
+        empty_[i] = first == head_ ? ts_addr : 0;
+    }
     ++c.ticks;
     cur_ = &c;
     t_ns_ = t_ns;
@@ -53,8 +68,47 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
     weight_ = c.node == 0 && c.last_ticks <= 1 ? weight : c.last_pass_ns != 0 ? c.last_pass_ns : t_ns - c.pass_start_ns;
     resumed_ = c.node != 0;
     batch_n_ = emit_ = 0;
-    next_ = resumed_ ? c.node : first;
+    next_ = L.task_node == 0 ? (resumed_ ? c.node - 1 : 0) : resumed_ ? c.node : first;
     first_ = first;
+}
+
+// 3.12/3.13: the set's next task of the thread's loop, copied into `copy`. False for an entry to
+// pass over, or (cur_ then null) when the thread is done for this tick.
+bool WaitingTasks::set_task(Cursor& c, uint64_t& task, uint8_t* copy) {
+    if (budget_ <= 0) {
+        left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
+        c.node = next_ + 1;
+        cur_ = nullptr;
+        return false;
+    }
+    uint64_t after = 0;
+    if (!sets_.next(task, after)) {
+        if (!sets_.torn()) {
+            end_pass(t_ns_);
+            return false;
+        }
+        // The table was replaced (the set grew or shrank): the pass goes on from its first entry.
+        c.node = 0;
+        c.table = 0;
+        cur_ = nullptr;
+        return false;
+    }
+    resumed_ = false;
+    next_ = after;
+    --budget_;
+    if (++c.hops > kTaskListBound) {
+        c.node = 0;
+        cur_ = nullptr;
+        return false;
+    }
+    if (!reader_.read(task, copy, L.task_copy)) {
+        reject();
+        return false;
+    }
+    // None (a task gone), or a task asyncio's Task did not make; then another loop's.
+    if (!tasks_.is_task_type(load_u64(copy + L.ob_type)) || load_u64(copy + L.task_loop) != loop_) return false;
+    ++c.count;
+    return true;
 }
 
 void WaitingTasks::end_pass(uint64_t t_ns) {
@@ -68,49 +122,58 @@ void WaitingTasks::end_pass(uint64_t t_ns) {
     cur_ = nullptr;
 }
 
+// 3.14: the thread's list's next task, copied into `copy`. False for a node to pass over, or
+// (cur_ then null) when the thread is done for this tick.
+bool WaitingTasks::list_task(Cursor& c, uint64_t& task, uint8_t* copy) {
+    if (next_ == head_) {
+        end_pass(t_ns_);
+        return false;
+    }
+    if (budget_ <= 0) {
+        // Left for the next tick, which starts here; those of this pass not yet met are counted.
+        left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
+        c.node = next_;
+        cur_ = nullptr;
+        return false;
+    }
+    const uint64_t node = next_;
+    task = node - L.task_node;
+    bool linked = plausible(node) && ++c.hops <= kTaskListBound && reader_.read(task, copy, L.task_copy);
+    uint64_t after = 0;
+    if (linked) {
+        after = load_u64(copy + L.task_node);
+        linked = plausible(after) && plausible(load_u64(copy + L.task_node + 8)) &&
+                 tasks_.is_task_type(load_u64(copy + L.ob_type));
+    }
+    if (!linked) {
+        // The task this pass was to go on with finished between the ticks: from the list's
+        // first. Anything else is a list that changed under the reads: read again next tick.
+        c.node = 0;
+        if (resumed_) {
+            resumed_ = false;
+            c.hops = 0;
+            next_ = first_;
+            return false;
+        }
+        reject();
+        cur_ = nullptr;
+        return false;
+    }
+    resumed_ = false;
+    --budget_;
+    ++c.count;
+    next_ = after;
+    return true;
+}
+
 // The next tasks of the thread's list, up to a batch, whose reads are then made together.
 bool WaitingTasks::fill_batch() {
     batch_n_ = emit_ = 0;
     while (cur_ != nullptr && batch_n_ < kTaskBatch) {
         Cursor& c = *cur_;
-        if (next_ == head_) {
-            end_pass(t_ns_);
-            break;
-        }
-        if (budget_ <= 0) {
-            // Left for the next tick, which starts here; those of this pass not yet met are counted.
-            left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
-            c.node = next_;
-            cur_ = nullptr;
-            break;
-        }
-        const uint64_t node = next_, task = node - L.task_node;
+        uint64_t task = 0;
         uint8_t* copy = tasks_copy_.data() + batch_n_ * L.task_copy;
-        bool linked = plausible(node) && ++c.hops <= kTaskListBound && reader_.read(task, copy, L.task_copy);
-        uint64_t after = 0;
-        if (linked) {
-            after = load_u64(copy + L.task_node);
-            linked = plausible(after) && plausible(load_u64(copy + L.task_node + 8)) &&
-                     tasks_.is_task_type(load_u64(copy + L.ob_type));
-        }
-        if (!linked) {
-            // The task this pass was to go on with finished between the ticks: from the list's
-            // first. Anything else is a list that changed under the reads: read again next tick.
-            c.node = 0;
-            if (resumed_) {
-                resumed_ = false;
-                c.hops = 0;
-                next_ = first_;
-                continue;
-            }
-            reject();
-            cur_ = nullptr;
-            break;
-        }
-        resumed_ = false;
-        --budget_;
-        ++c.count;
-        next_ = after;
+        if (!(L.task_node == 0 ? set_task(c, task, copy) : list_task(c, task, copy))) continue;
         if (task == running_) continue;  // its thread's own sample has it
         const uint64_t coro = load_u64(copy + L.task_coro), name = load_u64(copy + L.task_name);
         if (coro == 0) continue;  // finished: its coroutine is let go before it leaves the list
@@ -183,8 +246,18 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
         seen_[2 * at + 1] = static_cast<int64_t>(instr);
         ++p.n;
         p.ok = true;
-        if (state != L.frame_suspended_yield_from) continue;
-        const uint64_t top = load_u64(f + L.if_stackpointer) - 8;
+        if (state != L.frame_suspended_yield_from || (L.resume_ops[0] != 0 && !resumes_from_await(instr))) continue;
+        uint64_t top = load_u64(f + L.if_stackpointer) - 8;
+        if (L.if_stacktop != 0) {
+            // 3.12/3.13: an index into the frame's locals and stack, inside the coroutine.
+            const int32_t at = load_i32(f + L.if_stacktop);
+            if (at <= 0 || at > (1 << 20)) {
+                p.ok = false;
+                reject();
+                continue;
+            }
+            top = obj + L.coro_frame + L.if_localsplus + 8 * static_cast<uint64_t>(at - 1);
+        }
         uint64_t ref = 0;
         if (within(top, 8, obj, obj + got[k])) {
             ref = load_u64(w + (top - obj));
@@ -196,6 +269,14 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
         p.obj = ref & mask;
         p.open = plausible(p.obj) && p.n < max_depth_;
     }
+}
+
+// 3.12: the instruction after the frame's last one (a YIELD_VALUE) is the RESUME it comes back
+// at; its argument says after what: 2 and up, a `yield from` or an await.
+bool WaitingTasks::resumes_from_await(uint64_t instr) {
+    uint8_t unit[2];
+    if (!plausible(instr & ~7ull) || !reader_.read(instr + 2, unit, sizeof unit)) return false;
+    return (unit[0] == L.resume_ops[0] || unit[0] == L.resume_ops[1]) && unit[1] >= 2;
 }
 
 void WaitingTasks::read_chains() {

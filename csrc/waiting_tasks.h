@@ -1,10 +1,13 @@
-// Where suspended asyncio tasks wait (3.14, wall mode): every task of a thread that is not
+// Where suspended asyncio tasks wait (3.12+, wall mode): every task of a thread that is not
 // running is sampled at its await point, weighted like a waiting thread.
 //
 // 3.14 links each Task into the list of the thread that made it (asyncio_tasks_head); a finished
-// task leaves it. A suspended task's coroutine awaits the object on its frame's stack top
-// (gi_frame_state FRAME_SUSPENDED_YIELD_FROM); that object, when a coroutine (or a generator-based
-// one), is followed the same way, down to the innermost coroutine, whose frame is at its await.
+// task leaves it. 3.12 and 3.13 keep one set of all tasks (task_sets.h): a thread reads it in
+// the same turns, its table's index for a place, and takes the tasks of the loop it runs. A
+// suspended task's coroutine awaits the object on its frame's stack top (3.13+: gi_frame_state
+// FRAME_SUSPENDED_YIELD_FROM; 3.12: the RESUME after its last instruction says so); that object,
+// when a coroutine (or a generator-based one), is followed the same way, down to the innermost
+// coroutine, whose frame is at its await.
 // The sample is that chain, innermost first, under the task's record (asyncio_tasks.h), with the
 // tasks awaiting it above; its thread is the list's thread. The running task is left out: its
 // thread's own sample has it.
@@ -13,7 +16,8 @@
 // chain bounded, its code objects checked like a walk's, and its coroutines' states and
 // instructions read again after the copy: a task that moved meanwhile is dropped and counted.
 //
-// Cost: at most kTasksPerTick tasks are read per tick, over all threads. A thread with more is
+// Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.12/3.13: other loops'
+// tasks the set holds count too). A thread with more is
 // read in turns: the next tick goes on where this one stopped, and each task sampled carries the
 // time since its place in the list was last read (the time one pass over the list takes), so
 // every task gets its share over a few ticks. The tasks a tick leaves for later are counted.
@@ -32,6 +36,7 @@
 #include "layout.h"
 #include "safe_read.h"
 #include "sample_queue.h"
+#include "task_sets.h"
 
 namespace spprof {
 
@@ -45,7 +50,7 @@ class WaitingTasks {
 public:
     WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks, FrameCapture& capture,
                  int max_depth);
-    bool enabled() const { return tasks_.enabled() && L.task_node != 0; }
+    bool enabled() const { return tasks_.enabled() && (L.task_node != 0 || sets_.enabled()); }
     // `threads`: the tick's thread list's length (its buffer grows here, between samples).
     void begin_tick(size_t threads) {
         budget_ = kTasksPerTick;
@@ -70,7 +75,8 @@ private:
     // Where a thread's list was left, by thread_slot(); a slot taken by another thread starts over.
     struct Cursor {
         uint64_t tstate = 0;
-        uint64_t node = 0;            // the next node to read; 0: the list's first
+        uint64_t node = 0;            // the next node to read; 0: the list's first (sets: index + 1)
+        uint64_t table = 0;           // sets: the table the pass reads
         uint64_t pass_start_ns = 0;   // when the pass under way started (the last one ended)
         uint64_t last_pass_ns = 0;    // how long the last whole pass took; 0: none yet
         uint32_t ticks = 0, last_ticks = 0;   // ticks of the pass under way, of the last one
@@ -95,8 +101,11 @@ private:
                      AwaitChain chain; FrameRecord cells[kTaskCells]; };
     void end_pass(uint64_t t_ns);
     bool fill_batch();
+    bool list_task(Cursor& c, uint64_t& task, uint8_t* copy);
+    bool set_task(Cursor& c, uint64_t& task, uint8_t* copy);
     void read_chains();
     void read_level(size_t* which, size_t m, bool with_names);
+    bool resumes_from_await(uint64_t instr);
     bool recheck_range(size_t from, size_t to, size_t k);
     bool resolve(const Walked* walked, int n, FrameRecord* frames);
     int sample(size_t b, FrameRecord* frames);
@@ -107,6 +116,7 @@ private:
     SafeReader& reader_;
     AsyncioTasks& tasks_;
     FrameCapture& capture_;
+    TaskSets sets_;
     const int max_depth_;
     const uint32_t coro_bytes_;   // of a coroutine read for its frame's fields
     const size_t window_;         // those and the bytes after them, where its stack top usually is
@@ -132,6 +142,7 @@ private:
     Cursor* cur_ = nullptr;
     uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;
     bool names_copied_ = false;  // the batch's names were read with its first level
+    uint64_t loop_ = 0;     // sets: the loop the thread runs
     bool resumed_ = false;  // next_ is where the last tick stopped, not yet read again
     std::atomic<uint64_t> sampled_{0}, left_out_{0}, rejected_{0};
 };

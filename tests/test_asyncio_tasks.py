@@ -11,6 +11,11 @@ from conftest import run_workload
 from test_formats import decode_pprof, go_pprof
 
 
+# Where suspended tasks wait is read from 3.14's per-thread task lists and from 3.12's and 3.13's
+# set of scheduled tasks; older versions sample the running task only.
+WAITING_TASKS = sys.version_info >= (3, 12)
+
+
 def run(kind, interval_ms, mode, seconds, *extra):
     proc, out = run_workload("async_tasks", kind, interval_ms, mode, seconds, *extra, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -73,11 +78,11 @@ def test_the_tasks_awaiting_a_task_are_above_it_on_3_14():
     assert (out["counters"]["task_parents_named"] > 0) == (sys.version_info >= (3, 14)), out["counters"]
 
 
-def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_14():
+def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_12_and_later():
     out = run("waits", 5, "wall", 2.0)
     waiting, counters = out["waiting"], out["counters"]
-    if sys.version_info < (3, 14):
-        # Known limit (README): before 3.14 only the running task is sampled.
+    if not WAITING_TASKS:
+        # Known limit (README): before 3.12 only the running task is sampled.
         assert waiting == {} and counters["waiting_tasks_sampled"] == 0, (waiting, counters)
         return
     lines = out["await_lines"]
@@ -115,6 +120,35 @@ def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it_on_3_
         assert above.get(name, 0) >= 0.3 * total, (above, out["counters"])
 
 
+def test_each_suspended_task_is_sampled_on_the_thread_that_runs_its_loop(tmp_path):
+    code = ("import asyncio, json, threading, spprof\n"
+            "async def wait_here(event):\n"
+            "    await event.wait()\n"
+            "async def main(tag):\n"
+            "    event = asyncio.Event()\n"
+            "    waiter = asyncio.create_task(wait_here(event), name='waiter-' + tag)\n"
+            "    await asyncio.sleep(1.0)\n"
+            "    event.set()\n"
+            "    await waiter\n"
+            "spprof.start(interval_ms=5, mode='wall')\n"
+            "threads = [threading.Thread(target=asyncio.run, args=(main(tag),), name='loop-' + tag) for tag in 'ab']\n"
+            "for t in threads: t.start()\n"
+            "for t in threads: t.join()\n"
+            "profile = spprof.stop()\n"
+            "seen = {}\n"
+            "for s in profile.samples:\n"
+            "    if s.task_name.startswith('waiter-') and s.frames[0].filename == '<asyncio task>':\n"
+            "        seen.setdefault(s.task_name, set()).add(s.thread_name)\n"
+            "print(json.dumps({name: sorted(threads) for name, threads in seen.items()}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    if not WAITING_TASKS:
+        assert seen == {}, seen
+        return
+    assert seen == {"waiter-a": ["loop-a"], "waiter-b": ["loop-b"]}, seen
+
+
 def test_waiting_tasks_get_no_samples_in_cpu_mode():
     out = run("waits", 5, "cpu", 1.0)
     assert out["waiting"] == {} and out["counters"]["waiting_tasks_sampled"] == 0, out["waiting"]
@@ -124,7 +158,7 @@ def test_ten_thousand_suspended_tasks_are_read_in_turns_and_counted():
     out = run("many", 2, "wall", 2.0)  # 1000 ticks: a pass and a half over the list
     counters, waiting = out["counters"], out["waiting"]
     assert counters["ticks"] >= 20, counters  # the ticks keep coming
-    if sys.version_info < (3, 14):
+    if not WAITING_TASKS:
         assert waiting == {}, waiting
         return
     assert counters["waiting_tasks_left_out"] > 0 and counters["waiting_tasks_sampled"] > 0, counters
