@@ -98,13 +98,15 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_12_and_la
         share = total / 1e9 / out["duration"]
         really = out["awaited"][name] / out["duration"]
         assert abs(share - really) <= 0.05, (name, share, really, counters)
-    assert "computer" not in {c.split(">")[0] for c in waiting}, waiting  # it computes: never suspended long
+    # It computes, suspended only for the moments of its sleep(0): a tick may land in one.
+    computer = sum(w for c, w in waiting.items() if c.split(">")[0] == "computer")
+    assert computer <= 0.02 * out["duration"] * 1e9, waiting
     assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
 
 
 def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it_on_3_14():
     if sys.version_info < (3, 14):
-        pytest.skip("suspended tasks are sampled on 3.14+")
+        pytest.skip("the tasks awaiting a task are named on 3.14+")
     out = run("renamed", 5, "wall", 2.0)
     above = {}
     for c, w in out["chains"].items():
