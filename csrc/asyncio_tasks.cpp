@@ -155,7 +155,7 @@ size_t AsyncioTasks::copy_name(uint64_t name, char* out, const uint8_t* pre, siz
 }
 
 int AsyncioTasks::insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len) {
-    const int cells = static_cast<int>((len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord));
+    const int cells = static_cast<int>(task_name_cells(len));
     const int head = at + 1 + cells;
     std::copy_backward(frames + at + 1, frames + depth, frames + depth + 1 + cells);
     for (int j = 0; j < cells; ++j) {

@@ -36,6 +36,9 @@ constexpr int kTaskParents = 4;                     // tasks awaiting the runnin
 constexpr size_t kTaskNameCopy = 128;               // bytes of a name object that hold a short name
 constexpr int kTaskCells = (1 + kTaskParents) * (1 + kTaskNameCells);  // the most tasks add to a sample
 
+// The cells before a task's record that hold its name of `len` bytes.
+constexpr size_t task_name_cells(uint64_t len) { return (len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord); }
+
 // What name_awaiting() put, level by level, for a caller that keeps the records it made: one
 // read shows later whether they still hold (awaiting_holds()).
 struct AwaitChain {

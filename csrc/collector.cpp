@@ -264,7 +264,7 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
     for (size_t i = (h.flags & kSampleNative) ? 0 : h.depth; i-- > 0;) {
         if (frames[i].instr_bytes == kTaskRecord) {  // the task that runs the frames inside it
             const size_t len = static_cast<size_t>(frames[i].fingerprint);
-            const size_t cells = (len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord);
+            const size_t cells = task_name_cells(len);
             if (len == 0 || cells > static_cast<size_t>(kTaskNameCells) || cells > i) continue;  // never: the sampler wrote it
             char name[kTaskNameBytes];
             for (size_t j = 0; j < cells; ++j) std::memcpy(name + j * sizeof(FrameRecord), &frames[i - 1 - j], sizeof(FrameRecord));

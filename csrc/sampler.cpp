@@ -184,7 +184,7 @@ bool Sampler::new_code(const FrameRecord* frames, int depth) {
     for (int i = depth; i-- > 0;) {
         const FrameRecord& f = frames[i];
         if (f.instr_bytes == kTaskRecord) {
-            i -= static_cast<int>(std::min<uint64_t>((f.fingerprint + sizeof(FrameRecord) - 1) / sizeof(FrameRecord), i));
+            i -= static_cast<int>(std::min<uint64_t>(task_name_cells(f.fingerprint), i));
             continue;
         }
         SeenCode& s = seen_code_[((f.code >> 4) * 0x9E3779B97F4A7C15ull >> 52) & (kSeenCodes - 1)];
