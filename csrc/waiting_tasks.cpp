@@ -75,12 +75,7 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
 // 3.12/3.13: the set's next task of the thread's loop, copied into `copy`. False for an entry to
 // pass over, or (cur_ then null) when the thread is done for this tick.
 bool WaitingTasks::set_task(Cursor& c, uint64_t& task, uint8_t* copy) {
-    if (budget_ <= 0) {
-        left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
-        c.node = next_ + 1;
-        cur_ = nullptr;
-        return false;
-    }
+    if (budget_ <= 0) return leave_for_next_tick(c, next_ + 1);
     uint64_t after = 0;
     if (!sets_.next(task, after)) {
         if (!sets_.torn()) {
@@ -111,6 +106,14 @@ bool WaitingTasks::set_task(Cursor& c, uint64_t& task, uint8_t* copy) {
     return true;
 }
 
+// The budget is spent: the next tick starts at `node`; those of this pass not yet met are counted.
+bool WaitingTasks::leave_for_next_tick(Cursor& c, uint64_t node) {
+    left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
+    c.node = node;
+    cur_ = nullptr;
+    return false;
+}
+
 void WaitingTasks::end_pass(uint64_t t_ns) {
     Cursor& c = *cur_;
     c.last_pass_ns = t_ns - c.pass_start_ns;
@@ -129,13 +132,7 @@ bool WaitingTasks::list_task(Cursor& c, uint64_t& task, uint8_t* copy) {
         end_pass(t_ns_);
         return false;
     }
-    if (budget_ <= 0) {
-        // Left for the next tick, which starts here; those of this pass not yet met are counted.
-        left_out_.fetch_add(c.last_count > c.count ? c.last_count - c.count : 1, std::memory_order_relaxed);
-        c.node = next_;
-        cur_ = nullptr;
-        return false;
-    }
+    if (budget_ <= 0) return leave_for_next_tick(c, next_);
     const uint64_t node = next_;
     task = node - L.task_node;
     bool linked = plausible(node) && ++c.hops <= kTaskListBound && reader_.read(task, copy, L.task_copy);

@@ -100,6 +100,7 @@ private:
     struct Parents { uint64_t by = 0, tick = 0; int n = 0; uint64_t levels = 0; bool kept = false;
                      AwaitChain chain; FrameRecord cells[kTaskCells]; };
     void end_pass(uint64_t t_ns);
+    bool leave_for_next_tick(Cursor& c, uint64_t node);
     bool fill_batch();
     bool list_task(Cursor& c, uint64_t& task, uint8_t* copy);
     bool set_task(Cursor& c, uint64_t& task, uint8_t* copy);
