@@ -22,7 +22,13 @@ void ProfileData::trim(const std::vector<uint32_t>& root_symbols, const std::vec
         uint32_t a = stack_offsets[i], b = stack_offsets[i + 1];
         uint32_t k = a;
         while (k < b && is_root(stack_frames[k])) ++k;
-        emptied[i] = k == b && a < b;
+        // Beneath a launcher the program starts at module code (exec of the script, runpy's
+        // module): a stack that never reaches one is the launcher's own work (reading the
+        // script, waiting for the program's threads at its end), not the program's.
+        bool reaches_module = false;
+        for (uint32_t j = k; j < b && !reaches_module; ++j)
+            reaches_module = symbols[frames[stack_frames[j]].symbol].name == "<module>";
+        emptied[i] = k > a && !reaches_module;
         new_frames.insert(new_frames.end(), stack_frames.begin() + k, stack_frames.begin() + b);
         new_offsets.push_back(static_cast<uint32_t>(new_frames.size()));
     }

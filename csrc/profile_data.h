@@ -60,7 +60,8 @@ struct ProfileData {
     size_t bytes_held() const;
     // Drops, from the root of every stack, the frames whose symbol is in `root_symbols` (a
     // launcher's frames beneath the program), and the samples of the threads in `threads`.
-    // A sample whose whole stack was such frames goes too; the dropped threads leave the table,
+    // A sample whose stack starts with such frames but never reaches a module's code goes too
+    // (the launcher's own work, before or after the program); the dropped threads leave the table,
     // and so do the stacks and frames no sample refers to any more.
     void trim(const std::vector<uint32_t>& root_symbols, const std::vector<uint32_t>& threads);
     // Drops the stacks and frames no sample refers to (the tables then list only what was seen),

@@ -203,6 +203,24 @@ def test_saved_stacks_start_at_the_program_not_at_spprofs_launcher(tmp_path):
     assert roots == {"<module>"}, roots
 
 
+def test_the_launchers_own_work_is_not_in_the_profile(tmp_path):
+    # After the program's module ends the launcher waits for its threads, as the interpreter
+    # would: in wall mode every tick finds the main thread there, outside the program's code.
+    script = tmp_path / "ends_first.py"
+    script.write_text("import threading, time\n"
+                      "threading.Thread(target=time.sleep, args=(0.5,), name='late').start()\n")
+    out = tmp_path / "p.json"
+    proc = spprof_cmd("run", "-o", out, "--mode", "wall", "-i", "5", script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    frames = doc["shared"]["frames"]
+    late = [p for p in doc["profiles"] if p["name"].startswith("late")]
+    assert late and len(late[0]["samples"]) > 20  # the wait was sampled, on the thread that waits
+    for p in doc["profiles"]:
+        if p["name"].startswith("MainThread"):
+            assert all(frames[s[0]]["name"] == "<module>" for s in p["samples"]), p["samples"]
+
+
 # ---- errors and help
 
 
