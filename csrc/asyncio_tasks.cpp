@@ -26,37 +26,19 @@ AsyncioTasks::AsyncioTasks(const spprof_layout& layout, SafeReader& reader)
 bool AsyncioTasks::load_from_dict() {
     loaded_ = true;
     n_running_ = 0;
-    uint8_t d[kHeadBytes], k[kHeadBytes];
-    const size_t dn = std::max({L.dict_used, L.dict_keys, L.dict_values}) + 8;
-    if (dn > sizeof d || !reader_.read(L.current_tasks, d, dn)) return false;
-    if (load_i64(d + L.dict_used) <= 0) return true;
-    if (load_u64(d + L.dict_values) != 0) return false;
-    const uint64_t keys = load_u64(d + L.dict_keys);
-    if (!plausible(keys) || L.dk_indices > sizeof k || !reader_.read(keys, k, L.dk_indices)) return false;
-    uint64_t size, index_bytes;
-    if (L.dk_size_log2) {
-        if (k[L.dk_size] < 3 || k[L.dk_size] > 20 || k[L.dk_log2_index_bytes] > 23 || k[L.dk_kind] != 0) return false;
-        size = 1ull << k[L.dk_size];
-        index_bytes = 1ull << k[L.dk_log2_index_bytes];
-    } else {
-        size = static_cast<uint64_t>(load_i64(k + L.dk_size));
-        if (size < 8 || size > (1u << 20) || (size & (size - 1)) != 0) return false;
-        index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
-    }
-    const int64_t entries = load_i64(k + L.dk_nentries);
-    if (entries < 0 || static_cast<uint64_t>(entries) > size) return false;
-    const size_t n = std::min<size_t>(static_cast<size_t>(entries), kMaxEntries);
-    const uint64_t first = keys + L.dk_indices + index_bytes;
-    if (n == 0 || !reader_.read(first, buf_.data(), n * L.dk_entry_size)) return n == 0;
-    keys_ = keys;
+    DictEntries e;
+    // its keys are loops: a table of str keys is a torn read
+    if (!read_dict_entries(L, reader_, L.current_tasks, buf_.data(), kMaxEntries * L.dk_entry_size, e) || e.str_keys)
+        return false;
+    if (e.n == 0) return true;
+    keys_ = e.keys;
     // Copied out first: read_task() reuses the buffer.
     Running found[kMaxRunning];
     size_t m = 0;
-    for (size_t i = 0; i < n && m < kMaxRunning; ++i) {
-        const uint8_t* e = buf_.data() + i * L.dk_entry_size;
-        const uint64_t key = load_u64(e + L.dk_entry_key), value = load_u64(e + L.dk_entry_value);
-        if (key != 0 && plausible(value))
-            found[m++] = {value, 0, 0, 0, first + i * L.dk_entry_size + L.dk_entry_value};
+    for (size_t i = 0; i < e.n && m < kMaxRunning; ++i) {
+        const uint8_t* entry = buf_.data() + i * e.size;
+        const uint64_t key = load_u64(entry + e.key), value = load_u64(entry + e.value);
+        if (key != 0 && plausible(value)) found[m++] = {value, 0, 0, 0, e.first + i * e.size + e.value};
     }
     for (size_t i = 0; i < m; ++i) {
         Running r = found[i];

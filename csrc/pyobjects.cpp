@@ -1,5 +1,7 @@
 #include "pyobjects.h"
 
+#include <algorithm>
+
 #include "bytes.h"
 
 namespace spprof {
@@ -92,6 +94,46 @@ bool read_bytes(const spprof_layout& L, SafeReader& reader, uint64_t addr, std::
     if (n < 0 || static_cast<size_t>(n) > kMaxBytesLen) return false;
     out.resize(static_cast<size_t>(n));
     return reader.read(addr + L.bytes_sval, out.data(), out.size());
+}
+
+bool read_dict_entries(const spprof_layout& L, SafeReader& reader, uint64_t dict, uint8_t* out, size_t cap,
+                       DictEntries& e) {
+    constexpr size_t kHead = 128;  // a dict, or its keys' header
+    e = DictEntries{};
+    uint8_t d[kHead], k[kHead];
+    const size_t dn = std::max({L.dict_used, L.dict_keys, L.dict_values}) + 8;
+    if (dn > sizeof d || !reader.read(dict, d, dn)) return false;
+    if (load_i64(d + L.dict_used) <= 0) return true;
+    if (load_u64(d + L.dict_values) != 0) return false;
+    const uint64_t keys = load_u64(d + L.dict_keys);
+    if (!plausible(keys) || L.dk_indices > sizeof k || !reader.read(keys, k, L.dk_indices)) return false;
+    uint64_t size, index_bytes;
+    e.size = L.dk_entry_size;
+    e.key = L.dk_entry_key;
+    e.value = L.dk_entry_value;
+    if (L.dk_size_log2) {
+        if (k[L.dk_size] < 3 || k[L.dk_size] > 20 || k[L.dk_log2_index_bytes] > 23) return false;
+        if (k[L.dk_kind] == 1 && L.dk_unicode_entry_size != 0) {
+            e.str_keys = true;
+            e.size = L.dk_unicode_entry_size;
+            e.key = L.dk_unicode_key;
+            e.value = L.dk_unicode_value;
+        } else if (k[L.dk_kind] != 0) {
+            return false;
+        }
+        size = 1ull << k[L.dk_size];
+        index_bytes = 1ull << k[L.dk_log2_index_bytes];
+    } else {
+        size = static_cast<uint64_t>(load_i64(k + L.dk_size));
+        if (size < 8 || size > (1u << 20) || (size & (size - 1)) != 0) return false;
+        index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+    }
+    const int64_t entries = load_i64(k + L.dk_nentries);
+    if (entries < 0 || static_cast<uint64_t>(entries) > size || e.size == 0) return false;
+    e.keys = keys;
+    e.first = keys + L.dk_indices + index_bytes;
+    e.n = std::min<size_t>(static_cast<size_t>(entries), cap / e.size);
+    return e.n == 0 || reader.read(e.first, out, e.n * e.size);
 }
 
 }  // namespace spprof

@@ -1,4 +1,4 @@
-// Readers of the small interpreter objects a symbol needs: str and bytes.
+// Readers of the small interpreter objects a symbol needs (str and bytes), and of a dict's entries.
 //
 // Safety contract: the object is copied through a SafeReader; its type, size and kind are checked
 // before any of its data is used, and every length is bounded, so a dead or garbage address gives
@@ -32,6 +32,15 @@ uint32_t str_char(const uint8_t* chars, uint32_t kind, size_t i);
 // One character as UTF-8 in `out`, a lone surrogate as Python's "surrogatepass" writes it; the
 // number of bytes.
 size_t utf8_encode(uint32_t cp, char out[4]);
+
+// A dict's entries as its keys object lays them out: the keys object, the entries' address, how
+// many were copied, the bytes of one and where its key and value lie in it. str_keys: 3.11+'s
+// table of str keys only, whose entries are smaller.
+struct DictEntries { uint64_t keys = 0, first = 0; size_t n = 0; uint32_t size = 0, key = 0, value = 0; bool str_keys = false; };
+// Copies the entries of the dict at `dict`, as many as `cap` bytes hold, into `out`. False when it
+// cannot be read, keeps its values apart (a split table) or its keys' header is no dict's.
+bool read_dict_entries(const spprof_layout& L, SafeReader& reader, uint64_t dict, uint8_t* out, size_t cap,
+                       DictEntries& e);
 
 // Decodes a str copied into `obj` (`len` bytes from its start). Exposed for the fuzz tests.
 bool decode_str(const spprof_layout& L, const uint8_t* obj, size_t len, std::string& out, size_t& need);

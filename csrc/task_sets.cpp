@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "bytes.h"
+#include "pyobjects.h"
 
 namespace spprof {
 
@@ -23,25 +24,12 @@ uint64_t TaskSets::running_loop(uint64_t ts_addr) {
     if (L.ts_dict == 0) return 0;
     // 3.12: the entry of the thread's dict whose key is that very str (only _asyncio sets it).
     uint64_t dict = 0;
-    uint8_t d[kHead], k[kHead];
-    const size_t dn = std::max({L.dict_used, L.dict_keys, L.dict_values}) + 8;
+    DictEntries e;
     if (!reader_.read(ts_addr + L.ts_dict, &dict, sizeof dict) || !plausible(dict)) return 0;
-    if (dn > sizeof d || !reader_.read(dict, d, dn) || load_u64(d + L.dict_values) != 0) return 0;
-    const uint64_t keys = load_u64(d + L.dict_keys);
-    if (!plausible(keys) || L.dk_indices > sizeof k || !reader_.read(keys, k, L.dk_indices)) return 0;
-    if (k[L.dk_size] > 30 || k[L.dk_log2_index_bytes] > 33) return 0;
-    const bool general = k[L.dk_kind] == 0;
-    const uint32_t size = general ? L.dk_entry_size : L.dk_unicode_entry_size;
-    const uint32_t key_at = general ? L.dk_entry_key : L.dk_unicode_key;
-    const uint32_t value_at = general ? L.dk_entry_value : L.dk_unicode_value;
-    const int64_t entries = load_i64(k + L.dk_nentries);
-    if (entries <= 0 || size == 0) return 0;
-    const size_t n = std::min<size_t>(static_cast<size_t>(entries), dict_.size() / size);
-    const uint64_t first = keys + L.dk_indices + (1ull << k[L.dk_log2_index_bytes]);
-    if (!reader_.read(first, dict_.data(), n * size)) return 0;
-    for (size_t i = 0; i < n; ++i) {
-        const uint8_t* e = dict_.data() + i * size;
-        if (load_u64(e + key_at) == L.running_loop_key) loop = load_u64(e + value_at);
+    if (!read_dict_entries(L, reader_, dict, dict_.data(), dict_.size(), e)) return 0;
+    for (size_t i = 0; i < e.n; ++i) {
+        const uint8_t* entry = dict_.data() + i * e.size;
+        if (load_u64(entry + e.key) == L.running_loop_key) loop = load_u64(entry + e.value);
     }
     return plausible(loop) ? loop : 0;
 }
