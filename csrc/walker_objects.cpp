@@ -47,31 +47,27 @@ private:
 
 Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
     cap_.check_top_ = true;
-    if (load_u64(ts + L.ts_frame) == 0) return Capture::Empty;
+    uint64_t f = load_u64(ts + L.ts_frame);
+    if (f == 0) return Capture::Empty;
     const size_t need = L.fo_copy;
     Chain& last = chains_[thread_slot(ts_addr)];
     int known = 0;
     size_t k = 0;
     struct iovec* local = cap_.local_.data();
     struct iovec* remote = cap_.remote_.data();
-    // The current frame is read again first, not taken from the copy of the thread's state: that
-    // copy may be older than the walk, and a frame the thread returned from since may already be
-    // freed and run by another thread, whose stack would be this thread's sample.
-    uint64_t f = 0;
-    local[k] = {&f, 8};
-    remote[k++] = {reinterpret_cast<void*>(ts_addr + L.ts_frame), 8};
     if (last.tstate == ts_addr) {
         for (int i = 0; i < last.n; ++i, ++k) {
             local[k] = {spec_.data() + static_cast<size_t>(i) * need, need};
             remote[k] = {reinterpret_cast<void*>(last.addrs[static_cast<size_t>(i)]), need};
         }
     }
-    const size_t main_bytes = 8 + (k - 1) * need;
-    const size_t copied = cap_.reader_.readv_prefix(local, remote, k + cap_.add_prefetch(ts_addr, local + k, remote + k));
-    cap_.prefetch_done(main_bytes, copied);
-    if (copied < 8) return cap_.reject(kTornUnreadable);
-    if (f == 0) return Capture::Empty;
-    if (copied >= main_bytes) known = static_cast<int>(k - 1);
+    const size_t main_bytes = k * need;
+    size_t total = k + cap_.add_prefetch(ts_addr, local + k, remote + k);
+    if (total > 0) {
+        size_t copied = cap_.reader_.readv_prefix(local, remote, total);
+        if (copied >= main_bytes) known = static_cast<int>(k);
+        cap_.prefetch_done(main_bytes, copied);
+    }
     int cursor = 0;
     for (int hops = 0; f != 0; ++hops) {
         if (!plausible(f) || hops > cap_.max_hops_) return cap_.reject(kTornPointer);
