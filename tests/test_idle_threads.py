@@ -120,9 +120,8 @@ def test_a_thread_whose_state_was_left_uncopied_is_walked_as_it_is_after_waking(
     assert in_burst / 1e9 >= 0.9 * cpu["work"], (in_burst, cpu, profile.counters)
 
 
-def test_cpu_used_with_the_gil_released_in_one_frame_is_charged():
-    # The thread waits and works in one frame, in C calls that release the GIL: neither its frames
-    # nor the GIL show the work, only the process's clock does.
+def hashing_run():
+    """A thread that waits and works in one frame, in C calls that release the GIL."""
     big = b"x" * (64 << 20)
     gate = threading.Lock()
     gate.acquire()
@@ -137,9 +136,20 @@ def test_cpu_used_with_the_gil_released_in_one_frame_is_charged():
         cpu["work"] = time.thread_time() - before
         time.sleep(0.15)
 
-    profile = with_idle_threads(late_thread(hasher, gate.release))
-    got = late_thread_weight(profile) / 1e9
-    assert abs(got - cpu["work"]) <= 0.1 * cpu["work"], (got, cpu, profile.counters)
+    return with_idle_threads(late_thread(hasher, gate.release)), cpu
+
+
+def test_cpu_used_with_the_gil_released_in_one_frame_is_charged():
+    # Neither the thread's frames nor the GIL show its work, only the process's clock does. A
+    # tick that finds it holding the GIL as it wakes (a few microseconds, longer on a loaded
+    # machine) reads its clock from then on, which also charges it: the run is taken again until
+    # the process's clock had to show the work, and every run must charge it.
+    for _ in range(4):
+        profile, cpu = hashing_run()
+        got = late_thread_weight(profile) / 1e9
+        assert abs(got - cpu["work"]) <= 0.1 * cpu["work"], (got, cpu, profile.counters)
+        if profile.counters["clock_full_reads"] > 0:
+            break
     assert profile.counters["clock_full_reads"] > 0, profile.counters
     hash_line = next(i for i, line in enumerate(open(__file__), 1) if "# HASH_LINE" in line and "update" in line)
     on_line = weight_by(profile, lambda s: s.frames[-1].lineno if s.thread_name == "late" and
