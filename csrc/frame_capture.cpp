@@ -8,7 +8,8 @@ namespace spprof {
 
 const char* const kTornReasonNames[kTornReasons] = {
     "torn_pointer", "torn_unreadable", "torn_not_frame", "torn_not_running", "torn_suspended",
-    "torn_not_code", "torn_instruction", "torn_top_moved", "torn_anchor"};
+    "torn_not_code", "torn_instruction", "torn_top_moved", "torn_anchor",
+    "torn_other_thread"};
 
 namespace {
 constexpr int kQuickRetries = 2;    // torn walks taken again at once
@@ -55,6 +56,7 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     c = resolve_codes(ts_addr, n, out);
     if (c != Capture::Ok) return c;
     if (check_top_ && !top_unchanged()) return reject(kTornTopMoved);
+    if (!walker_->still_the_threads(n)) return reject(kTornOtherThread);
     depth = n;
     return Capture::Ok;
 }
@@ -178,7 +180,9 @@ Capture FrameCapture::resolve_codes(uint64_t ts_addr, int n, FrameRecord* out, b
     return Capture::Ok;
 }
 
-void FrameCapture::remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev) {
+void FrameCapture::remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev,
+                                uint64_t current_addr) {
+    current_addr_ = current_addr;
     top_addr_[0] = code_addr;
     top_addr_[1] = prev_addr;
     top_seen_[0] = load_u64(code);
@@ -190,9 +194,11 @@ void FrameCapture::remember_top(uint64_t code_addr, uint64_t prev_addr, const ui
 // frame's memory for another call changed it, and its copy may mix two stacks.
 bool FrameCapture::top_unchanged() {
     uint64_t now[2] = {0, 0};
-    struct iovec l[2] = {{&now[0], 8}, {&now[1], 8}};
-    struct iovec r[2] = {{reinterpret_cast<void*>(top_addr_[0]), 8}, {reinterpret_cast<void*>(top_addr_[1]), 8}};
-    if (!reader_.readv(l, r, 2)) return false;
+    current_now_ = 0;
+    struct iovec l[3] = {{&now[0], 8}, {&now[1], 8}, {&current_now_, 8}};
+    struct iovec r[3] = {{reinterpret_cast<void*>(top_addr_[0]), 8}, {reinterpret_cast<void*>(top_addr_[1]), 8},
+                         {reinterpret_cast<void*>(current_addr_), 8}};
+    if (!reader_.readv(l, r, current_addr_ != 0 ? 3 : 2)) return false;
     return now[0] == top_seen_[0] && now[1] == top_seen_[1];
 }
 

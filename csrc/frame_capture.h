@@ -29,7 +29,7 @@ inline size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_add
 
 // Why a walk was rejected; counted for stats().
 enum TornReason { kTornPointer, kTornUnreadable, kTornNotFrame, kTornNotRunning, kTornSuspended,
-                  kTornNotCode, kTornInstruction, kTornTopMoved, kTornAnchor, kTornReasons };
+                  kTornNotCode, kTornInstruction, kTornTopMoved, kTornAnchor, kTornOtherThread, kTornReasons };
 extern const char* const kTornReasonNames[kTornReasons];
 
 class FrameCapture {
@@ -59,7 +59,10 @@ private:
     Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out, bool thread = true);
     size_t add_prefetch(uint64_t ts_addr, struct iovec* l, struct iovec* r);
     void prefetch_done(size_t main_bytes, size_t copied);
-    void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev);
+    // `current_addr`: where the thread's current-frame pointer lives, read with the re-read into
+    // current_now_ (0: not read).
+    void remember_top(uint64_t code_addr, uint64_t prev_addr, const uint8_t* code, const uint8_t* prev,
+                      uint64_t current_addr = 0);
     bool top_unchanged();
 
     const spprof_layout& L;
@@ -88,6 +91,7 @@ private:
     // What the consistency re-read compares: the innermost frame's code and caller fields.
     uint64_t top_addr_[2] = {0, 0};
     uint64_t top_seen_[2] = {0, 0};
+    uint64_t current_addr_ = 0, current_now_ = 0;
     bool check_top_ = true;
     // 3.14: the innermost code objects sampled, for a frame whose code was cleared as it returned.
     CodeRanges returned_;

@@ -44,6 +44,9 @@ public:
     // Whether the last walk read a frame outside its batched copy (a generator's or coroutine's):
     // the thread's next walk then reads the code objects ahead with that frame.
     virtual bool left_copy() const { return false; }
+    // After an Ok walk of `n` frames and the capture's re-read: whether the thread's frames as
+    // they are now still lead into the walked chain.
+    virtual bool still_the_threads(int /*n*/) { return true; }
 };
 
 std::unique_ptr<FrameWalker> make_object_walker(FrameCapture& capture);

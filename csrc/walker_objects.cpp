@@ -13,6 +13,7 @@ namespace spprof {
 namespace {
 
 constexpr int kChainLookahead = 16;  // frames popped since the last tick that are skipped over
+constexpr int kOwnerHops = 64;       // callers of the thread's current frame searched for the walk's
 }  // namespace
 
 class ObjectWalker final : public FrameWalker {
@@ -33,6 +34,8 @@ public:
         bytes = static_cast<int64_t>(w.instr);
         return true;
     }
+
+    bool still_the_threads(int n) override;
 
 private:
     FrameCapture& cap_;
@@ -93,7 +96,7 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
         int64_t lasti = load_i32(fb + L.fo_lasti);
         if (lasti < -1) return cap_.reject(kTornInstruction);
         int64_t instr = lasti < 0 ? -1 : lasti * L.fo_lasti_scale;
-        if (n == 0) cap_.remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back);
+        if (n == 0) cap_.remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back, ts_addr + L.ts_frame);
         chain_now_[static_cast<size_t>(n)] = f;
         cap_.walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr), f};
         f = load_u64(fb + L.fo_back);
@@ -102,6 +105,20 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
     last.n = n;
     std::copy(chain_now_.begin(), chain_now_.begin() + n, last.addrs.begin());
     return Capture::Ok;
+}
+
+// The walk starts from the copy of the thread state, which can be older than the walk: a frame the
+// thread returned from since may be reused by another thread, whose chain then passes every check
+// of its own. The thread's current frame, read after the walk, must be one of the walked frames
+// or be called from one (the thread went deeper, or returned and called again). Taken from the
+// copy, the walk still samples the thread where its state was copied, whatever it ran since.
+bool ObjectWalker::still_the_threads(int n) {
+    uint64_t f = cap_.current_now_;
+    for (int hops = 0; hops < kOwnerHops && f != 0 && plausible(f); ++hops) {
+        if (std::find(chain_now_.begin(), chain_now_.begin() + n, f) != chain_now_.begin() + n) return true;
+        if (!cap_.reader_.read(f + L.fo_back, &f, sizeof f)) return false;
+    }
+    return false;
 }
 
 std::unique_ptr<FrameWalker> make_object_walker(FrameCapture& capture) {

@@ -297,7 +297,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 
     Mutator mut;
     mut.start();
-    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0;
+    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0;
     uint64_t results[3] = {0, 0, 0};
     std::vector<uint8_t> ts_arg;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -306,7 +306,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
         FrameCapture& cap = *cs.caps[k];
         const int max_depth = cs.depths[k];
         Image* img;
-        bool clean = false;
+        bool clean = false, reused = false;
         if (rng.chance(45)) {
             img = images[rng.below(images.size())].get();
             std::copy(img->clean.begin(), img->clean.end(), img->work.begin());
@@ -324,6 +324,18 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
                 store_u64(img->bytes() + (stale - img->base()) + L.cframe_current_frame, img->frames[2]);
                 store_u64(ts_arg.data() + L.ts_frame, stale);
                 ++stale_cframes;
+            }
+            if (clean && L.frame_model == SPPROF_FRAMES_OBJECTS && images.size() > 1 && rng.chance(30)) {
+                // The copy names a frame the thread has returned from since, now another thread's
+                // innermost frame: that thread's chain passes every check of its own, and the
+                // walk must not charge it to this thread.
+                Image* other = images[rng.below(images.size())].get();
+                if (other != img && !other->frames.empty()) {
+                    std::copy(other->clean.begin(), other->clean.end(), other->work.begin());
+                    store_u64(ts_arg.data() + L.ts_frame, other->frames[0]);
+                    clean = false;
+                    reused = true;
+                }
             }
         } else {
             img = rnd.get();
@@ -360,6 +372,11 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
         if (is_live) mut.park();
         check_capture(c, depth, truncated, records, max_depth, !is_live, "frames", i);
         results[static_cast<int>(c)]++;
+        if (reused) {
+            CHECK(c == Capture::Torn, fmt("frames #%llu: a copy naming another thread's frame walks to %d with depth %d",
+                                          (unsigned long long)i, (int)c, depth));
+            ++other_thread;
+        }
         if (clean) {  // unmutated copy of a real thread: the real stack, every frame of it
             size_t idx = static_cast<size_t>(img - images[0].get());
             for (size_t j = 0; j < images.size(); ++j) if (images[j].get() == img) idx = j;
@@ -397,6 +414,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     st.notes["walks with memory changing under them"] = live;
     st.notes["clean copies matching the real walk"] = oracle;
     st.notes["... of them through a stale cframe"] = stale_cframes;
+    st.notes["copies naming another thread's frame, rejected"] = other_thread;
     st.notes["... named again after their innermost frame returned (3.14)"] = returned;
     st.notes["slowest walk (us)"] = worst_ns / 1000;
     uint64_t torn_total = 0;
