@@ -122,7 +122,12 @@ def main():
         t.join()
     profile = spprof.stop()
     frames = sorted({(f.function_name, f.filename) for s in profile.samples for f in s.frames})
-    print(json.dumps({"samples": len(profile.samples), "frames": frames, "counters": profile.counters,
+    # Functions the standard library compiles from a string (namedtuple's __new__, as
+    # selectors.SelectorKey's, made by asyncio's loop): their frames are real, in "<string>".
+    from_strings = sorted({o.__code__.co_name for o in gc.get_objects()
+                           if callable(o) and getattr(getattr(o, "__code__", None), "co_filename", "") == "<string>"})
+    print(json.dumps({"samples": len(profile.samples), "frames": frames, "from_strings": from_strings,
+                      "counters": profile.counters,
                       "threads": sorted({s.thread_name for s in profile.samples})}))
 
 
