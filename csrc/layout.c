@@ -7,6 +7,7 @@
 #include <frameobject.h>
 #include <string.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030F0000
 #error "spprof supports CPython 3.9 to 3.14"
@@ -358,6 +359,8 @@ static struct {
     uint64_t task_type, current_tasks;
     uint32_t task_size, task_coro, task_name, task_awaited_by, task_node, task_loop;
     uint64_t scheduled_tasks;
+    uint64_t running_loop_key, loop_holder_type;  /* 3.11 */
+    uint32_t holder_loop;
 } tasks_found;
 
 /* The one offset in the first `size` bytes of `obj` that holds `target`; -1 when none or several. */
@@ -437,6 +440,57 @@ static int calibrate_task_node(PyObject *first, PyObject *second)
 }
 #endif
 
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* 3.11 keeps a thread's running loop in its dict, in a holder object of _asyncio's with the pid
+ * that set it. With the probe loop set running (or the loop that runs), the dict's entry gives
+ * the key (an interned str, the same for every thread) and the holder; the loop is in one slot
+ * of it, the pid right after. */
+static int calibrate_loop_holder(PyObject *mod, PyObject *probe)
+{
+    PyObject *get = PyObject_GetAttrString(mod, "_get_running_loop");
+    PyObject *set = PyObject_GetAttrString(mod, "_set_running_loop");
+    PyObject *running = NULL, *loop, *dict, *key, *value, *r;
+    Py_ssize_t pos = 0;
+    int ok = 0, probed = 0;
+    if (get == NULL || set == NULL || probe == NULL || (running = PyObject_CallNoArgs(get)) == NULL) goto out;
+    loop = running;
+    if (running == Py_None) {
+        if ((r = PyObject_CallOneArg(set, probe)) == NULL) goto out;
+        Py_DECREF(r);
+        probed = 1;
+        loop = probe;
+    }
+    dict = PyThreadState_GetDict();
+    while (dict != NULL && PyDict_Next(dict, &pos, &key, &value)) {
+        long at;
+        size_t size;
+        int pid;
+        if (!PyUnicode_CheckExact(key) || PyUnicode_CompareWithASCIIString(key, "__asyncio_running_event_loop__") != 0)
+            continue;
+        size = (size_t)Py_TYPE(value)->tp_basicsize;
+        at = only_slot(value, size, loop);
+        if (at < 0 || (size_t)at + 8 + sizeof pid > size || !PyUnicode_CHECK_INTERNED(key)) break;
+        memcpy(&pid, (char *)value + at + 8, sizeof pid);
+        if (pid != (int)getpid()) break;
+        tasks_found.running_loop_key = (uint64_t)(uintptr_t)key;
+        tasks_found.loop_holder_type = (uint64_t)(uintptr_t)Py_TYPE(value);  /* a static type of _asyncio's */
+        tasks_found.holder_loop = (uint32_t)at;
+        ok = 1;
+        break;
+    }
+    if (probed) {
+        r = PyObject_CallOneArg(set, Py_None);
+        Py_XDECREF(r);
+    }
+out:
+    Py_XDECREF(running);
+    Py_XDECREF(get);
+    Py_XDECREF(set);
+    PyErr_Clear();
+    return ok;
+}
+#endif
+
 static int calibrate(char *why, size_t n)
 {
     PyObject *globals = PyDict_New(), *code = NULL, *r = NULL, *mod = NULL, *task_type = NULL;
@@ -493,12 +547,18 @@ static int calibrate(char *why, size_t n)
         Py_DECREF(current);
         tasks_found.model = SPPROF_TASKS_CURRENT_DICT;
     }
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030B0000
     /* Without these, only the running task is named: suspended tasks are not sampled. WeakSet
      * binds its set once (its methods change it in place), so the set's address holds while
-     * the module does. */
+     * the module does. 3.11 keeps every task in _all_tasks, the running ones too (their
+     * coroutines' state tells them apart). */
     {
+#if PY_VERSION_HEX >= 0x030C0000
         PyObject *scheduled = PyObject_GetAttrString(mod, "_scheduled_tasks");
+#else
+        PyObject *scheduled = calibrate_loop_holder(mod, PyDict_GetItemString(globals, "_loop"))
+                              ? PyObject_GetAttrString(mod, "_all_tasks") : NULL;
+#endif
         PyObject *data = scheduled != NULL ? PyObject_GetAttrString(scheduled, "data") : NULL;
         if (data != NULL && PySet_CheckExact(data) && loop_at[0] >= 0 && loop_at[0] == loop_at[1]) {
             tasks_found.scheduled_tasks = (uint64_t)(uintptr_t)data;
@@ -607,7 +667,7 @@ static void fill_tasks(struct spprof_layout *l)
         l->frame_suspended = FRAME_SUSPENDED;
         l->frame_suspended_yield_from = FRAME_SUSPENDED_YIELD_FROM;
     }
-#elif PY_VERSION_HEX >= 0x030C0000
+#elif PY_VERSION_HEX >= 0x030B0000
     if (tasks_found.scheduled_tasks != 0) {
         l->scheduled_tasks = tasks_found.scheduled_tasks;
         l->task_loop = tasks_found.task_loop;
@@ -621,12 +681,21 @@ static void fill_tasks(struct spprof_layout *l)
         l->ts_running_loop = OFF(_PyThreadStateImpl, asyncio_running_loop);
 #else
         l->ts_dict = OFF(PyThreadState, dict);
-        l->running_loop_key = (uint64_t)(uintptr_t)&_Py_ID(__asyncio_running_event_loop__);
         l->dk_unicode_entry_size = (uint32_t)sizeof(PyDictUnicodeEntry);
         l->dk_unicode_key = OFF(PyDictUnicodeEntry, me_key);
         l->dk_unicode_value = OFF(PyDictUnicodeEntry, me_value);
         l->resume_ops[0] = RESUME;
+#if PY_VERSION_HEX >= 0x030C0000
+        l->running_loop_key = (uint64_t)(uintptr_t)&_Py_ID(__asyncio_running_event_loop__);
         l->resume_ops[1] = INSTRUMENTED_RESUME;
+#else
+        l->running_loop_key = tasks_found.running_loop_key;
+        l->loop_holder_type = tasks_found.loop_holder_type;
+        l->none_object = (uint64_t)(uintptr_t)Py_None;
+        l->holder_loop = tasks_found.holder_loop;
+        l->holder_pid = tasks_found.holder_loop + 8;
+        l->resume_ops[1] = RESUME_QUICK;  /* RESUME as 3.11 quickens it */
+#endif
 #endif
         l->gen_type = (uint64_t)(uintptr_t)&PyGen_Type;
         l->gen_frame_state = OFF(PyGenObject, gi_frame_state);

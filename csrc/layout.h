@@ -113,20 +113,24 @@ struct spprof_layout {
     uint32_t if_stackpointer;   /* _PyInterpreterFrame.stackpointer: a suspended frame's stack top */
     int frame_created, frame_suspended, frame_suspended_yield_from;  /* gi_frame_state values */
     uint32_t long_tag, long_digit;  /* 3.12+: a Task's default name is kept as its number */
-    /* 3.12/3.13, where suspended tasks wait (task_sets.cpp); 0 elsewhere */
-    uint64_t scheduled_tasks;   /* the plain set of weak references inside _asyncio._scheduled_tasks */
+    /* 3.11-3.13, where suspended tasks wait (task_sets.cpp); 0 elsewhere */
+    uint64_t scheduled_tasks;   /* the plain set of weak references inside _asyncio._scheduled_tasks
+                                 * (3.11: _asyncio._all_tasks) */
     uint32_t set_mask, set_table, set_entry_size, set_entry_key;  /* PySetObject, setentry */
     uint64_t weakref_type;      /* weakref.ref, of the set's entries */
     uint32_t wr_object;         /* PyWeakReference.wr_object: the task, or None once it is gone */
     uint32_t task_loop;         /* TaskObj.task_loop (found at start) */
     uint32_t ts_running_loop;   /* 3.13: _PyThreadStateImpl.asyncio_running_loop */
-    uint32_t ts_dict;           /* 3.12: PyThreadState.dict, which holds the running loop ... */
+    uint32_t ts_dict;           /* 3.11/3.12: PyThreadState.dict, which holds the running loop ... */
     uint64_t running_loop_key;  /* ... under this interned str */
+    /* 3.11: that entry holds _asyncio's holder object, the loop and the pid that set it in it */
+    uint64_t loop_holder_type, none_object;
+    uint32_t holder_loop, holder_pid;
     uint32_t dk_unicode_entry_size, dk_unicode_key, dk_unicode_value;  /* a dict of str keys' entries */
-    /* 3.12/3.13: a suspended frame's stack top is localsplus[stacktop - 1], not at stackpointer */
+    /* 3.11-3.13: a suspended frame's stack top is localsplus[stacktop - 1], not at stackpointer */
     uint32_t if_stacktop, if_localsplus;
-    /* 3.12 has one suspended state: the frame awaits when the RESUME after its last instruction
-     * says it comes back from an await or yield from (oparg 2 or more); 0 elsewhere */
+    /* 3.11/3.12 have one suspended state: the frame awaits when the RESUME after its last
+     * instruction says it comes back from an await or yield from (oparg 2 or more); 0 elsewhere */
     uint8_t resume_ops[2];
 };
 

@@ -1,5 +1,7 @@
 #include "task_sets.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "bytes.h"
@@ -16,13 +18,13 @@ constexpr size_t kHead = 128;
 TaskSets::TaskSets(const spprof_layout& layout, SafeReader& reader)
     : L(layout), reader_(reader), entries_(kSetChunk * std::max<uint32_t>(layout.set_entry_size, 1)),
       refs_(kSetChunk * kRefBytes), dict_(kThreadDictEntries * std::max<uint32_t>(layout.dk_entry_size, 16)),
-      objs_(kSetChunk), local_(kSetChunk), remote_(kSetChunk) {}
+      objs_(kSetChunk), local_(kSetChunk), remote_(kSetChunk), pid_(static_cast<int32_t>(getpid())) {}
 
 uint64_t TaskSets::running_loop(uint64_t ts_addr) {
     uint64_t loop = 0;
     if (L.ts_running_loop != 0) return reader_.read(ts_addr + L.ts_running_loop, &loop, sizeof loop) ? loop : 0;
     if (L.ts_dict == 0) return 0;
-    // 3.12: the entry of the thread's dict whose key is that very str (only _asyncio sets it).
+    // 3.11/3.12: the entry of the thread's dict whose key is that very str (only _asyncio sets it).
     uint64_t dict = 0;
     DictEntries e;
     if (!reader_.read(ts_addr + L.ts_dict, &dict, sizeof dict) || !plausible(dict)) return 0;
@@ -31,7 +33,16 @@ uint64_t TaskSets::running_loop(uint64_t ts_addr) {
         const uint8_t* entry = dict_.data() + i * e.size;
         if (load_u64(entry + e.key) == L.running_loop_key) loop = load_u64(entry + e.value);
     }
-    return plausible(loop) ? loop : 0;
+    if (L.loop_holder_type != 0 && plausible(loop)) {
+        // 3.11: _asyncio's holder; a loop set by the parent of a forked process runs in none.
+        uint8_t h[64];
+        const uint64_t holder = loop;
+        loop = 0;
+        if (L.holder_pid + 4 <= sizeof h && reader_.read(holder, h, L.holder_pid + 4) &&
+            load_u64(h + L.ob_type) == L.loop_holder_type && load_i32(h + L.holder_pid) == pid_)
+            loop = load_u64(h + L.holder_loop);
+    }
+    return plausible(loop) && loop != L.none_object ? loop : 0;
 }
 
 bool TaskSets::read_header(uint64_t& table, uint64_t& mask) {

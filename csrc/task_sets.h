@@ -1,8 +1,8 @@
-// Where asyncio lists its tasks on 3.12 and 3.13, for waiting_tasks.h: every task not running
-// eagerly is in _asyncio._scheduled_tasks, a WeakSet whose plain set holds a weak reference to
-// each (eager tasks are only ever in _eager_tasks while they run: no suspended one is there). A
-// task belongs to the thread running its loop: the thread state's running loop (3.13), or the
-// entry the thread's dict keeps it under (3.12).
+// Where asyncio lists its tasks on 3.11-3.13, for waiting_tasks.h: every task not running
+// eagerly is in _asyncio._scheduled_tasks (3.11: _all_tasks), a WeakSet whose plain set holds a
+// weak reference to each (eager tasks are only ever in _eager_tasks while they run: no suspended
+// one is there). A task belongs to the thread running its loop: the thread state's running loop
+// (3.13), or the entry the thread's dict keeps it under (3.12; 3.11 keeps a holder of it there).
 //
 // The set's table is read by index, a chunk of entries at a time, each chunk with the set's header
 // read again: a table replaced (the set grew or shrank) ends the read, and the caller starts over.
@@ -50,6 +50,7 @@ private:
     std::vector<uint8_t> entries_, refs_, dict_;
     std::vector<uint64_t> objs_;  // the chunk's live objects' addresses, by entry; 0: none
     std::vector<struct iovec> local_, remote_;
+    int32_t pid_;  // the process's, which a 3.11 loop holder must name
 };
 
 }  // namespace spprof

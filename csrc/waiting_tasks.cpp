@@ -39,7 +39,7 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
     }
     uint64_t first = 0;
     if (L.task_node == 0) {
-        // 3.12/3.13: the set, where the pass left it, if its table is the one the pass read.
+        // 3.11-3.13: the set, where the pass left it, if its table is the one the pass read.
         loop_ = sets_.running_loop(ts_addr);
         empty_[i] = loop_ == 0 ? ts_addr : 0;
         if (loop_ == 0) return;
@@ -72,7 +72,7 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
     first_ = first;
 }
 
-// 3.12/3.13: the set's next task of the thread's loop, copied into `copy`. False for an entry to
+// 3.11-3.13: the set's next task of the thread's loop, copied into `copy`. False for an entry to
 // pass over, or (cur_ then null) when the thread is done for this tick.
 bool WaitingTasks::set_task(Cursor& c, uint64_t& task, uint8_t* copy) {
     if (budget_ <= 0) return leave_for_next_tick(c, next_ + 1);
@@ -246,7 +246,7 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
         if (state != L.frame_suspended_yield_from || (L.resume_ops[0] != 0 && !resumes_from_await(instr))) continue;
         uint64_t top = load_u64(f + L.if_stackpointer) - 8;
         if (L.if_stacktop != 0) {
-            // 3.12/3.13: an index into the frame's locals and stack, inside the coroutine.
+            // 3.11-3.13: an index into the frame's locals and stack, inside the coroutine.
             const int32_t at = load_i32(f + L.if_stacktop);
             if (at <= 0 || at > (1 << 20)) {
                 p.ok = false;
@@ -268,8 +268,8 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
     }
 }
 
-// 3.12: the instruction after the frame's last one (a YIELD_VALUE) is the RESUME it comes back
-// at; its argument says after what: 2 and up, a `yield from` or an await.
+// 3.11/3.12: the instruction after the frame's last one (a YIELD_VALUE) is the RESUME it comes
+// back at; its argument says after what: 2 and up, a `yield from` or an await.
 bool WaitingTasks::resumes_from_await(uint64_t instr) {
     uint8_t unit[2];
     if (!plausible(instr & ~7ull) || !reader_.read(instr + 2, unit, sizeof unit)) return false;

@@ -1,11 +1,11 @@
-// Where suspended asyncio tasks wait (3.12+, wall mode): every task of a thread that is not
+// Where suspended asyncio tasks wait (3.11+, wall mode): every task of a thread that is not
 // running is sampled at its await point, weighted like a waiting thread.
 //
 // 3.14 links each Task into the list of the thread that made it (asyncio_tasks_head); a finished
-// task leaves it. 3.12 and 3.13 keep one set of all tasks (task_sets.h): a thread reads it in
+// task leaves it. 3.11 to 3.13 keep one set of all tasks (task_sets.h): a thread reads it in
 // the same turns, its table's index for a place, and takes the tasks of the loop it runs. A
 // suspended task's coroutine awaits the object on its frame's stack top (3.13+: gi_frame_state
-// FRAME_SUSPENDED_YIELD_FROM; 3.12: the RESUME after its last instruction says so); that object,
+// FRAME_SUSPENDED_YIELD_FROM; 3.11/3.12: the RESUME after its last instruction says so); that object,
 // when a coroutine (or a generator-based one), is followed the same way, down to the innermost
 // coroutine, whose frame is at its await.
 // The sample is that chain, innermost first, under the task's record (asyncio_tasks.h), with the
@@ -16,7 +16,7 @@
 // chain bounded, its code objects checked like a walk's, and its coroutines' states and
 // instructions read again after the copy: a task that moved meanwhile is dropped and counted.
 //
-// Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.12/3.13: other loops'
+// Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.11-3.13: other loops'
 // tasks the set holds count too). A thread with more is
 // read in turns: the next tick goes on where this one stopped, and each task sampled carries the
 // time since its place in the list was last read (the time one pass over the list takes), so

@@ -11,9 +11,9 @@ from conftest import run_workload
 from test_formats import decode_pprof, go_pprof
 
 
-# Where suspended tasks wait is read from 3.14's per-thread task lists and from 3.12's and 3.13's
-# set of scheduled tasks; older versions sample the running task only.
-WAITING_TASKS = sys.version_info >= (3, 12)
+# Where suspended tasks wait is read from 3.14's per-thread task lists and from 3.11's to 3.13's
+# set of tasks; older versions sample the running task only.
+WAITING_TASKS = sys.version_info >= (3, 11)
 
 
 def run(kind, interval_ms, mode, seconds, *extra):
@@ -78,11 +78,11 @@ def test_the_tasks_awaiting_a_task_are_above_it_on_3_14():
     assert (out["counters"]["task_parents_named"] > 0) == (sys.version_info >= (3, 14)), out["counters"]
 
 
-def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_12_and_later():
+def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_11_and_later():
     out = run("waits", 5, "wall", 2.0)
     waiting, counters = out["waiting"], out["counters"]
     if not WAITING_TASKS:
-        # Known limit (README): before 3.12 only the running task is sampled.
+        # Known limit (README): before 3.11 only the running task is sampled.
         assert waiting == {} and counters["waiting_tasks_sampled"] == 0, (waiting, counters)
         return
     lines = out["await_lines"]

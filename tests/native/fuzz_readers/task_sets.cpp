@@ -1,11 +1,15 @@
-// Target: task_sets, the reader of 3.12's and 3.13's set of scheduled tasks and of the loop a
-// thread runs. Each input is an image laid out as CPython keeps them (the set's header, its
-// table of empty slots, dummies and weak references to tasks or to None; a thread state with its
-// running loop, or with its dict of str keys holding the loop under _asyncio's key), then mutated.
+// Target: task_sets, the reader of 3.11's to 3.13's set of tasks and of the loop a thread runs.
+// Each input is an image laid out as CPython keeps them (the set's header, its table of empty
+// slots, dummies and weak references to tasks or to None; a thread state with its running loop,
+// or with its dict of str keys holding the loop, or 3.11's holder of it, under _asyncio's key),
+// then mutated. A 3.11 holder set by another process (a forked child's parent), or holding None,
+// names no loop.
 // Unmutated, the reader must give every live weak reference's object once, in table order, from
 // any index it is asked to start at, refuse another table, and find the loop; mutated, it may give
 // anything, but each index it gives is past the last and the read ends.
 #include "fuzz.h"
+
+#include <unistd.h>
 
 #include <cstring>
 #include <vector>
@@ -27,7 +31,7 @@ constexpr int kMaxNext = 4096;  // objects one mutated read may give before the 
 }  // namespace
 
 void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
-    if (L.scheduled_tasks == 0) {  // 3.14 lists its tasks per thread; before 3.12 none are read
+    if (L.scheduled_tasks == 0) {  // 3.14 lists its tasks per thread; before 3.11 none are read
         st.notes["no set of tasks on this version"] = 1;
         return;
     }
@@ -65,8 +69,18 @@ void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats&
             store_u64(img + (ref - base) + L.wr_object, obj);
             want.push_back(obj);
         }
-        // the thread's running loop: in its state (3.13), or in its dict (3.12)
-        const uint64_t ts = base + kTs, loop = base + kTasks + 2048;
+        // the thread's running loop: in its state (3.13), or in its dict (3.12), in a holder (3.11)
+        const uint64_t ts = base + kTs;
+        uint64_t loop = base + kTasks + 2048, value = loop;
+        if (L.loop_holder_type != 0) {
+            const uint64_t holder = base + kTasks + 3072;
+            value = holder;
+            const size_t kind = rng.below(10);  // 8 in 10 the loop; else set by another process, or None
+            store_u64(img + (holder - base) + L.ob_type, L.loop_holder_type);
+            store_u64(img + (holder - base) + L.holder_loop, kind == 9 ? L.none_object : loop);
+            store_i32(img + (holder - base) + L.holder_pid, static_cast<int32_t>(getpid()) + (kind == 8 ? 1 : 0));
+            if (kind >= 8) loop = 0;
+        }
         if (L.ts_running_loop != 0) {
             store_u64(img + kTs + L.ts_running_loop, loop);
         } else {
@@ -83,7 +97,7 @@ void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats&
             for (size_t k = 0; k < n; ++k) {
                 uint8_t* e = img + kKeys + L.dk_indices + 8 + k * size;
                 store_u64(e + (general ? L.dk_entry_key : L.dk_unicode_key), k == at ? L.running_loop_key : base + kDummy);
-                store_u64(e + (general ? L.dk_entry_value : L.dk_unicode_value), k == at ? loop : base + kNone);
+                store_u64(e + (general ? L.dk_entry_value : L.dk_unicode_value), k == at ? value : base + kNone);
             }
         }
         const int muts = rng.chance(30) ? 0 : static_cast<int>(1 + rng.below(6));
