@@ -208,6 +208,8 @@ def test_report_tasks_gives_a_table_per_task(tmp_path):
     assert rows[0][0] == "task"
     computer = {r[-2].split(".")[-1] for r in rows[1:] if r[0] == "computer"}
     assert {"a_top", "b_mid", "c_work"} <= computer, rows
-    assert all(r[0] in ("computer", "(no task)") for r in rows[1:]), {r[0] for r in rows[1:]}
+    # The main task (asyncio.run's three) computes for a few microseconds, starting the others: a
+    # loaded machine can catch it. The waiting tasks use no CPU and get no table.
+    assert {r[0] for r in rows[1:]} <= {"computer", "(no task)", "Task-1"}, {r[0] for r in rows[1:]}
     # the task's table comes first: it has nearly all the time
     assert rows[1][0] == "computer"
