@@ -6,6 +6,7 @@
 // Exits 0 with a summary, or nonzero with a message (a failed check, or TSan's report).
 #include "harness.h"
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -95,9 +96,15 @@ uint64_t c_lost(const Engine& e) { return e.sampler->counters().descriptors_lost
 uint64_t c_restarts(const Engine& e) { return e.sampler->counters().timer_restarts.load(); }
 
 // Closes every epoll, timerfd and eventfd of the process (here: only the sampler's timer has any),
-// behind the engine's back as a program would. Through the raw system call: TSan models a close
-// racing with the descriptor's use as a data race, and that race is the attack being simulated.
+// behind the engine's back as a program would, and leaves each number taken by /dev/null, as a
+// program that closes descriptors and opens files would. Through raw system calls: TSan models a
+// close racing with the descriptor's use as a data race, and that race is the attack being
+// simulated. The numbers stay taken: a sampler thread abandoned asleep in the lost epoll has its
+// number on record in TSan, which would take a later round's epoll given the same number for a
+// race with that sleeping thread.
 void close_anon_descriptors() {
+    const int null_fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC));
+    CHECK(null_fd >= 0, "cannot open /dev/null");
     for (int fd = 3; fd < 1024; ++fd) {
         char path[64], target[64];
         std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -106,8 +113,9 @@ void close_anon_descriptors() {
         target[n] = '\0';
         if (std::strncmp(target, "anon_inode:[eventpoll]", 22) == 0 || std::strncmp(target, "anon_inode:[timerfd]", 20) == 0 ||
             std::strncmp(target, "anon_inode:[eventfd]", 20) == 0)
-            ::syscall(SYS_close, fd);
+            ::syscall(SYS_dup3, null_fd, fd, O_CLOEXEC);  // closes fd's file and puts /dev/null there
     }
+    ::syscall(SYS_close, null_fd);
 }
 
 // What stats() reads, read here from another thread than the sampler's and the collector's.
