@@ -44,6 +44,8 @@ class BuildExt(build_ext):
             if src.endswith(".c"):
                 extra_postargs = [a for a in extra_postargs if not a.startswith("-std=c++")
                                   and a not in ("-fvisibility-inlines-hidden",)] + ["-std=c11"]
+                # a macro one version lacks would otherwise link as a missing function
+                extra_postargs += ["-Werror=implicit-function-declaration"]
             original(obj, src, ext, cc_args, extra_postargs, pp_opts)
 
         self.compiler._compile = compile_one

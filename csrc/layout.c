@@ -35,9 +35,7 @@
 #include "internal/pycore_interpframe_structs.h"
 #endif
 
-#if PY_VERSION_HEX >= 0x030B0000
 #include "opcode.h"
-#endif
 
 #include "layout.h"
 
@@ -254,14 +252,18 @@ static void fill_frames(struct spprof_layout *l)
     l->fo_lasti = OFF(PyFrameObject, f_lasti);
     l->fo_gen = OFF(PyFrameObject, f_gen);
     l->fo_size = (uint32_t)sizeof(PyFrameObject);
+    l->fo_valuestack = OFF(PyFrameObject, f_valuestack);
+    l->yield_from_op = YIELD_FROM;
 #if PY_VERSION_HEX >= 0x030A0000
     l->fo_state = OFF(PyFrameObject, f_state);
     l->fo_running = FRAME_EXECUTING;
     l->fo_lasti_scale = 2;
+    l->fo_stackdepth = OFF(PyFrameObject, f_stackdepth);
 #else
     l->fo_state = OFF(PyFrameObject, f_executing);
     l->fo_running = 1;
     l->fo_lasti_scale = 1;
+    l->fo_stacktop = OFF(PyFrameObject, f_stacktop);
 #endif
     l->fo_copy = frame_copy_bytes(l);
 #endif
@@ -440,8 +442,8 @@ static int calibrate_task_node(PyObject *first, PyObject *second)
 }
 #endif
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-/* 3.11 keeps a thread's running loop in its dict, in a holder object of _asyncio's with the pid
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.9-3.11 keep a thread's running loop in its dict, in a holder object of _asyncio's with the pid
  * that set it. With the probe loop set running (or the loop that runs), the dict's entry gives
  * the key (an interned str, the same for every thread) and the holder; the loop is in one slot
  * of it, the pid right after. */
@@ -547,10 +549,9 @@ static int calibrate(char *why, size_t n)
         Py_DECREF(current);
         tasks_found.model = SPPROF_TASKS_CURRENT_DICT;
     }
-#if PY_VERSION_HEX >= 0x030B0000
     /* Without these, only the running task is named: suspended tasks are not sampled. WeakSet
      * binds its set once (its methods change it in place), so the set's address holds while
-     * the module does. 3.11 keeps every task in _all_tasks, the running ones too (their
+     * the module does. 3.9-3.11 keep every task in _all_tasks, the running ones too (their
      * coroutines' state tells them apart). */
     {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -560,7 +561,7 @@ static int calibrate(char *why, size_t n)
                               ? PyObject_GetAttrString(mod, "_all_tasks") : NULL;
 #endif
         PyObject *data = scheduled != NULL ? PyObject_GetAttrString(scheduled, "data") : NULL;
-        if (data != NULL && PySet_CheckExact(data) && loop_at[0] >= 0 && loop_at[0] == loop_at[1]) {
+        if (data != NULL && Py_IS_TYPE(data, &PySet_Type) && loop_at[0] >= 0 && loop_at[0] == loop_at[1]) {
             tasks_found.scheduled_tasks = (uint64_t)(uintptr_t)data;
             tasks_found.task_loop = (uint32_t)loop_at[0];
         }
@@ -568,7 +569,6 @@ static int calibrate(char *why, size_t n)
         Py_XDECREF(scheduled);
         PyErr_Clear();
     }
-#endif
 #endif
     ok = 1;
 out:
@@ -667,7 +667,7 @@ static void fill_tasks(struct spprof_layout *l)
         l->frame_suspended = FRAME_SUSPENDED;
         l->frame_suspended_yield_from = FRAME_SUSPENDED_YIELD_FROM;
     }
-#elif PY_VERSION_HEX >= 0x030B0000
+#else
     if (tasks_found.scheduled_tasks != 0) {
         l->scheduled_tasks = tasks_found.scheduled_tasks;
         l->task_loop = tasks_found.task_loop;
@@ -681,10 +681,12 @@ static void fill_tasks(struct spprof_layout *l)
         l->ts_running_loop = OFF(_PyThreadStateImpl, asyncio_running_loop);
 #else
         l->ts_dict = OFF(PyThreadState, dict);
+#if PY_VERSION_HEX >= 0x030B0000
         l->dk_unicode_entry_size = (uint32_t)sizeof(PyDictUnicodeEntry);
         l->dk_unicode_key = OFF(PyDictUnicodeEntry, me_key);
         l->dk_unicode_value = OFF(PyDictUnicodeEntry, me_value);
         l->resume_ops[0] = RESUME;
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
         l->running_loop_key = (uint64_t)(uintptr_t)&_Py_ID(__asyncio_running_event_loop__);
         l->resume_ops[1] = INSTRUMENTED_RESUME;
@@ -694,10 +696,13 @@ static void fill_tasks(struct spprof_layout *l)
         l->none_object = (uint64_t)(uintptr_t)Py_None;
         l->holder_loop = tasks_found.holder_loop;
         l->holder_pid = tasks_found.holder_loop + 8;
+#if PY_VERSION_HEX >= 0x030B0000
         l->resume_ops[1] = RESUME_QUICK;  /* RESUME as 3.11 quickens it */
 #endif
 #endif
+#endif
         l->gen_type = (uint64_t)(uintptr_t)&PyGen_Type;
+#if PY_VERSION_HEX >= 0x030B0000
         l->gen_frame_state = OFF(PyGenObject, gi_frame_state);
         l->if_stacktop = OFF(_PyInterpreterFrame, stacktop);
         l->if_localsplus = OFF(_PyInterpreterFrame, localsplus);
@@ -707,6 +712,11 @@ static void fill_tasks(struct spprof_layout *l)
         l->frame_suspended_yield_from = FRAME_SUSPENDED_YIELD_FROM;
 #else
         l->frame_suspended_yield_from = FRAME_SUSPENDED;
+#endif
+#elif PY_VERSION_HEX >= 0x030A0000
+        /* the frame object's f_state; 3.9 tells a suspended frame by its stack top (waiting_tasks.cpp) */
+        l->frame_created = FRAME_CREATED;
+        l->frame_suspended = l->frame_suspended_yield_from = FRAME_SUSPENDED;
 #endif
     }
 #endif
@@ -741,6 +751,9 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"fo_lasti", l->fo_lasti, W4, "frame object copy", l->fo_copy},
         {"fo_state", l->fo_state, W1, "frame object copy", l->fo_copy},
         {"fo_gen", l->fo_gen, W8, "frame object copy", l->fo_copy},
+        {"fo_valuestack", l->fo_valuestack, W8, "frame object", l->fo_size},
+        {"fo_stacktop", l->fo_stacktop, W8, "frame object", l->fo_size},
+        {"fo_stackdepth", l->fo_stackdepth, W4, "frame object", l->fo_size},
         {"fo_copy", l->fo_copy, W0, "frame object", l->fo_size},
         {"if_code", l->if_code, W8, "interpreter frame", l->if_size},
         {"if_previous", l->if_previous, W8, "interpreter frame", l->if_size},

@@ -58,6 +58,10 @@ struct spprof_layout {
     uint32_t fo_copy;           /* bytes of a frame object the walker copies: up to its last field read */
     int fo_lasti_scale;         /* bytes per f_lasti unit: 2 on 3.10 (code units), 1 on 3.9 (bytes) */
     int fo_running;             /* value of the state field while the frame executes */
+    uint32_t fo_valuestack;     /* a suspended frame's value stack (waiting_tasks.cpp) ... */
+    uint32_t fo_stacktop;       /* ... up to f_stacktop (3.9, NULL while it runs) ... */
+    uint32_t fo_stackdepth;     /* ... or f_stackdepth entries (3.10); 0 where absent */
+    uint8_t yield_from_op;      /* the YIELD_FROM a generator suspended in `yield from` is at */
 
     /* _PyInterpreterFrame (3.11+) */
     uint32_t if_size, if_code, if_previous, if_instr, if_owner;
@@ -111,19 +115,19 @@ struct spprof_layout {
     uint64_t gen_type;          /* a generator-based coroutine's `yield from` chain is followed too */
     uint32_t gen_frame_state;   /* PyGenObject.gi_frame_state, an int8_t */
     uint32_t if_stackpointer;   /* _PyInterpreterFrame.stackpointer: a suspended frame's stack top */
-    int frame_created, frame_suspended, frame_suspended_yield_from;  /* gi_frame_state values */
+    int frame_created, frame_suspended, frame_suspended_yield_from;  /* gi_frame_state values (3.10: f_state's) */
     uint32_t long_tag, long_digit;  /* 3.12+: a Task's default name is kept as its number */
-    /* 3.11-3.13, where suspended tasks wait (task_sets.cpp); 0 elsewhere */
+    /* 3.9-3.13, where suspended tasks wait (task_sets.cpp); 0 elsewhere */
     uint64_t scheduled_tasks;   /* the plain set of weak references inside _asyncio._scheduled_tasks
-                                 * (3.11: _asyncio._all_tasks) */
+                                 * (3.9-3.11: _asyncio._all_tasks) */
     uint32_t set_mask, set_table, set_entry_size, set_entry_key;  /* PySetObject, setentry */
     uint64_t weakref_type;      /* weakref.ref, of the set's entries */
     uint32_t wr_object;         /* PyWeakReference.wr_object: the task, or None once it is gone */
     uint32_t task_loop;         /* TaskObj.task_loop (found at start) */
     uint32_t ts_running_loop;   /* 3.13: _PyThreadStateImpl.asyncio_running_loop */
-    uint32_t ts_dict;           /* 3.11/3.12: PyThreadState.dict, which holds the running loop ... */
+    uint32_t ts_dict;           /* 3.9-3.12: PyThreadState.dict, which holds the running loop ... */
     uint64_t running_loop_key;  /* ... under this interned str */
-    /* 3.11: that entry holds _asyncio's holder object, the loop and the pid that set it in it */
+    /* 3.9-3.11: that entry holds _asyncio's holder object, the loop and the pid that set it in it */
     uint64_t loop_holder_type, none_object;
     uint32_t holder_loop, holder_pid;
     uint32_t dk_unicode_entry_size, dk_unicode_key, dk_unicode_value;  /* a dict of str keys' entries */

@@ -24,7 +24,7 @@ uint64_t TaskSets::running_loop(uint64_t ts_addr) {
     uint64_t loop = 0;
     if (L.ts_running_loop != 0) return reader_.read(ts_addr + L.ts_running_loop, &loop, sizeof loop) ? loop : 0;
     if (L.ts_dict == 0) return 0;
-    // 3.11/3.12: the entry of the thread's dict whose key is that very str (only _asyncio sets it).
+    // 3.9-3.12: the entry of the thread's dict whose key is that very str (only _asyncio sets it).
     uint64_t dict = 0;
     DictEntries e;
     if (!reader_.read(ts_addr + L.ts_dict, &dict, sizeof dict) || !plausible(dict)) return 0;
@@ -34,7 +34,7 @@ uint64_t TaskSets::running_loop(uint64_t ts_addr) {
         if (load_u64(entry + e.key) == L.running_loop_key) loop = load_u64(entry + e.value);
     }
     if (L.loop_holder_type != 0 && plausible(loop)) {
-        // 3.11: _asyncio's holder; a loop set by the parent of a forked process runs in none.
+        // 3.9-3.11: _asyncio's holder; a loop set by the parent of a forked process runs in none.
         uint8_t h[64];
         const uint64_t holder = loop;
         loop = 0;

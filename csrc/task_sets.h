@@ -1,8 +1,8 @@
-// Where asyncio lists its tasks on 3.11-3.13, for waiting_tasks.h: every task not running
-// eagerly is in _asyncio._scheduled_tasks (3.11: _all_tasks), a WeakSet whose plain set holds a
+// Where asyncio lists its tasks on 3.9-3.13, for waiting_tasks.h: every task not running
+// eagerly is in _asyncio._scheduled_tasks (3.9-3.11: _all_tasks), a WeakSet whose plain set holds a
 // weak reference to each (eager tasks are only ever in _eager_tasks while they run: no suspended
 // one is there). A task belongs to the thread running its loop: the thread state's running loop
-// (3.13), or the entry the thread's dict keeps it under (3.12; 3.11 keeps a holder of it there).
+// (3.13), or the entry the thread's dict keeps it under (3.12; 3.9-3.11 keep a holder of it there).
 //
 // The set's table is read by index, a chunk of entries at a time, each chunk with the set's header
 // read again: a table replaced (the set grew or shrank) ends the read, and the caller starts over.

@@ -22,8 +22,12 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
       max_depth_(std::min(max_depth, kAwaitChain)),
       coro_bytes_(std::max({L.ob_type, L.gen_frame_state,
                             L.coro_frame + std::max({L.if_code, L.if_instr, L.if_stackpointer, L.if_stacktop})}) + 8),
-      window_(coro_bytes_ + kStackWindow), cursors_(kCursors), batch_(kTaskBatch),
+      objects_(L.frame_model == SPPROF_FRAMES_OBJECTS),
+      window_(coro_bytes_ + (objects_ ? 0 : kStackWindow)), frame_window_(objects_ ? L.fo_size + kStackWindow : 0),
+      state_at_(objects_ ? L.fo_state : L.gen_frame_state), instr_at_(objects_ ? L.fo_lasti : L.coro_frame + L.if_instr),
+      cursors_(kCursors), batch_(kTaskBatch),
       tasks_copy_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)), windows_(kTaskBatch * window_),
+      frame_windows_(kTaskBatch * frame_window_),
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
       names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
       re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain) {}
@@ -39,7 +43,7 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
     }
     uint64_t first = 0;
     if (L.task_node == 0) {
-        // 3.11-3.13: the set, where the pass left it, if its table is the one the pass read.
+        // 3.9-3.13: the set, where the pass left it, if its table is the one the pass read.
         loop_ = sets_.running_loop(ts_addr);
         empty_[i] = loop_ == 0 ? ts_addr : 0;
         if (loop_ == 0) return;
@@ -70,40 +74,6 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
     batch_n_ = emit_ = 0;
     next_ = L.task_node == 0 ? (resumed_ ? c.node - 1 : 0) : resumed_ ? c.node : first;
     first_ = first;
-}
-
-// 3.11-3.13: the set's next task of the thread's loop, copied into `copy`. False for an entry to
-// pass over, or (cur_ then null) when the thread is done for this tick.
-bool WaitingTasks::set_task(Cursor& c, uint64_t& task, uint8_t* copy) {
-    if (budget_ <= 0) return leave_for_next_tick(c, next_ + 1);
-    uint64_t after = 0;
-    if (!sets_.next(task, after)) {
-        if (!sets_.torn()) {
-            end_pass(t_ns_);
-            return false;
-        }
-        // The table was replaced (the set grew or shrank): the pass goes on from its first entry.
-        c.node = 0;
-        c.table = 0;
-        cur_ = nullptr;
-        return false;
-    }
-    resumed_ = false;
-    next_ = after;
-    --budget_;
-    if (++c.hops > kTaskListBound) {
-        c.node = 0;
-        cur_ = nullptr;
-        return false;
-    }
-    if (!reader_.read(task, copy, L.task_copy)) {
-        reject();
-        return false;
-    }
-    // None (a task gone), or a task asyncio's Task did not make; then another loop's.
-    if (!tasks_.is_task_type(load_u64(copy + L.ob_type)) || load_u64(copy + L.task_loop) != loop_) return false;
-    ++c.count;
-    return true;
 }
 
 // The budget is spent: the next tick starts at `node`; those of this pass not yet met are counted.
@@ -163,24 +133,83 @@ bool WaitingTasks::list_task(Cursor& c, uint64_t& task, uint8_t* copy) {
     return true;
 }
 
+// A task whose copy was read, unless it needs no sample.
+void WaitingTasks::take(uint64_t task, const uint8_t* copy) {
+    if (task == running_) return;  // its thread's own sample has it
+    const uint64_t coro = load_u64(copy + L.task_coro), name = load_u64(copy + L.task_name);
+    if (coro == 0) return;  // finished: its coroutine is let go before it leaves the list
+    if (!plausible(coro) || !plausible(name)) {
+        reject();
+        return;
+    }
+    const uint64_t by = L.task_awaited_by != 0 ? load_u64(copy + L.task_awaited_by) : 0;
+    batch_[batch_n_++] = {task, coro, name, coro, by, 0, true, false, 0};
+}
+
 // The next tasks of the thread's list, up to a batch, whose reads are then made together.
 bool WaitingTasks::fill_batch() {
     batch_n_ = emit_ = 0;
+    if (L.task_node == 0) return fill_batch_from_set();
     while (cur_ != nullptr && batch_n_ < kTaskBatch) {
-        Cursor& c = *cur_;
         uint64_t task = 0;
         uint8_t* copy = tasks_copy_.data() + batch_n_ * L.task_copy;
-        if (!(L.task_node == 0 ? set_task(c, task, copy) : list_task(c, task, copy))) continue;
-        if (task == running_) continue;  // its thread's own sample has it
-        const uint64_t coro = load_u64(copy + L.task_coro), name = load_u64(copy + L.task_name);
-        if (coro == 0) continue;  // finished: its coroutine is let go before it leaves the list
-        if (!plausible(coro) || !plausible(name)) {
+        if (list_task(*cur_, task, copy)) take(task, copy);
+    }
+    return batch_n_ > 0;
+}
+
+// 3.9-3.13: the set's next entries, up to a batch, and the copies of their objects in one read;
+// those that are Tasks of the thread's loop are taken. The pass's end (or the budget's) is
+// marked once they are counted, as the tasks it met.
+bool WaitingTasks::fill_batch_from_set() {
+    Cursor& c = *cur_;
+    uint64_t found[kTaskBatch];
+    size_t n = 0;
+    bool ended = false, spent = false;
+    while (n < kTaskBatch) {
+        if (budget_ <= 0) {
+            spent = true;
+            break;
+        }
+        uint64_t task = 0, after = 0;
+        if (!sets_.next(task, after)) {
+            ended = !sets_.torn();
+            if (!ended) {
+                // The table was replaced (the set grew or shrank): the pass goes on from its first entry.
+                c.node = 0;
+                c.table = 0;
+                cur_ = nullptr;
+            }
+            break;
+        }
+        resumed_ = false;
+        next_ = after;
+        --budget_;
+        if (++c.hops > kTaskListBound) {
+            c.node = 0;
+            cur_ = nullptr;
+            break;
+        }
+        found[n++] = task;
+    }
+    for (size_t k = 0; k < n; ++k) {
+        local_[k] = {tasks_copy_.data() + k * L.task_copy, L.task_copy};
+        remote_[k] = {reinterpret_cast<void*>(found[k]), L.task_copy};
+    }
+    const bool whole = n > 0 && reader_.readv(local_.data(), remote_.data(), n);
+    for (size_t k = 0; k < n; ++k) {
+        const uint8_t* copy = tasks_copy_.data() + k * L.task_copy;
+        if (!whole && !reader_.read(found[k], tasks_copy_.data() + k * L.task_copy, L.task_copy)) {
             reject();
             continue;
         }
-        const uint64_t by = L.task_awaited_by != 0 ? load_u64(copy + L.task_awaited_by) : 0;
-        batch_[batch_n_++] = {task, coro, name, coro, by, 0, true, false, 0};
+        // None (a task gone), or a task asyncio's Task did not make; then another loop's.
+        if (!tasks_.is_task_type(load_u64(copy + L.ob_type)) || load_u64(copy + L.task_loop) != loop_) continue;
+        ++c.count;
+        take(found[k], copy);
     }
+    if (ended) end_pass(t_ns_);
+    else if (spent) leave_for_next_tick(c, next_ + 1);
     return batch_n_ > 0;
 }
 
@@ -207,11 +236,12 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
         // Some object lies near the end of its memory: each read alone, its window as far as it goes.
         const uint64_t obj = batch_[which[k]].obj;
         uint8_t* w = windows_.data() + which[k] * window_;
-        struct iovec l[2] = {{w, coro_bytes_}, {w + coro_bytes_, kStackWindow}};
+        struct iovec l[2] = {{w, coro_bytes_}, {w + coro_bytes_, window_ - coro_bytes_}};
         struct iovec r[2] = {{reinterpret_cast<void*>(obj), coro_bytes_},
-                             {reinterpret_cast<void*>(obj + coro_bytes_), kStackWindow}};
-        got[k] = reader_.readv_prefix(l, r, 2);
+                             {reinterpret_cast<void*>(obj + coro_bytes_), window_ - coro_bytes_}};
+        got[k] = reader_.readv_prefix(l, r, window_ > coro_bytes_ ? 2 : 1);
     }
+    if (objects_) read_frame_objects(which, m, got);
     const uint64_t mask = ~L.if_code_tag_mask;
     for (size_t k = 0; k < m; ++k) {
         const size_t b = which[k];
@@ -226,39 +256,30 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
             if (p.n == 0) reject();
             continue;
         }
-        const int state = static_cast<int8_t>(w[L.gen_frame_state]);
-        const bool suspended = state == L.frame_suspended || state == L.frame_suspended_yield_from;
-        if (p.n == 0 && !suspended && state != L.frame_created) continue;  // it runs, or it has finished
-        if (p.n > 0 && !suspended) {
+        Level v;
+        if (!(objects_ ? frame_object_level(b, w, frame_got_[k], type == L.gen_type, v) : interpreter_level(b, w, got[k], v))) {
+            p.ok = false;
+            reject();
+            continue;
+        }
+        if (p.n == 0 && !v.suspended && !v.created) continue;  // it runs, or it has finished
+        if (p.n > 0 && !v.suspended) {
             p.ok = false;
             reject();  // an awaited coroutine that is not suspended: the task moved under the reads
             continue;
         }
-        const uint8_t* f = w + L.coro_frame;
-        const uint64_t instr = load_u64(f + L.if_instr);
         const size_t at = b * kAwaitChain + static_cast<size_t>(p.n);
-        chain(b)[p.n] = {load_u64(f + L.if_code) & mask, instr, obj + L.coro_frame};
-        coros_[at] = obj;
-        seen_[2 * at] = state;
-        seen_[2 * at + 1] = static_cast<int64_t>(instr);
+        chain(b)[p.n] = {v.code & mask, v.instr, v.frame};
+        coros_[at] = v.recheck;
+        seen_[2 * at] = v.state;
+        seen_[2 * at + 1] = static_cast<int64_t>(v.instr_word);
         ++p.n;
         p.ok = true;
-        if (state != L.frame_suspended_yield_from || (L.resume_ops[0] != 0 && !resumes_from_await(instr))) continue;
-        uint64_t top = load_u64(f + L.if_stackpointer) - 8;
-        if (L.if_stacktop != 0) {
-            // 3.11-3.13: an index into the frame's locals and stack, inside the coroutine.
-            const int32_t at = load_i32(f + L.if_stacktop);
-            if (at <= 0 || at > (1 << 20)) {
-                p.ok = false;
-                reject();
-                continue;
-            }
-            top = obj + L.coro_frame + L.if_localsplus + 8 * static_cast<uint64_t>(at - 1);
-        }
+        if (!v.awaits) continue;
         uint64_t ref = 0;
-        if (within(top, 8, obj, obj + got[k])) {
-            ref = load_u64(w + (top - obj));
-        } else if (!reader_.read(top, &ref, sizeof ref)) {
+        if (within(v.top, 8, v.copy_at, v.copy_at + v.copy_len)) {
+            ref = load_u64(v.copy + (v.top - v.copy_at));
+        } else if (!reader_.read(v.top, &ref, sizeof ref)) {
             p.ok = false;
             reject();
             continue;
@@ -268,12 +289,132 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
     }
 }
 
+// 3.11+: the frame lies inside the coroutine, its stack top usually in the window read with it.
+bool WaitingTasks::interpreter_level(size_t b, const uint8_t* w, size_t got, Level& v) {
+    const uint64_t obj = batch_[b].obj;
+    const int state = static_cast<int8_t>(w[L.gen_frame_state]);
+    const uint8_t* f = w + L.coro_frame;
+    v = Level{};
+    v.state = state;
+    v.suspended = state == L.frame_suspended || state == L.frame_suspended_yield_from;
+    v.created = state == L.frame_created;
+    v.code = load_u64(f + L.if_code);
+    v.instr = v.instr_word = load_u64(f + L.if_instr);
+    v.frame = obj + L.coro_frame;
+    v.recheck = obj;
+    v.copy = w;
+    v.copy_at = obj;
+    v.copy_len = got;
+    if (!v.suspended || state != L.frame_suspended_yield_from || (L.resume_ops[0] != 0 && !resumes_from_await(v.instr)))
+        return true;
+    v.awaits = true;
+    v.top = load_u64(f + L.if_stackpointer) - 8;
+    if (L.if_stacktop != 0) {
+        // 3.11-3.13: an index into the frame's locals and stack, inside the coroutine.
+        const int32_t at = load_i32(f + L.if_stacktop);
+        if (at <= 0 || at > (1 << 20)) return false;
+        v.top = obj + L.coro_frame + L.if_localsplus + 8 * static_cast<uint64_t>(at - 1);
+    }
+    return true;
+}
+
+// 3.9/3.10: each coroutine's gi_frame, a frame object of its own, read in one read for the level
+// (frame_got_: the bytes of each that were read).
+void WaitingTasks::read_frame_objects(const size_t* which, size_t m, const size_t* got) {
+    size_t n = 0, idx[kTaskBatch];
+    for (size_t k = 0; k < m; ++k) {
+        frame_got_[k] = 0;
+        const uint8_t* w = windows_.data() + which[k] * window_;
+        const uint64_t f = got[k] >= coro_bytes_ ? load_u64(w + L.coro_frame) : 0;
+        if (!plausible(f)) continue;  // 0: it has finished
+        idx[n] = k;
+        local_[n] = {frame_windows_.data() + which[k] * frame_window_, frame_window_};
+        remote_[n++] = {reinterpret_cast<void*>(f), frame_window_};
+    }
+    if (n == 0) return;
+    const bool whole = reader_.readv(local_.data(), remote_.data(), n);
+    for (size_t j = 0; j < n; ++j) {
+        if (whole) {
+            frame_got_[idx[j]] = frame_window_;
+            continue;
+        }
+        struct iovec l[2] = {{local_[j].iov_base, L.fo_size},
+                             {static_cast<uint8_t*>(local_[j].iov_base) + L.fo_size, kStackWindow}};
+        const uint64_t f = reinterpret_cast<uint64_t>(remote_[j].iov_base);
+        struct iovec r[2] = {{reinterpret_cast<void*>(f), L.fo_size},
+                             {reinterpret_cast<void*>(f + L.fo_size), kStackWindow}};
+        frame_got_[idx[j]] = reader_.readv_prefix(l, r, 2);
+    }
+}
+
+// 3.9/3.10: a coroutine's frame object. It awaits when suspended with YIELD_FROM after its last
+// instruction (a coroutine suspends nowhere else; a generator may be at a plain `yield`), the
+// awaited object on its value stack's top. False for a copy that cannot be a suspended frame.
+bool WaitingTasks::frame_object_level(size_t b, const uint8_t* w, size_t got, bool generator, Level& v) {
+    v = Level{};
+    const uint64_t f = load_u64(w + L.coro_frame);
+    if (f == 0) return true;  // finished: neither suspended nor created
+    const uint8_t* fb = frame_windows_.data() + b * frame_window_;
+    if (got < L.fo_size || load_u64(fb + L.ob_type) != L.frame_type) return false;
+    const int state = static_cast<int8_t>(fb[L.fo_state]);
+    const int32_t lasti = load_i32(fb + L.fo_lasti);
+    if (lasti < -1) return false;
+    uint64_t top = 0;
+    if (L.fo_stacktop != 0) {
+        // 3.9: no state but f_executing; a frame that is not executing keeps its stack top
+        // until it has finished.
+        const uint64_t stacktop = load_u64(fb + L.fo_stacktop);
+        v.created = state != L.fo_running && stacktop != 0 && lasti == -1;
+        v.suspended = state != L.fo_running && stacktop != 0 && lasti >= 0;
+        top = stacktop - 8;
+    } else {
+        v.created = state == L.frame_created;
+        v.suspended = state == L.frame_suspended && lasti >= 0;
+        const int32_t depth = load_i32(fb + L.fo_stackdepth);
+        if (v.suspended && (depth <= 0 || depth > (1 << 20))) return false;
+        top = load_u64(fb + L.fo_valuestack) + 8 * static_cast<uint64_t>(depth - 1);
+    }
+    v.state = state;
+    v.code = load_u64(fb + L.fo_code);
+    v.instr = lasti < 0 ? ~0ull : static_cast<uint64_t>(lasti) * static_cast<uint64_t>(L.fo_lasti_scale);
+    v.instr_word = static_cast<uint64_t>(static_cast<int64_t>(lasti));
+    v.frame = f;
+    v.recheck = f;
+    v.copy = fb;
+    v.copy_at = f;
+    v.copy_len = got;
+    if (!v.suspended) return true;
+    // The stack lies at the end of the frame object, after its fixed fields.
+    if (top < f + L.fo_size - 8 || top - f > (1u << 23) || (top - f) % 8 != 0) return false;
+    v.awaits = !generator || yields_from(v.code, v.instr);
+    v.top = top;
+    return true;
+}
+
+// 3.9/3.10: whether the instruction after the one at byte `instr` of `code` is YIELD_FROM.
+bool WaitingTasks::yields_from(uint64_t code, uint64_t instr) {
+    uint64_t bytecode = 0;
+    uint8_t op = 0;
+    const uint64_t at = instr + 2;
+    if (!reader_.read(code + L.co_code, &bytecode, sizeof bytecode) || !plausible(bytecode)) return false;
+    uint8_t head[64];
+    if (L.bytes_sval > sizeof head || !reader_.read(bytecode, head, L.bytes_sval) ||
+        load_u64(head + L.ob_type) != L.bytes_type || at >= static_cast<uint64_t>(load_i64(head + L.ob_size)))
+        return false;
+    return reader_.read(bytecode + L.bytes_sval + at, &op, 1) && op == L.yield_from_op;
+}
+
 // 3.11/3.12: the instruction after the frame's last one (a YIELD_VALUE) is the RESUME it comes
 // back at; its argument says after what: 2 and up, a `yield from` or an await.
+// Most tasks wait at a few awaits: each instruction's answer is kept for the tick.
 bool WaitingTasks::resumes_from_await(uint64_t instr) {
+    Resumes& r = resumes_[(instr >> 1) % kResumes];
+    if (r.instr == instr) return r.awaits;
     uint8_t unit[2];
     if (!plausible(instr & ~7ull) || !reader_.read(instr + 2, unit, sizeof unit)) return false;
-    return (unit[0] == L.resume_ops[0] || unit[0] == L.resume_ops[1]) && unit[1] >= 2;
+    r.instr = instr;
+    r.awaits = (unit[0] == L.resume_ops[0] || unit[0] == L.resume_ops[1]) && unit[1] >= 2;
+    return r.awaits;
 }
 
 void WaitingTasks::read_chains() {
@@ -325,9 +466,9 @@ void WaitingTasks::read_chains() {
         for (int i = 0; i < p.n; ++i) {
             const size_t at = b * kAwaitChain + static_cast<size_t>(i);
             local_[k] = {&re_states_[at], 1};
-            remote_[k++] = {reinterpret_cast<void*>(coros_[at] + L.gen_frame_state), 1};
+            remote_[k++] = {reinterpret_cast<void*>(coros_[at] + state_at_), 1};
             local_[k] = {&re_words_[b * (kAwaitChain + 3) + static_cast<size_t>(i)], 8};
-            remote_[k++] = {reinterpret_cast<void*>(coros_[at] + L.coro_frame + L.if_instr), 8};
+            remote_[k++] = {reinterpret_cast<void*>(coros_[at] + instr_at_), 8};
         }
         uint64_t* again = &re_words_[b * (kAwaitChain + 3) + kAwaitChain];
         local_[k] = {&again[0], 8};
@@ -351,8 +492,9 @@ bool WaitingTasks::recheck_range(size_t from, size_t to, size_t k) {
                     (L.task_awaited_by == 0 || words[kAwaitChain + 2] == p.by);
         for (int i = 0; same && i < p.n; ++i) {
             const size_t at = b * kAwaitChain + static_cast<size_t>(i);
-            same = static_cast<int8_t>(re_states_[at]) == seen_[2 * at] &&
-                   static_cast<int64_t>(words[i]) == seen_[2 * at + 1];
+            // 3.9/3.10: f_lasti is an int, the word read with it is not the frame's state
+            const int64_t instr = objects_ ? static_cast<int64_t>(static_cast<int32_t>(words[i])) : static_cast<int64_t>(words[i]);
+            same = static_cast<int8_t>(re_states_[at]) == seen_[2 * at] && instr == seen_[2 * at + 1];
         }
         if (!same) {
             p.ok = false;

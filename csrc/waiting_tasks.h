@@ -2,10 +2,12 @@
 // running is sampled at its await point, weighted like a waiting thread.
 //
 // 3.14 links each Task into the list of the thread that made it (asyncio_tasks_head); a finished
-// task leaves it. 3.11 to 3.13 keep one set of all tasks (task_sets.h): a thread reads it in
+// task leaves it. 3.9 to 3.13 keep one set of all tasks (task_sets.h): a thread reads it in
 // the same turns, its table's index for a place, and takes the tasks of the loop it runs. A
 // suspended task's coroutine awaits the object on its frame's stack top (3.13+: gi_frame_state
-// FRAME_SUSPENDED_YIELD_FROM; 3.11/3.12: the RESUME after its last instruction says so); that object,
+// FRAME_SUSPENDED_YIELD_FROM; 3.11/3.12: the RESUME after its last instruction says so; 3.9/3.10:
+// always, for a coroutine; for a generator, when YIELD_FROM follows its last instruction, and its
+// frame is a frame object of its own, read after the coroutine); that object,
 // when a coroutine (or a generator-based one), is followed the same way, down to the innermost
 // coroutine, whose frame is at its await.
 // The sample is that chain, innermost first, under the task's record (asyncio_tasks.h), with the
@@ -16,7 +18,7 @@
 // chain bounded, its code objects checked like a walk's, and its coroutines' states and
 // instructions read again after the copy: a task that moved meanwhile is dropped and counted.
 //
-// Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.11-3.13: other loops'
+// Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.9-3.13: other loops'
 // tasks the set holds count too). A thread with more is
 // read in turns: the next tick goes on where this one stopped, and each task sampled carries the
 // time since its place in the list was last read (the time one pass over the list takes), so
@@ -55,6 +57,7 @@ public:
     void begin_tick(size_t threads) {
         budget_ = kTasksPerTick;
         for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
+        for (Resumes& r : resumes_) r.instr = 0;
         ++tick_;  // an awaiting task's records are checked again (parents_)
         if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
     }
@@ -102,10 +105,27 @@ private:
     void end_pass(uint64_t t_ns);
     bool leave_for_next_tick(Cursor& c, uint64_t node);
     bool fill_batch();
+    bool fill_batch_from_set();
+    void take(uint64_t task, const uint8_t* copy);
     bool list_task(Cursor& c, uint64_t& task, uint8_t* copy);
-    bool set_task(Cursor& c, uint64_t& task, uint8_t* copy);
     void read_chains();
     void read_level(size_t* which, size_t m, bool with_names);
+    // One coroutine of a chain as read: its frame and whether (and where) it awaits.
+    struct Level {
+        bool suspended = false, created = false, awaits = false;
+        int state = 0;                 // as read again at the end (state_at_)
+        uint64_t code = 0, instr = 0, frame = 0;
+        uint64_t instr_word = 0;       // as read again at the end (instr_at_)
+        uint64_t recheck = 0;          // where those two are read again from
+        uint64_t top = 0;              // awaits: where the awaited object's address lies
+        const uint8_t* copy = nullptr; // the copy `top` may lie in, of copy_len bytes at copy_at
+        uint64_t copy_at = 0;
+        size_t copy_len = 0;
+    };
+    bool interpreter_level(size_t b, const uint8_t* w, size_t got, Level& v);
+    void read_frame_objects(const size_t* which, size_t m, const size_t* got);
+    bool frame_object_level(size_t b, const uint8_t* w, size_t got, bool generator, Level& v);
+    bool yields_from(uint64_t code, uint64_t instr);
     bool resumes_from_await(uint64_t instr);
     bool recheck_range(size_t from, size_t to, size_t k);
     bool resolve(const Walked* walked, int n, FrameRecord* frames);
@@ -119,19 +139,28 @@ private:
     FrameCapture& capture_;
     TaskSets sets_;
     const int max_depth_;
-    const uint32_t coro_bytes_;   // of a coroutine read for its frame's fields
+    const uint32_t coro_bytes_;   // of a coroutine read for its frame's fields (3.9/3.10: gi_frame)
+    const bool objects_;          // 3.9/3.10: a coroutine's frame is a frame object of its own
     const size_t window_;         // those and the bytes after them, where its stack top usually is
+    const size_t frame_window_;   // 3.9/3.10: of a frame object, with its stack's usual place
+    const uint32_t state_at_, instr_at_;  // a coroutine's state and instruction, read again at the end
     std::vector<Cursor> cursors_;
     std::vector<uint64_t> empty_;  // by position: the thread state whose list was empty when read
     std::vector<Pending> batch_;
-    std::vector<uint8_t> tasks_copy_, windows_;
+    std::vector<uint8_t> tasks_copy_, windows_, frame_windows_;
+    size_t frame_got_[kTaskBatch] = {};
     std::vector<Walked> chain_;      // kAwaitChain per task of the batch, outermost first
-    std::vector<uint64_t> coros_;    // their coroutines
+    std::vector<uint64_t> coros_;    // where their states are read again: the coroutine (3.9/3.10: its frame)
     std::vector<int64_t> seen_;      // each coroutine's state and instruction, read again at the end
     std::vector<char> names_;        // kTaskNameBytes per task
     std::vector<uint8_t> name_copies_;  // kTaskNameCopy bytes of each task's name object
     std::vector<struct iovec> local_, remote_;
     std::vector<Resolved> resolved_;
+    // 3.11/3.12: whether the instruction after one a frame is suspended at resumes from an await,
+    // for this tick, direct-mapped.
+    static constexpr size_t kResumes = 32;
+    struct Resumes { uint64_t instr = 0; bool awaits = false; };
+    Resumes resumes_[kResumes];
     std::vector<Parents> parents_;
     std::vector<uint8_t> re_states_;
     std::vector<uint64_t> re_words_;

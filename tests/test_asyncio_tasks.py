@@ -11,9 +11,6 @@ from conftest import run_workload
 from test_formats import decode_pprof, go_pprof
 
 
-# Where suspended tasks wait is read from 3.14's per-thread task lists and from 3.11's to 3.13's
-# set of tasks; older versions sample the running task only.
-WAITING_TASKS = sys.version_info >= (3, 11)
 
 
 def run(kind, interval_ms, mode, seconds, *extra):
@@ -78,13 +75,9 @@ def test_the_tasks_awaiting_a_task_are_above_it_on_3_14():
     assert (out["counters"]["task_parents_named"] > 0) == (sys.version_info >= (3, 14)), out["counters"]
 
 
-def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode_on_3_11_and_later():
+def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode():
     out = run("waits", 5, "wall", 2.0)
     waiting, counters = out["waiting"], out["counters"]
-    if not WAITING_TASKS:
-        # Known limit (README): before 3.11 only the running task is sampled.
-        assert waiting == {} and counters["waiting_tasks_sampled"] == 0, (waiting, counters)
-        return
     lines = out["await_lines"]
     for name, coroutine, awaits in (("waiter-sleep", "timed_sleep", "sleep"), ("waiter-event", "timed_event", "wait")):
         chains = {c: w for c, w in waiting.items() if c.startswith(name + ">")}
@@ -145,9 +138,6 @@ def test_each_suspended_task_is_sampled_on_the_thread_that_runs_its_loop(tmp_pat
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
-    if not WAITING_TASKS:
-        assert seen == {}, seen
-        return
     assert seen == {"waiter-a": ["loop-a"], "waiter-b": ["loop-b"]}, seen
 
 
@@ -160,9 +150,6 @@ def test_ten_thousand_suspended_tasks_are_read_in_turns_and_counted():
     out = run("many", 2, "wall", 2.0)  # 1000 ticks: a pass and a half over the list
     counters, waiting = out["counters"], out["waiting"]
     assert counters["ticks"] >= 20, counters  # the ticks keep coming
-    if not WAITING_TASKS:
-        assert waiting == {}, waiting
-        return
     assert counters["waiting_tasks_left_out"] > 0 and counters["waiting_tasks_sampled"] > 0, counters
     names = {c.split(">")[0] for c in waiting} - {"many-main"}
     assert names and all(n.startswith("sleeper-") for n in names), sorted(names)[:10]

@@ -1,8 +1,8 @@
-// Target: task_sets, the reader of 3.11's to 3.13's set of tasks and of the loop a thread runs.
+// Target: task_sets, the reader of 3.9's to 3.13's set of tasks and of the loop a thread runs.
 // Each input is an image laid out as CPython keeps them (the set's header, its table of empty
 // slots, dummies and weak references to tasks or to None; a thread state with its running loop,
-// or with its dict of str keys holding the loop, or 3.11's holder of it, under _asyncio's key),
-// then mutated. A 3.11 holder set by another process (a forked child's parent), or holding None,
+// or with its dict (of str keys, 3.11+) holding the loop, or 3.9's to 3.11's holder of it, under
+// _asyncio's key), then mutated. A holder set by another process (a forked child's parent), or holding None,
 // names no loop.
 // Unmutated, the reader must give every live weak reference's object once, in table order, from
 // any index it is asked to start at, refuse another table, and find the loop; mutated, it may give
@@ -31,7 +31,7 @@ constexpr int kMaxNext = 4096;  // objects one mutated read may give before the 
 }  // namespace
 
 void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st) {
-    if (L.scheduled_tasks == 0) {  // 3.14 lists its tasks per thread; before 3.11 none are read
+    if (L.scheduled_tasks == 0) {  // 3.14 lists its tasks per thread
         st.notes["no set of tasks on this version"] = 1;
         return;
     }
@@ -69,7 +69,7 @@ void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats&
             store_u64(img + (ref - base) + L.wr_object, obj);
             want.push_back(obj);
         }
-        // the thread's running loop: in its state (3.13), or in its dict (3.12), in a holder (3.11)
+        // the thread's running loop: in its state (3.13), or in its dict (3.12), in a holder (3.9-3.11)
         const uint64_t ts = base + kTs;
         uint64_t loop = base + kTasks + 2048, value = loop;
         if (L.loop_holder_type != 0) {
@@ -87,10 +87,14 @@ void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats&
             store_u64(img + kTs + L.ts_dict, base + kDict);
             store_u64(img + kDict + L.dict_used, 3);
             store_u64(img + kDict + L.dict_keys, base + kKeys);
-            const bool general = rng.chance(30);
-            img[kKeys + L.dk_size] = 3;
-            img[kKeys + L.dk_log2_index_bytes] = 3;
-            img[kKeys + L.dk_kind] = general ? 0 : 1;
+            const bool general = L.dk_unicode_entry_size == 0 || rng.chance(30);  // 3.9/3.10: all general
+            if (L.dk_size_log2) {
+                img[kKeys + L.dk_size] = 3;
+                img[kKeys + L.dk_log2_index_bytes] = 3;
+                img[kKeys + L.dk_kind] = general ? 0 : 1;
+            } else {
+                store_u64(img + kKeys + L.dk_size, 8);  // 8 slots, a byte of index each
+            }
             const size_t n = 1 + rng.below(8), at = rng.below(n);
             store_u64(img + kKeys + L.dk_nentries, n);
             const uint32_t size = general ? L.dk_entry_size : L.dk_unicode_entry_size;
