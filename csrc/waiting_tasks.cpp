@@ -14,6 +14,8 @@ constexpr size_t kCursors = kChainSlots;
 constexpr size_t kMaxIov = 960;     // ranges per batched read, under the kernel's IOV_MAX
 constexpr size_t kResolved = 16;    // chains resolved per tick that are kept, direct-mapped
 constexpr size_t kParents = 8;      // awaiting tasks' records kept per tick, direct-mapped
+constexpr size_t kForecasts = 8;    // 3.14: threads whose last pass's nodes are kept, direct-mapped
+constexpr uint32_t kForecastNodes = 4096;  // of each pass: the nodes after are read one by one
 }  // namespace
 
 WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks,
@@ -30,7 +32,10 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
       frame_windows_(kTaskBatch * frame_window_),
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
       names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
-      re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain) {}
+      re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain),
+      forecasts_(L.task_node != 0 ? kForecasts : 0), ahead_copies_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)) {
+    for (Forecast& f : forecasts_) f.nodes.resize(kForecastNodes);
+}
 
 void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint64_t weight, bool quiet) {
     cur_ = nullptr;
@@ -63,6 +68,11 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
         head_ = ts_addr + L.ts_tasks_head;
         first = load_u64(ts + (L.ts_tasks_head - lo));
         empty_[i] = first == head_ ? ts_addr : 0;
+        fc_ = &forecasts_[thread_slot(ts_addr) % kForecasts];
+        if (fc_->tstate != ts_addr) {
+            fc_->tstate = ts_addr;
+            fc_->n = 0;
+        }
     }
     ++c.ticks;
     cur_ = &c;
@@ -86,6 +96,7 @@ bool WaitingTasks::leave_for_next_tick(Cursor& c, uint64_t node) {
 
 void WaitingTasks::end_pass(uint64_t t_ns) {
     Cursor& c = *cur_;
+    if (L.task_node != 0) fc_->n = std::min(c.hops, kForecastNodes);
     c.last_pass_ns = t_ns - c.pass_start_ns;
     c.last_ticks = c.ticks;
     c.last_count = c.count;
@@ -104,8 +115,16 @@ bool WaitingTasks::list_task(Cursor& c, uint64_t& task, uint8_t* copy) {
     }
     if (budget_ <= 0) return leave_for_next_tick(c, next_);
     const uint64_t node = next_;
+    const uint32_t at = c.hops;  // its place in the pass
     task = node - L.task_node;
-    bool linked = plausible(node) && ++c.hops <= kTaskListBound && reader_.read(task, copy, L.task_copy);
+    bool linked = plausible(node) && ++c.hops <= kTaskListBound;
+    if (linked) {
+        const size_t j = at - ahead_at_;
+        if (at >= ahead_at_ && j < ahead_n_ && ahead_nodes_[j] == node)
+            std::copy(ahead_copies_.data() + j * L.task_copy, ahead_copies_.data() + (j + 1) * L.task_copy, copy);
+        else
+            linked = reader_.read(task, copy, L.task_copy);
+    }
     uint64_t after = 0;
     if (linked) {
         after = load_u64(copy + L.task_node);
@@ -130,7 +149,25 @@ bool WaitingTasks::list_task(Cursor& c, uint64_t& task, uint8_t* copy) {
     --budget_;
     ++c.count;
     next_ = after;
+    if (at < kForecastNodes) fc_->nodes[at] = node;
     return true;
+}
+
+// 3.14: the list is read a node at a time (each node's link is inside it), but it seldom changes
+// between passes: the nodes the last pass met at the places this tick goes on to are read ahead
+// in one read, and each copy is used only when the link followed leads to that very node.
+void WaitingTasks::read_ahead() {
+    ahead_n_ = 0;
+    const uint32_t at = cur_->hops;
+    ahead_at_ = at;
+    if (at >= fc_->n || fc_->nodes[at] != next_) return;
+    const size_t k = std::min<size_t>({fc_->n - at, kTaskBatch, static_cast<size_t>(std::max(budget_, 0))});
+    for (size_t j = 0; j < k; ++j) {
+        ahead_nodes_[j] = fc_->nodes[at + j];
+        local_[j] = {ahead_copies_.data() + j * L.task_copy, L.task_copy};
+        remote_[j] = {reinterpret_cast<void*>(ahead_nodes_[j] - L.task_node), L.task_copy};
+    }
+    if (k > 0 && reader_.readv(local_.data(), remote_.data(), k)) ahead_n_ = k;
 }
 
 // A task whose copy was read, unless it needs no sample.
@@ -150,6 +187,7 @@ void WaitingTasks::take(uint64_t task, const uint8_t* copy) {
 bool WaitingTasks::fill_batch() {
     batch_n_ = emit_ = 0;
     if (L.task_node == 0) return fill_batch_from_set();
+    if (cur_ != nullptr) read_ahead();
     while (cur_ != nullptr && batch_n_ < kTaskBatch) {
         uint64_t task = 0;
         uint8_t* copy = tasks_copy_.data() + batch_n_ * L.task_copy;

@@ -23,6 +23,9 @@
 // read in turns: the next tick goes on where this one stopped, and each task sampled carries the
 // time since its place in the list was last read (the time one pass over the list takes), so
 // every task gets its share over a few ticks. The tasks a tick leaves for later are counted.
+// Reads are made together where they can be: a batch's tasks level by level; 3.9-3.13: the
+// set's entries a tick takes; 3.14: the nodes the last pass met at the places ahead, each copy
+// used only when the link followed leads to that node (the list seldom changes between passes).
 //
 // Safety contract: runs on the sampler thread only, without the GIL; every read goes through the
 // sampler's SafeReader; nothing is allocated after construction.
@@ -108,6 +111,7 @@ private:
     bool fill_batch_from_set();
     void take(uint64_t task, const uint8_t* copy);
     bool list_task(Cursor& c, uint64_t& task, uint8_t* copy);
+    void read_ahead();
     void read_chains();
     void read_level(size_t* which, size_t m, bool with_names);
     // One coroutine of a chain as read: its frame and whether (and where) it awaits.
@@ -161,6 +165,15 @@ private:
     static constexpr size_t kResumes = 32;
     struct Resumes { uint64_t instr = 0; bool awaits = false; };
     Resumes resumes_[kResumes];
+    // 3.14: a thread's list as its last pass met it, node by place, overwritten by the pass under
+    // way as it goes (places from `hops` on are the last pass's); n: the last pass's length.
+    struct Forecast { uint64_t tstate = 0; uint32_t n = 0; std::vector<uint64_t> nodes; };
+    std::vector<Forecast> forecasts_;
+    Forecast* fc_ = nullptr;           // the thread under way's
+    std::vector<uint8_t> ahead_copies_;
+    uint64_t ahead_nodes_[kTaskBatch] = {};
+    uint32_t ahead_at_ = 0;            // the place of the first node read ahead
+    size_t ahead_n_ = 0;
     std::vector<Parents> parents_;
     std::vector<uint8_t> re_states_;
     std::vector<uint64_t> re_words_;
