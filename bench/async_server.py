@@ -14,6 +14,13 @@ mode; echion at 10 ms in wall mode and with `-c` (on-CPU only); pyinstrument's a
 tree (os.wait4) against the same round's bare run, median (min-max), and for spprof its
 sampler's CPU per tick and its own threads' share of the process's CPU, read inside the process.
 Writes bench/results/async_server.json. It asserts nothing.
+
+    python bench/async_server.py --per-tick PY [PY ...] --rounds 6
+
+compares spprof builds or interpreters instead (each PY an interpreter with spprof installed, for
+example two venvs holding two commits): the same server under spprof's cpu and wall modes in
+each, the runs alternated, and prints spprof's sampler CPU per tick and its threads' share of the
+process's CPU, median (each run), and wall mode's extra cost over cpu mode in the same interpreter.
 """
 import argparse
 import json
@@ -117,17 +124,53 @@ def configs(compare):
     return [in_process(n) for n in IN_PROCESS] + [echion(False), echion(True)]
 
 
+def compare_builds(pythons, rounds, seconds):
+    import statistics
+    print(f"Machine: nproc={nproc()}, CPU: {cpu_model()}")
+    print(f"Command: {' '.join([os.path.relpath(sys.executable)] + sys.argv)}")
+    runs = [(py, mode) for py in pythons for mode in ("spprof-cpu", "spprof-wall")]
+    got = {r: [] for r in runs}
+    for r in range(rounds):
+        for py, mode in (runs if r % 2 == 0 else runs[::-1]):
+            tmp = tempfile.mkdtemp(prefix="spprof-async-")
+            try:
+                out = os.path.join(tmp, "profile.out")
+                subprocess.run([py, os.path.abspath(__file__), "--workload", str(seconds), mode, out], cwd=tmp,
+                               check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120 + 10 * seconds)
+                with open(out + ".stats.json") as f:
+                    s = json.load(f)
+                got[(py, mode)].append((s["sampler_cpu_ns"] / max(s["ticks"], 1) / 1e3,
+                                        100 * (s["sampler_cpu_ns"] + s["collector_cpu_ns"]) / max(s["process_cpu_ns"], 1)))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        print(f"  round {r + 1} of {rounds} done", file=sys.stderr, flush=True)
+    print(f"\n{rounds} alternated runs each, {seconds:g} s, spprof at 10 ms; median (each run):\n")
+    print("| interpreter | mode | sampler CPU per tick | spprof's threads / process CPU | wall's extra per tick |")
+    print("|---|---|---|---|---|")
+    for py in pythons:
+        cpu = statistics.median(t for t, _ in got[(py, "spprof-cpu")])
+        for mode in ("spprof-cpu", "spprof-wall"):
+            ticks = [t for t, _ in got[(py, mode)]]
+            tick = statistics.median(ticks)
+            share = statistics.median(x for _, x in got[(py, mode)])
+            extra = f"{tick - cpu:.1f} µs" if mode == "spprof-wall" else ""
+            print(f"| {py} | {mode.split('-')[1]} | {tick:.1f} µs ({', '.join(f'{t:.0f}' for t in ticks)}) | {share:.2f} % | {extra} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="the shuffle's seed")
     ap.add_argument("--python", default=None, help="the venv's interpreter (default: compare.py's venv)")
+    ap.add_argument("--per-tick", nargs="+", metavar="PY", help="compare spprof in these interpreters")
     ap.add_argument("--workload", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.workload:
         seconds, profiler, out = args.workload
         return workload(float(seconds), profiler, out)
+    if args.per_tick:
+        return compare_builds(args.per_tick, args.rounds, args.seconds)
     import compare  # bench/compare.py: the process tree's CPU, the venv, spreads
     py = args.python or os.path.join(compare.DEFAULT_VENV, "bin", "python")
     if not os.path.exists(py):
