@@ -142,6 +142,7 @@ bool WaitingTasks::list_task(Cursor& c, uint64_t& task, uint8_t* copy) {
             return false;
         }
         reject();
+        c.hops = 0;
         cur_ = nullptr;
         return false;
     }
@@ -223,8 +224,9 @@ bool WaitingTasks::fill_batch_from_set() {
         resumed_ = false;
         next_ = after;
         --budget_;
-        if (++c.hops > kTaskListBound) {
+        if (++c.hops > kTaskListBound) {  // the next tick starts the pass over
             c.node = 0;
+            c.hops = 0;
             cur_ = nullptr;
             break;
         }
@@ -363,8 +365,9 @@ void WaitingTasks::read_frame_objects(const size_t* which, size_t m, const size_
     for (size_t k = 0; k < m; ++k) {
         frame_got_[k] = 0;
         const uint8_t* w = windows_.data() + which[k] * window_;
-        const uint64_t f = got[k] >= coro_bytes_ ? load_u64(w + L.coro_frame) : 0;
-        if (!plausible(f)) continue;  // 0: it has finished
+        const uint64_t type = got[k] >= coro_bytes_ ? load_u64(w + L.ob_type) : 0;
+        const uint64_t f = type == L.coro_type || type == L.gen_type ? load_u64(w + L.coro_frame) : 0;
+        if (!plausible(f)) continue;  // 0: it has finished (or what ends the chain: no frame)
         idx[n] = k;
         local_[n] = {frame_windows_.data() + which[k] * frame_window_, frame_window_};
         remote_[n++] = {reinterpret_cast<void*>(f), frame_window_};
@@ -393,7 +396,9 @@ bool WaitingTasks::frame_object_level(size_t b, const uint8_t* w, size_t got, bo
     const uint64_t f = load_u64(w + L.coro_frame);
     if (f == 0) return true;  // finished: neither suspended nor created
     const uint8_t* fb = frame_windows_.data() + b * frame_window_;
-    if (got < L.fo_size || load_u64(fb + L.ob_type) != L.frame_type) return false;
+    // A frame is its generator's until that finishes: a frame freed and reused meanwhile is not.
+    if (got < L.fo_size || load_u64(fb + L.ob_type) != L.frame_type || load_u64(fb + L.fo_gen) != batch_[b].obj)
+        return false;
     const int state = static_cast<int8_t>(fb[L.fo_state]);
     const int32_t lasti = load_i32(fb + L.fo_lasti);
     if (lasti < -1) return false;
@@ -409,8 +414,7 @@ bool WaitingTasks::frame_object_level(size_t b, const uint8_t* w, size_t got, bo
         v.created = state == L.frame_created;
         v.suspended = state == L.frame_suspended && lasti >= 0;
         const int32_t depth = load_i32(fb + L.fo_stackdepth);
-        if (v.suspended && (depth <= 0 || depth > (1 << 20))) return false;
-        top = load_u64(fb + L.fo_valuestack) + 8 * static_cast<uint64_t>(depth - 1);
+        top = load_u64(fb + L.fo_valuestack) + 8 * static_cast<uint64_t>(static_cast<int64_t>(depth) - 1);
     }
     v.state = state;
     v.code = load_u64(fb + L.fo_code);
@@ -421,10 +425,11 @@ bool WaitingTasks::frame_object_level(size_t b, const uint8_t* w, size_t got, bo
     v.copy = fb;
     v.copy_at = f;
     v.copy_len = got;
-    if (!v.suspended) return true;
+    // A generator at a plain `yield` (asyncio.sleep(0)'s) awaits nothing, its stack maybe empty.
+    v.awaits = v.suspended && (!generator || yields_from(v.code, v.instr));
+    if (!v.awaits) return true;
     // The stack lies at the end of the frame object, after its fixed fields.
     if (top < f + L.fo_size - 8 || top - f > (1u << 23) || (top - f) % 8 != 0) return false;
-    v.awaits = !generator || yields_from(v.code, v.instr);
     v.top = top;
     return true;
 }
@@ -446,10 +451,11 @@ bool WaitingTasks::yields_from(uint64_t code, uint64_t instr) {
 // back at; its argument says after what: 2 and up, a `yield from` or an await.
 // Most tasks wait at a few awaits: each instruction's answer is kept for the tick.
 bool WaitingTasks::resumes_from_await(uint64_t instr) {
+    if (!plausible(instr & ~7ull)) return false;
     Resumes& r = resumes_[(instr >> 1) % kResumes];
     if (r.instr == instr) return r.awaits;
     uint8_t unit[2];
-    if (!plausible(instr & ~7ull) || !reader_.read(instr + 2, unit, sizeof unit)) return false;
+    if (!reader_.read(instr + 2, unit, sizeof unit)) return false;
     r.instr = instr;
     r.awaits = (unit[0] == L.resume_ops[0] || unit[0] == L.resume_ops[1]) && unit[1] >= 2;
     return r.awaits;

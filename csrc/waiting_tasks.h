@@ -1,4 +1,4 @@
-// Where suspended asyncio tasks wait (3.11+, wall mode): every task of a thread that is not
+// Where suspended asyncio tasks wait (wall mode): every task of a thread that is not
 // running is sampled at its await point, weighted like a waiting thread.
 //
 // 3.14 links each Task into the list of the thread that made it (asyncio_tasks_head); a finished
@@ -165,6 +165,10 @@ private:
     static constexpr size_t kResumes = 32;
     struct Resumes { uint64_t instr = 0; bool awaits = false; };
     Resumes resumes_[kResumes];
+    std::vector<Parents> parents_;
+    std::vector<uint8_t> re_states_;
+    std::vector<uint64_t> re_words_;
+    std::vector<Walked> walked_;
     // 3.14: a thread's list as its last pass met it, node by place, overwritten by the pass under
     // way as it goes (places from `hops` on are the last pass's); n: the last pass's length.
     struct Forecast { uint64_t tstate = 0; uint32_t n = 0; std::vector<uint64_t> nodes; };
@@ -174,10 +178,6 @@ private:
     uint64_t ahead_nodes_[kTaskBatch] = {};
     uint32_t ahead_at_ = 0;            // the place of the first node read ahead
     size_t ahead_n_ = 0;
-    std::vector<Parents> parents_;
-    std::vector<uint8_t> re_states_;
-    std::vector<uint64_t> re_words_;
-    std::vector<Walked> walked_;
     size_t batch_n_ = 0, emit_ = 0;
     int budget_ = kTasksPerTick;
     uint64_t tick_ = 0;

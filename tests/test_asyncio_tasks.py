@@ -79,11 +79,13 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode():
     out = run("waits", 5, "wall", 2.0)
     waiting, counters = out["waiting"], out["counters"]
     lines = out["await_lines"]
-    for name, coroutine, awaits in (("waiter-sleep", "timed_sleep", "sleep"), ("waiter-event", "timed_event", "wait")):
+    # each at its await line, then what it awaits down to the innermost coroutine or generator
+    # (waiter-legacy: a generator-based coroutine, then the generator it yields from)
+    for name, coroutine, awaits in (("waiter-sleep", "timed_sleep", "sleep"), ("waiter-event", "timed_event", "wait"),
+                                    ("waiter-legacy", "timed_legacy", "inner_wait")):
         chains = {c: w for c, w in waiting.items() if c.startswith(name + ">")}
         total = sum(chains.values())
         assert total > 0, (name, waiting, counters)
-        # its coroutine at its await line, then what it awaits down to the innermost coroutine
         at_await = sum(w for c, w in chains.items()
                        if c.split(">")[1:3] and c.split(">")[1] == f"{coroutine}:{lines[coroutine]}"
                        and c.split(">")[-1].split(":")[0] == awaits)
@@ -141,6 +143,34 @@ def test_each_suspended_task_is_sampled_on_the_thread_that_runs_its_loop(tmp_pat
     assert seen == {"waiter-a": ["loop-a"], "waiter-b": ["loop-b"]}, seen
 
 
+def test_a_task_suspended_in_sleep_0_is_sampled_there(tmp_path):
+    # asyncio.sleep(0) awaits a generator stopped at a plain `yield`, its value stack empty: the
+    # task waits there while another one holds the loop (here in time.sleep)
+    code = ("import asyncio, json, time, spprof\n"
+            "async def yields_once():\n"
+            "    await asyncio.sleep(0)\n"
+            "async def hog():\n"
+            "    time.sleep(1.0)\n"
+            "async def main():\n"
+            "    waiter = asyncio.create_task(yields_once(), name='yielder')\n"
+            "    hogger = asyncio.create_task(hog(), name='hog')\n"
+            "    await asyncio.gather(waiter, hogger)\n"
+            "spprof.start(interval_ms=5, mode='wall')\n"
+            "asyncio.run(main())\n"
+            "profile = spprof.stop()\n"
+            "chains = {}\n"
+            "for s in profile.samples:\n"
+            "    if s.task_name == 'yielder' and s.frames[0].filename == '<asyncio task>':\n"
+            "        key = '>'.join(f.function_name.split('.')[-1] for f in s.frames if f.filename != '<asyncio task>')\n"
+            "        chains[key] = chains.get(key, 0) + s.weight_ns\n"
+            "print(json.dumps({'chains': chains, 'counters': profile.counters}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    at_sleep = sum(w for c, w in out["chains"].items() if c.split(">")[:2] == ["yields_once", "sleep"])
+    assert at_sleep >= 0.5e9, out
+
+
 def test_waiting_tasks_get_no_samples_in_cpu_mode():
     out = run("waits", 5, "cpu", 1.0)
     assert out["waiting"] == {} and out["counters"]["waiting_tasks_sampled"] == 0, out["waiting"]
@@ -159,10 +189,13 @@ def test_ten_thousand_suspended_tasks_are_read_in_turns_and_counted():
     assert 0.5 * out["duration"] <= each <= 1.2 * out["duration"], (each, out["duration"], counters)
 
 
-def test_torture_names_only_the_workloads_tasks(tmp_path):
-    out = run("torture", 1, "cpu", 4.0)
+@pytest.mark.parametrize("mode", ["cpu", "wall"])  # wall: suspended tasks are read too, as they come and go
+def test_torture_names_only_the_workloads_tasks(mode):
+    out = run("torture", 1, mode, 4.0)
     named = {name for name in out["by_task"] if name}
     assert named, out["counters"]
+    if mode == "wall":
+        assert out["counters"]["waiting_tasks_sampled"] > 0, out["counters"]
     # asyncio.run makes tasks of its own as it closes the loop, which the workload cannot note
     closing = {"shutdown_asyncgens", "shutdown_default_executor"}
     unknown = {name: out["runs"][name] for name in named - set(out["made"])}

@@ -8,7 +8,8 @@ factory: a task starts running inside create_task), uvloop (the same on uvloop's
 parents (tasks computing under a parent
 that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wait), waits (one
 task computing, one awaiting asyncio.sleep for half the run, one awaiting an Event set at three
-quarters: each waiter's time spent awaiting is measured), many (10 000 tasks suspended in
+quarters, one awaiting a future through a generator-based coroutine and a plain generator's
+`yield from`, resolved then too: each waiter's time spent awaiting is measured), many (10 000 tasks suspended in
 asyncio.sleep beside one that computes), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
@@ -22,6 +23,7 @@ import os
 import sys
 import threading
 import time
+import types
 
 import spprof
 
@@ -136,15 +138,37 @@ async def timed_event(event):
         awaited["waiter-event"] = time.monotonic() - start
 
 
+def inner_wait(fut):
+    return (yield from fut)
+
+
+@types.coroutine
+def legacy_wait(fut):
+    # as libraries written before async def awaited: a generator that yields from another
+    return (yield from inner_wait(fut))
+
+
+async def timed_legacy(fut):
+    start = time.monotonic()
+    try:
+        await_lines["timed_legacy"] = sys._getframe().f_lineno + 1
+        await legacy_wait(fut)
+    finally:
+        awaited["waiter-legacy"] = time.monotonic() - start
+
+
 async def waits():
     event = asyncio.Event()
     loop = asyncio.get_running_loop()
+    fut = loop.create_future()
     sleeper = asyncio.create_task(timed_sleep(), name="waiter-sleep")
     eventer = asyncio.create_task(timed_event(event), name="waiter-event")
+    legacy = asyncio.create_task(timed_legacy(fut), name="waiter-legacy")
     computer = asyncio.create_task(a_top(loop.time() + SECONDS * 3 / 4), name="computer")
     await computer
     event.set()
-    await asyncio.gather(sleeper, eventer)
+    fut.set_result(None)
+    await asyncio.gather(sleeper, eventer, legacy)
     await asyncio.sleep(SECONDS / 4)
 
 
