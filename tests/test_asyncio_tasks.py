@@ -117,6 +117,19 @@ def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it_on_3_
         assert above.get(name, 0) >= 0.3 * total, (above, out["counters"])
 
 
+# The tail of a program run by run_program(): the profile's samples of suspended tasks (they
+# start at a task's frame, with no event loop below).
+SUSPENDED = ("profile = spprof.stop()\n"
+             "suspended = [s for s in profile.samples if s.frames[0].filename == '<asyncio task>']\n")
+
+
+def run_program(code, cwd):
+    """Runs `code` in a fresh interpreter; what it printed, read as JSON."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_each_suspended_task_is_sampled_on_the_thread_that_runs_its_loop(tmp_path):
     code = ("import asyncio, json, threading, spprof\n"
             "async def wait_here(event):\n"
@@ -130,16 +143,13 @@ def test_each_suspended_task_is_sampled_on_the_thread_that_runs_its_loop(tmp_pat
             "spprof.start(interval_ms=5, mode='wall')\n"
             "threads = [threading.Thread(target=asyncio.run, args=(main(tag),), name='loop-' + tag) for tag in 'ab']\n"
             "for t in threads: t.start()\n"
-            "for t in threads: t.join()\n"
-            "profile = spprof.stop()\n"
+            "for t in threads: t.join()\n" + SUSPENDED +
             "seen = {}\n"
-            "for s in profile.samples:\n"
-            "    if s.task_name.startswith('waiter-') and s.frames[0].filename == '<asyncio task>':\n"
+            "for s in suspended:\n"
+            "    if s.task_name.startswith('waiter-'):\n"
             "        seen.setdefault(s.task_name, set()).add(s.thread_name)\n"
             "print(json.dumps({name: sorted(threads) for name, threads in seen.items()}))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    seen = json.loads(proc.stdout)
+    seen = run_program(code, tmp_path)
     assert seen == {"waiter-a": ["loop-a"], "waiter-b": ["loop-b"]}, seen
 
 
@@ -156,17 +166,14 @@ def test_a_task_suspended_in_sleep_0_is_sampled_there(tmp_path):
             "    hogger = asyncio.create_task(hog(), name='hog')\n"
             "    await asyncio.gather(waiter, hogger)\n"
             "spprof.start(interval_ms=5, mode='wall')\n"
-            "asyncio.run(main())\n"
-            "profile = spprof.stop()\n"
+            "asyncio.run(main())\n" + SUSPENDED +
             "chains = {}\n"
-            "for s in profile.samples:\n"
-            "    if s.task_name == 'yielder' and s.frames[0].filename == '<asyncio task>':\n"
+            "for s in suspended:\n"
+            "    if s.task_name == 'yielder':\n"
             "        key = '>'.join(f.function_name.split('.')[-1] for f in s.frames if f.filename != '<asyncio task>')\n"
             "        chains[key] = chains.get(key, 0) + s.weight_ns\n"
             "print(json.dumps({'chains': chains, 'counters': profile.counters}))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_program(code, tmp_path)
     at_sleep = sum(w for c, w in out["chains"].items() if c.split(">")[:2] == ["yields_once", "sleep"])
     assert at_sleep >= 0.5e9, out
 
