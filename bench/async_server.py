@@ -124,6 +124,15 @@ def configs(compare):
     return [in_process(n) for n in IN_PROCESS] + [echion(False), echion(True)]
 
 
+def sampler_us_per_tick(stats):
+    return stats["sampler_cpu_ns"] / max(stats["ticks"], 1) / 1e3
+
+
+def own_share_pct(stats):
+    """spprof's two threads' CPU as a share of the process's."""
+    return 100 * (stats["sampler_cpu_ns"] + stats["collector_cpu_ns"]) / max(stats["process_cpu_ns"], 1)
+
+
 def compare_builds(pythons, rounds, seconds):
     import statistics
     print(f"Machine: nproc={nproc()}, CPU: {cpu_model()}")
@@ -139,8 +148,7 @@ def compare_builds(pythons, rounds, seconds):
                                check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120 + 10 * seconds)
                 with open(out + ".stats.json") as f:
                     s = json.load(f)
-                got[(py, mode)].append((s["sampler_cpu_ns"] / max(s["ticks"], 1) / 1e3,
-                                        100 * (s["sampler_cpu_ns"] + s["collector_cpu_ns"]) / max(s["process_cpu_ns"], 1)))
+                got[(py, mode)].append((sampler_us_per_tick(s), own_share_pct(s)))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         print(f"  round {r + 1} of {rounds} done", file=sys.stderr, flush=True)
@@ -226,8 +234,8 @@ def main():
         row = {"profiler": c.key, "cpu_ratio": s}
         tick = share = named = "n/a"
         if own[c.key]:
-            per_tick = sorted(o["sampler_cpu_ns"] / max(o["ticks"], 1) / 1e3 for o in own[c.key])
-            shares = sorted(100 * (o["sampler_cpu_ns"] + o["collector_cpu_ns"]) / max(o["process_cpu_ns"], 1) for o in own[c.key])
+            per_tick = sorted(sampler_us_per_tick(o) for o in own[c.key])
+            shares = sorted(own_share_pct(o) for o in own[c.key])
             row.update(sampler_us_per_tick=per_tick, own_share_pct=shares, stats=own[c.key])
             tick = f"{per_tick[len(per_tick) // 2]:.1f} µs"
             share = f"{shares[len(shares) // 2]:.2f} %"

@@ -238,8 +238,8 @@ bool WaitingTasks::fill_batch_from_set() {
     }
     const bool whole = n > 0 && reader_.readv(local_.data(), remote_.data(), n);
     for (size_t k = 0; k < n; ++k) {
-        const uint8_t* copy = tasks_copy_.data() + k * L.task_copy;
-        if (!whole && !reader_.read(found[k], tasks_copy_.data() + k * L.task_copy, L.task_copy)) {
+        uint8_t* copy = tasks_copy_.data() + k * L.task_copy;
+        if (!whole && !reader_.read(found[k], copy, L.task_copy)) {
             reject();
             continue;
         }
@@ -273,13 +273,7 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
             got[k] = window_;
             continue;
         }
-        // Some object lies near the end of its memory: each read alone, its window as far as it goes.
-        const uint64_t obj = batch_[which[k]].obj;
-        uint8_t* w = windows_.data() + which[k] * window_;
-        struct iovec l[2] = {{w, coro_bytes_}, {w + coro_bytes_, window_ - coro_bytes_}};
-        struct iovec r[2] = {{reinterpret_cast<void*>(obj), coro_bytes_},
-                             {reinterpret_cast<void*>(obj + coro_bytes_), window_ - coro_bytes_}};
-        got[k] = reader_.readv_prefix(l, r, window_ > coro_bytes_ ? 2 : 1);
+        got[k] = read_window(batch_[which[k]].obj, windows_.data() + which[k] * window_, coro_bytes_, window_);
     }
     if (objects_) read_frame_objects(which, m, got);
     const uint64_t mask = ~L.if_code_tag_mask;
@@ -379,13 +373,17 @@ void WaitingTasks::read_frame_objects(const size_t* which, size_t m, const size_
             frame_got_[idx[j]] = frame_window_;
             continue;
         }
-        struct iovec l[2] = {{local_[j].iov_base, L.fo_size},
-                             {static_cast<uint8_t*>(local_[j].iov_base) + L.fo_size, kStackWindow}};
-        const uint64_t f = reinterpret_cast<uint64_t>(remote_[j].iov_base);
-        struct iovec r[2] = {{reinterpret_cast<void*>(f), L.fo_size},
-                             {reinterpret_cast<void*>(f + L.fo_size), kStackWindow}};
-        frame_got_[idx[j]] = reader_.readv_prefix(l, r, 2);
+        frame_got_[idx[j]] = read_window(reinterpret_cast<uint64_t>(remote_[j].iov_base),
+                                         static_cast<uint8_t*>(local_[j].iov_base), L.fo_size, frame_window_);
     }
+}
+
+// When a batched read failed (some object lies near the end of its memory): one object's window
+// of `total` bytes read alone, as far as it goes past its first `head`. The bytes read.
+size_t WaitingTasks::read_window(uint64_t addr, uint8_t* out, size_t head, size_t total) {
+    struct iovec l[2] = {{out, head}, {out + head, total - head}};
+    struct iovec r[2] = {{reinterpret_cast<void*>(addr), head}, {reinterpret_cast<void*>(addr + head), total - head}};
+    return reader_.readv_prefix(l, r, total > head ? 2 : 1);
 }
 
 // 3.9/3.10: a coroutine's frame object. It awaits when suspended with YIELD_FROM after its last

@@ -128,6 +128,7 @@ private:
     };
     bool interpreter_level(size_t b, const uint8_t* w, size_t got, Level& v);
     void read_frame_objects(const size_t* which, size_t m, const size_t* got);
+    size_t read_window(uint64_t addr, uint8_t* out, size_t head, size_t total);
     bool frame_object_level(size_t b, const uint8_t* w, size_t got, bool generator, Level& v);
     bool yields_from(uint64_t code, uint64_t instr);
     bool resumes_from_await(uint64_t instr);
