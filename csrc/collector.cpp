@@ -149,6 +149,7 @@ std::unique_ptr<ProfileData> Collector::cut(uint64_t& edge_ns) {
             }
             st = static_cast<uint32_t>(w->stack_count());
             w->stack_offsets.push_back(static_cast<uint32_t>(w->stack_frames.size()));
+            w->stack_tasks.push_back(d.stack_tasks[s.stack]);
         }
         o.stack = st;
         w->samples.push_back(o);
@@ -200,20 +201,24 @@ uint32_t Collector::thread_index(uint64_t ident, uint32_t tid, const char* nativ
     return idx;
 }
 
-uint32_t Collector::intern_stack() {
-    uint64_t h = 0x5354;
+uint32_t Collector::intern_stack(uint64_t task) {
+    uint64_t h = mix64(0x5354, task);
     for (uint32_t f : stack_) h = mix64(h, f);
     auto& bucket = stacks_by_hash_[h];
     for (uint32_t id : bucket) {
         uint32_t a = data_->stack_offsets[id], b = data_->stack_offsets[id + 1];
-        if (b - a == stack_.size() && std::equal(stack_.begin(), stack_.end(), data_->stack_frames.begin() + a)) return id;
+        if (b - a == stack_.size() && data_->stack_tasks[id] == task &&
+            std::equal(stack_.begin(), stack_.end(), data_->stack_frames.begin() + a))
+            return id;
     }
     uint32_t id = static_cast<uint32_t>(data_->stack_count());
     // Every allocation before the first change: out of memory leaves the tables consistent.
     data_->stack_offsets.reserve(data_->stack_offsets.size() + 1);
+    data_->stack_tasks.reserve(data_->stack_tasks.size() + 1);
     bucket.reserve(bucket.size() + 1);
     data_->stack_frames.insert(data_->stack_frames.end(), stack_.begin(), stack_.end());
     data_->stack_offsets.push_back(static_cast<uint32_t>(data_->stack_frames.size()));
+    data_->stack_tasks.push_back(task);
     bucket.push_back(id);
     return id;
 }
@@ -261,6 +266,7 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
     }
     if (h.flags & kSampleTruncated) stack_.push_back(symbols_->truncated_frame());
     if (h.flags & kSampleUnknown) stack_.push_back(symbols_->unknown_frame());
+    uint64_t task = 0;  // the innermost task's address: the records come outermost first
     for (size_t i = (h.flags & kSampleNative) ? 0 : h.depth; i-- > 0;) {
         if (frames[i].instr_bytes == kTaskRecord) {  // the task that runs the frames inside it
             const size_t len = static_cast<size_t>(frames[i].fingerprint);
@@ -269,6 +275,7 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
             char name[kTaskNameBytes];
             for (size_t j = 0; j < cells; ++j) std::memcpy(name + j * sizeof(FrameRecord), &frames[i - 1 - j], sizeof(FrameRecord));
             stack_.push_back(symbols_->task_frame(std::string(name, len)));
+            task = frames[i].code;
             i -= cells;
             continue;
         }
@@ -283,7 +290,7 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
     s.t_ns = h.t_ns;
     s.weight_ns = h.weight_ns;
     s.thread = thread_index(h.thread_ident, h.native_tid, (h.flags & kSampleNative) ? native_name : nullptr);
-    s.stack = intern_stack();
+    s.stack = intern_stack(task);
     data_->samples.push_back(s);
     samples_.fetch_add(1, std::memory_order_relaxed);
 }

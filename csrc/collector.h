@@ -68,7 +68,7 @@ private:
     void start_afresh();
     void ingest(const SampleHeader& h, const FrameRecord* frames);
     void ingest_or_throw(const SampleHeader& h, const FrameRecord* frames);
-    uint32_t intern_stack();
+    uint32_t intern_stack(uint64_t task);
     bool grow_samples();
     size_t held_now() const;  // the tables' bytes, as bytes_held() reports them after a drain
     uint32_t thread_index(uint64_t ident, uint32_t tid, const char* native_name = nullptr);

@@ -322,6 +322,9 @@ PYBIND11_MODULE(_native, m) {
             }
             return out;
         })
+        .def("stack_tasks", [](const ProfileData& d) {
+            return py::bytes(reinterpret_cast<const char*>(d.stack_tasks.data()), d.stack_tasks.size() * sizeof(uint64_t));
+        })
         .def("threads", [](const ProfileData& d) {
             py::list out;
             for (const ThreadEntry& t : d.threads) out.append(py::make_tuple(t.ident, t.native_tid, text(t.name)));

@@ -7,6 +7,7 @@ namespace spprof {
 size_t ProfileData::bytes_held() const {
     size_t n = samples.capacity() * sizeof(SampleEntry) + frames.capacity() * sizeof(FrameEntry) +
                (stack_frames.capacity() + stack_offsets.capacity()) * sizeof(uint32_t) +
+               stack_tasks.capacity() * sizeof(uint64_t) +
                threads.capacity() * sizeof(ThreadEntry);
     for (const auto& s : symbols) n += sizeof(Symbol) + s.name.capacity() + s.filename.capacity();
     return n;
@@ -54,6 +55,7 @@ void ProfileData::drop_unused() {
     constexpr uint32_t kGone = UINT32_MAX;
     std::vector<uint32_t> stack_id(stack_count(), kGone), frame_id(frames.size(), kGone);
     std::vector<uint32_t> new_frames, new_offsets{0};
+    std::vector<uint64_t> new_tasks;
     for (SampleEntry& s : samples) {
         uint32_t& id = stack_id[s.stack];
         if (id == kGone) {
@@ -61,6 +63,7 @@ void ProfileData::drop_unused() {
             new_frames.insert(new_frames.end(), stack_frames.begin() + stack_offsets[s.stack],
                               stack_frames.begin() + stack_offsets[s.stack + 1]);
             new_offsets.push_back(static_cast<uint32_t>(new_frames.size()));
+            new_tasks.push_back(stack_tasks[s.stack]);
         }
         s.stack = id;
     }
@@ -75,6 +78,7 @@ void ProfileData::drop_unused() {
     frames.swap(kept);
     stack_frames.swap(new_frames);
     stack_offsets.swap(new_offsets);
+    stack_tasks.swap(new_tasks);
 }
 
 }  // namespace spprof

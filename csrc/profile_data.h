@@ -44,6 +44,9 @@ struct ProfileData {
     std::vector<FrameEntry> frames;
     std::vector<uint32_t> stack_frames;     // all stacks, root first, back to back
     std::vector<uint32_t> stack_offsets;    // stack i is [offsets[i], offsets[i+1])
+    // Per stack: the address (Python's id()) of its innermost asyncio task, 0 outside any task.
+    // Part of a stack's identity, so two tasks of one name keep their samples apart.
+    std::vector<uint64_t> stack_tasks;
     std::vector<ThreadEntry> threads;
     std::vector<SampleEntry> samples;
 

@@ -32,6 +32,7 @@ class Sample:
     native_id: int = 0
     weight_ns: int = 0
     task_name: str = ""  # the asyncio task the thread ran (the innermost one), or ""
+    task_id: int = 0  # id() of that task, 0 with no task; a later task may reuse a freed task's id
 
 
 @dataclass(frozen=True)
@@ -156,13 +157,15 @@ def _build_samples(data: Any) -> List[Sample]:
     stacks = [tuple(frames[i] for i in stack) for stack in data.stacks()]
     tasks = [next((f.function_name for f in reversed(stack) if f.filename == TASK_FILE), "") for stack in stacks]
     threads = data.threads()
+    task_ids = array.array("Q", data.stack_tasks())
     t_col, w_col, th_col, st_col = data.sample_columns()
     t = array.array("Q", t_col)
     w = array.array("Q", w_col)
     th = array.array("I", th_col)
     st = array.array("I", st_col)
     out = [
-        Sample(t[i], threads[th[i]][0], threads[th[i]][2], stacks[st[i]], threads[th[i]][1], w[i], tasks[st[i]])
+        Sample(t[i], threads[th[i]][0], threads[th[i]][2], stacks[st[i]], threads[th[i]][1], w[i], tasks[st[i]],
+               task_ids[st[i]])
         for i in range(len(t))
     ]
     out.sort(key=lambda s: s.timestamp_ns)

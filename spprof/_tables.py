@@ -64,6 +64,7 @@ class Tables(NamedTuple):
     mode: str  # "cpu", "wall" or "" when a file does not say
     unit: str  # "nanoseconds", or "samples" when weights are sample counts
     process_cpu_ns: int = 0  # the process's CPU over a cpu-mode session; 0 when unknown
+    stack_tasks: Sequence[int] = ()  # per stack: id() of its innermost asyncio task, 0 for none; () when unknown
 
     def located_frames(self) -> List[Tuple[str, str, int]]:
         """(function, file, line) of each frame id."""
@@ -102,6 +103,7 @@ def tables(profile: "Profile") -> Tables:
         array.array("Q", t), array.array("Q", w), array.array("I", th), array.array("I", st), None,
         data.start_ns, data.end_ns, data.start_unix_ns, interval_ns,
         profile_title(profile), profile.mode, "nanoseconds", _process_cpu(profile),
+        array.array("Q", data.stack_tasks()),
     )
 
 
@@ -112,19 +114,21 @@ def _process_cpu(profile: "Profile") -> int:
 def _from_samples(profile: "Profile", interval_ns: int) -> Tables:
     symbols: Dict[Tuple[str, str], int] = {}
     frames: Dict[Tuple[int, int], int] = {}
-    stacks: Dict[Tuple["Frame", ...], int] = {}
+    stacks: Dict[Tuple[Tuple["Frame", ...], int], int] = {}
     stack_frames: List[Tuple[int, ...]] = []
+    stack_tasks: List[int] = []
     threads: Dict[Tuple[int, int, str], int] = {}
     t, w, th, st = array.array("Q"), array.array("Q"), array.array("I"), array.array("I")
     for s in profile.samples:
-        stack_id = stacks.get(s.frames)
+        stack_id = stacks.get((s.frames, s.task_id))
         if stack_id is None:
             ids = []
             for f in s.frames:
                 sym = symbols.setdefault((f.function_name, f.filename), len(symbols))
                 ids.append(frames.setdefault((sym, f.lineno), len(frames)))
-            stack_id = stacks[s.frames] = len(stack_frames)
+            stack_id = stacks[s.frames, s.task_id] = len(stack_frames)
             stack_frames.append(tuple(ids))
+            stack_tasks.append(s.task_id)
         t.append(s.timestamp_ns)
         # A hand-made sample may carry no weight: it then stands for one interval.
         w.append(s.weight_ns or interval_ns)
@@ -137,5 +141,5 @@ def _from_samples(profile: "Profile", interval_ns: int) -> Tables:
         [(name, filename, 0) for name, filename in symbols], list(frames), stack_frames, list(threads),
         [thread_label(name, native_id) for _, native_id, name in threads], t, w, th, st, None,
         start_ns, max(start_ns + duration_ns, max(t) if t else 0), start_unix_ns, interval_ns,
-        profile_title(profile), profile.mode, "nanoseconds", _process_cpu(profile),
+        profile_title(profile), profile.mode, "nanoseconds", _process_cpu(profile), stack_tasks,
     )

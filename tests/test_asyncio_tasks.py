@@ -209,6 +209,24 @@ def test_torture_names_only_the_workloads_tasks(mode):
     assert all(set(ran) <= closing for ran in unknown.values()), unknown
     # a task's frame stands right above the coroutine the task runs, never anywhere else
     assert set(out["under_task"]) <= {"short_work", "long_wait", "one_run"} | closing, out["under_task"]
+    # each sample's task id is the id() of a task of that name the workload made
+    made = {(name, task_id) for name, task_id in out["made_ids"]}
+    seen = {(name, int(task_id)) for name, ids in out["task_ids"].items() if name in out["made"] for task_id in ids}
+    assert seen and seen <= made, sorted(seen - made)[:10]
+    assert "0" not in {task_id for name, ids in out["task_ids"].items() if name for task_id in ids}
+    assert set(out["task_ids"].get("", {})) <= {"0"}, out["task_ids"][""]
+
+
+@pytest.mark.parametrize("mode", ["cpu", "wall"])
+def test_two_tasks_of_one_name_keep_their_own_ids(mode):
+    out = run("twins", 2, mode, 2.0)
+    twins = out["task_ids"]["twin"]
+    made = {task_id for name, task_id in out["made_ids"] if name == "twin"}
+    assert len(made) == 2
+    assert {int(task_id) for task_id in twins} == made, (twins, made)
+    # they compute in turns: each has a fair part of the twins' time
+    total = sum(twins.values())
+    assert all(w >= 0.25 * total for w in twins.values()), twins
 
 
 def test_every_format_carries_the_task(tmp_path):
@@ -220,6 +238,8 @@ def test_every_format_carries_the_task(tmp_path):
     assert any(f["name"] == "computer" for f in speedscope["shared"]["frames"])
     pprof = decode_pprof(tmp_path / "profile.pb.gz")
     assert any(labels.get("task") == "computer" for _, _, labels in pprof["samples"])
+    computer_ids = {int(i) for i in out["task_ids"]["computer"]}
+    assert {labels.get("task_id") for _, _, labels in pprof["samples"] if labels.get("task") == "computer"} == computer_ids
     tags = go_pprof("-tags", tmp_path / "profile.pb.gz")  # the real tool reads the label
     assert "task:" in tags and "computer" in tags, tags
     assert "computer" in (tmp_path / "profile.trace.json").read_text()

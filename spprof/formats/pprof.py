@@ -126,8 +126,9 @@ def to_bytes(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
             for _, native_id, name in tab.threads
         ]
 
-    # Each sample's asyncio task, the innermost task frame of its stack, as a `task` label; not for
-    # Pyroscope, where every label value is a series of its own and tasks come by the thousand.
+    # Each sample's asyncio task, the innermost task frame of its stack, as a `task` label and its
+    # id() as `task_id`; not for Pyroscope, where every label value is a series of its own and
+    # tasks come by the thousand.
     task_labels: Dict[int, bytes] = {}
 
     def task_label(stack: int) -> bytes:
@@ -138,6 +139,9 @@ def to_bytes(profile: "Profile", *, thread_name_label: bool = False) -> bytes:
                 name, filename, _ = tab.symbols[tab.frames[f][0]]
                 if filename == TASK_FILE:
                     label = _bytes(3, _int(1, strings("task")) + _int(2, strings(name)))
+                    task_id = tab.stack_tasks[stack] if tab.stack_tasks else 0
+                    if task_id:
+                        label += _bytes(3, _int(1, strings("task_id")) + _int(3, task_id))
                     break
             task_labels[stack] = label
         return label

@@ -261,6 +261,7 @@ int main(int argc, char** argv) {
                         if (s.stack >= w->stack_count() || s.thread >= w->threads.size()) cut_error = "a window's sample refers to nothing";
                     }
                     for (uint32_t f : w->stack_frames) if (f >= w->frames.size()) cut_error = "a window's stack refers to no frame";
+                    if (w->stack_tasks.size() != w->stack_count()) cut_error = "a window's stacks and their tasks differ in number";
                     for (const FrameEntry& f : w->frames) if (f.symbol >= w->symbols.size()) cut_error = "a window's frame refers to no symbol";
                     std::this_thread::sleep_for(std::chrono::microseconds(1000 + crng.below(20000)));
                 }
@@ -329,6 +330,7 @@ int main(int argc, char** argv) {
             CHECK(s.stack < d->stack_count() && s.thread < d->threads.size(), fmt("round %d: a sample refers to nothing", round));
         }
         for (uint32_t f : d->stack_frames) CHECK(f < d->frames.size(), fmt("round %d: a stack refers to no frame", round));
+        CHECK(d->stack_tasks.size() == d->stack_count(), fmt("round %d: stacks and their tasks differ in number", round));
         for (const FrameEntry& f : d->frames) CHECK(f.symbol < d->symbols.size(), fmt("round %d: a frame refers to no symbol", round));
         std::set<std::string> names;
         for (const Symbol& s : d->symbols) names.insert(s.name);

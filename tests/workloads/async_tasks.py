@@ -10,7 +10,7 @@ that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wa
 task computing, one awaiting asyncio.sleep for half the run, one awaiting an Event set at three
 quarters, one awaiting a future through a generator-based coroutine and a plain generator's
 `yield from`, resolved then too: each waiter's time spent awaiting is measured), many (10 000 tasks suspended in
-asyncio.sleep beside one that computes), torture (event loops in four threads and the main one, each running asyncio.run over
+asyncio.sleep beside one that computes), twins (two tasks of one name computing in turns), torture (event loops in four threads and the main one, each running asyncio.run over
 and over; each run creates and cancels tasks by the hundred, some named, some raising).
 Prints one JSON line: each task name with the weight of its samples, the leaf functions of the
 computing task's samples, every task name the workload gave or asyncio made, what each named
@@ -30,6 +30,7 @@ import spprof
 KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 OUTPUT = sys.argv[5] if len(sys.argv) > 5 else None
 made_names = set()
+made_ids = set()  # (name, id()) of each task the workload noted
 names_lock = threading.Lock()
 awaited = {}  # waits: each waiter's seconds spent awaiting
 await_lines = {}  # waits: the line of each waiter's await
@@ -198,7 +199,14 @@ async def many():
 def note(task):
     with names_lock:
         made_names.add(task.get_name())
+        made_ids.add((task.get_name(), id(task)))
     return task
+
+
+async def twins():
+    loop = asyncio.get_running_loop()
+    until = loop.time() + SECONDS
+    await asyncio.gather(*(note(asyncio.create_task(a_top(until), name="twin")) for _ in range(2)))
 
 
 async def short_work(i):
@@ -248,6 +256,8 @@ def main():
         asyncio.run(many())
     elif KIND == "renamed":
         asyncio.run(renamed())
+    elif KIND == "twins":
+        asyncio.run(twins())
     else:
         until = time.monotonic() + SECONDS
         threads = [threading.Thread(target=torture_thread, args=(i, until)) for i in range(4)]
@@ -259,6 +269,7 @@ def main():
     profile = spprof.stop()
     duration = time.monotonic() - started
     by_task, computer_leaves, task_parents, runs, chains = {}, {}, set(), {}, {}
+    task_ids = {}  # task name -> its samples' task ids -> their weight
     waiting = {}  # task name -> the functions below the task frame, outermost first, with their lines
     for s in profile.samples:
         if s.task_name and any(f.filename == "<asyncio task>" for f in s.frames[:1]):
@@ -272,6 +283,8 @@ def main():
         chain = ">".join(f.function_name for f in s.frames if f.filename == "<asyncio task>")
         chains[chain] = chains.get(chain, 0) + s.weight_ns
         by_task[s.task_name] = by_task.get(s.task_name, 0) + s.weight_ns
+        ids = task_ids.setdefault(s.task_name, {})
+        ids[str(s.task_id)] = ids.get(str(s.task_id), 0) + s.weight_ns
         names = [f.function_name for f in s.frames]
         if any(n.endswith("a_top") for n in names):
             key = s.task_name + ">" + ">".join(n.split(".")[-1] for n in names[-3:])
@@ -289,6 +302,7 @@ def main():
             profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
     print(json.dumps({"waiting": waiting, "awaited": awaited, "await_lines": await_lines, "duration": duration,
                       "by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
+                      "made_ids": sorted(made_ids), "task_ids": task_ids,
                       "under_task": sorted(task_parents), "chains": chains,
                       "runs": {name: sorted(below) for name, below in runs.items()}, "counters": profile.counters}))
 
