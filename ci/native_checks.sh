@@ -3,9 +3,10 @@
 #   tests/native/engine_tsan.cpp   the engine started and stopped in rounds under ThreadSanitizer,
 #                                  with Python threads running and the counters read meanwhile
 #   tests/native/fuzz_readers.cpp  seeded, bounded fuzzing of every reader of interpreter memory
-#                                  (line tables, str, frame chains, thread list, symbols) under
-#                                  AddressSanitizer and UndefinedBehaviorSanitizer; one file per
-#                                  target in tests/native/fuzz_readers/
+#                                  (line tables, str, frame chains, thread list, symbols, asyncio
+#                                  tasks running and suspended) under AddressSanitizer and
+#                                  UndefinedBehaviorSanitizer; one file per target in
+#                                  tests/native/fuzz_readers/
 # Both embed the pyenv interpreter they were built for and link csrc/ (not the pybind11 module).
 #
 # Usage: bash ci/native_checks.sh [--seconds N | --long] [--seed S]   (arguments go to the fuzzer)

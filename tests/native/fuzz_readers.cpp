@@ -1,8 +1,8 @@
 // Seeded, bounded fuzzing of every engine function that reads interpreter memory or bytes copied
 // from it: the line-table decoders, decode_str, the frame-chain walker, the thread-list reader,
 // the symbol reader (read_str, read_bytes, SymbolTable), the running asyncio task's reader, the
-// reader of 3.12's and 3.13's set of scheduled tasks, and
-// the reader's own batching. Built with ASan and UBSan by
+// reader of 3.9's to 3.13's set of scheduled tasks, the reader of the tasks suspended in a real
+// event loop (WaitingTasks), and the reader's own batching. Built with ASan and UBSan by
 // ci/native_checks.sh: an out-of-bounds read, a wild pointer or undefined behaviour ends the run.
 //
 // Inputs are random bytes, pointer-like words (aligned addresses in the fake image, the real
@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
         else if (a == "--only" && i + 1 < argc) only = argv[++i];
         else if (a == "--reader" && i + 1 < argc) reader = argv[++i];
         else {
-            std::fprintf(stderr, "usage: %s [--seconds N | --long] [--seed S] [--iterations N] [--only linetable|decode_str|frames|threads|symbols|reads|asyncio_tasks] [--reader vm_readv|proc_mem]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seconds N | --long] [--seed S] [--iterations N] [--only linetable|decode_str|frames|threads|symbols|reads|asyncio_tasks|task_sets|waiting_tasks] [--reader vm_readv|proc_mem]\n", argv[0]);
             return 64;
         }
     }
@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
     const Target targets[] = {{"linetable", 0.15, fuzz_linetable}, {"decode_str", 0.10, fuzz_decode_str},
                               {"frames", 0.35, fuzz_frames}, {"threads", 0.15, fuzz_threads}, {"symbols", 0.15, fuzz_symbols},
                               {"reads", 0.10, fuzz_reads}, {"asyncio_tasks", 0.10, fuzz_asyncio_tasks},
-                              {"task_sets", 0.05, fuzz_task_sets}};
+                              {"task_sets", 0.05, fuzz_task_sets}, {"waiting_tasks", 0.05, fuzz_waiting_tasks}};
     std::printf("fuzz_readers: Python %d.%d (frame model %d, line table format %d), seed %llu, %.0f s, reader %s\n",
                 L.py_major, L.py_minor, L.frame_model, L.linetable_format, (unsigned long long)seed, seconds, R.method_name());
     std::printf("inputs: %zu real code objects, %zu strs, %zu bytes objects, %zu blocked threads with %zu frames\n",

@@ -60,5 +60,6 @@ void fuzz_symbols(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& s
 void fuzz_reads(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
 void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
 void fuzz_task_sets(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
+void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);
 
 }  // namespace fuzz
