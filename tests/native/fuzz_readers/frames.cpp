@@ -108,31 +108,6 @@ bool build_image(const RealThread& t, Image& img) {
     return true;
 }
 
-struct Mutator {  // rewrites a few words of an image while the walker copies it, as a live thread does
-    std::atomic<int> phase{0};  // 0 parked, 1 running, 2 quit
-    std::atomic<int> ack{0};
-    uint64_t* words[4] = {};
-    uint64_t values[4][4] = {};
-    int n = 0;
-    std::thread thread;
-    void start() {
-        thread = std::thread([this] {
-            uint64_t k = 0;
-            for (;;) {
-                int p = phase.load();
-                if (p == 2) return;
-                if (p == 0) { ack.store(0); std::this_thread::yield(); continue; }
-                ack.store(1);
-                for (int i = 0; i < n; ++i) __atomic_store_n(words[i], values[i][(k + i) & 3], __ATOMIC_RELAXED);
-                ++k;
-            }
-        });
-    }
-    void run() { phase.store(1); while (ack.load() != 1) {} }
-    void park() { phase.store(0); while (ack.load() != 0) {} }
-    void quit() { phase.store(2); thread.join(); }
-};
-
 struct CaptureSet {
     std::vector<std::unique_ptr<FrameCapture>> caps;
     std::vector<int> depths{8, 64, 128};
@@ -295,7 +270,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     std::unique_ptr<Image> rnd(new Image());
     rnd->work.assign(48 * 1024 / 8, 0);
 
-    Mutator mut;
+    WordChurn mut;
     mut.start();
     uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0;
     uint64_t results[3] = {0, 0, 0};

@@ -6,9 +6,12 @@
 #include "harness.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "layout.h"
@@ -50,6 +53,25 @@ int64_t interesting_int(Rng& r);
 uint64_t pool_word(Rng& r, uint64_t base, size_t size, const std::vector<uint64_t>* frames = nullptr);
 // A thread's chain as CPython links it, read the simple way (frames.cpp).
 std::vector<uint64_t> real_chain(const uint8_t* ts);
+
+// Rewrites up to 4 words of an image while a reader copies it, as a live thread does: at step k
+// word i takes values[i][(k + i) & 3]. Parked, it sleeps: the machine's other core is someone else's.
+struct WordChurn {
+    uint64_t* words[4] = {};
+    uint64_t values[4][4] = {};
+    int n = 0;
+    void start();
+    void run();   // returns once it rewrites
+    void park();  // returns once it stopped
+    void quit();
+private:
+    void set(int p);
+    std::atomic<int> phase_{0};  // 0 parked, 1 running, 2 quit
+    std::atomic<int> ack_{0};
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::thread thread_;
+};
 
 // The targets: each runs until `deadline` (monotonic ns) or `max_iter` iterations.
 void fuzz_linetable(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);

@@ -67,4 +67,30 @@ uint64_t pool_word(Rng& r, uint64_t base, size_t size, const std::vector<uint64_
     }
 }
 
+void WordChurn::start() {
+    thread_ = std::thread([this] {
+        for (uint64_t k = 0;; ++k) {
+            const int p = phase_.load();
+            if (p == 2) return;
+            if (p == 0) {
+                std::unique_lock<std::mutex> lock(mu_);
+                ack_.store(0);
+                cv_.wait(lock, [this] { return phase_.load() != 0; });
+                continue;
+            }
+            ack_.store(1);
+            for (int i = 0; i < n; ++i) __atomic_store_n(words[i], values[i][(k + i) & 3], __ATOMIC_RELAXED);
+        }
+    });
+}
+
+void WordChurn::set(int p) {
+    { std::lock_guard<std::mutex> lock(mu_); phase_.store(p); }
+    cv_.notify_one();
+}
+
+void WordChurn::run() { set(1); while (ack_.load() != 1) {} }
+void WordChurn::park() { phase_.store(0); while (ack_.load() != 0) {} }
+void WordChurn::quit() { set(2); thread_.join(); }
+
 }  // namespace fuzz

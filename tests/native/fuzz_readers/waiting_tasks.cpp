@@ -19,10 +19,8 @@
 #include "fuzz.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -156,43 +154,6 @@ struct Reader {
 };
 
 struct Record { uint64_t task; std::string name; };
-
-// Rewrites a few words of the image while the reader copies it, as a loop that runs its tasks
-// does: each word takes two values in turn (frames.cpp's Mutator, for this image, asleep while
-// parked: the machine's other core is someone else's).
-struct Churn {
-    std::atomic<int> phase{0};  // 0 parked, 1 running, 2 quit
-    std::atomic<int> ack{0};
-    std::mutex mu;
-    std::condition_variable cv;
-    uint64_t* words[4] = {};
-    uint64_t values[4][2] = {};
-    int n = 0;
-    std::thread thread;
-    void start() {
-        thread = std::thread([this] {
-            for (uint64_t k = 0;; ++k) {
-                const int p = phase.load();
-                if (p == 2) return;
-                if (p == 0) {
-                    std::unique_lock<std::mutex> lock(mu);
-                    ack.store(0);
-                    cv.wait(lock, [this] { return phase.load() != 0; });
-                    continue;
-                }
-                ack.store(1);
-                for (int i = 0; i < n; ++i) __atomic_store_n(words[i], values[i][(k + i) & 1], __ATOMIC_RELAXED);
-            }
-        });
-    }
-    void set(int p) {
-        { std::lock_guard<std::mutex> lock(mu); phase.store(p); }
-        cv.notify_one();
-    }
-    void run() { set(1); while (ack.load() != 1) {} }
-    void park() { phase.store(0); while (ack.load() != 0) {} }
-    void quit() { set(2); thread.join(); }
-};
 
 // One sample: a chain of frames whose code objects are code objects at instructions inside them,
 // then task records one after the other to its end. Returns the chain's length.
@@ -472,7 +433,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     std::vector<int> reported(tasks.size());
     bool one_tick[kDepthsN];  // each oracle reader's last pass took one tick (or it had none)
     std::fill(one_tick, one_tick + kDepthsN, true);
-    Churn churn;
+    WordChurn churn;  // as a loop that runs its tasks rewrites them
     churn.start();
     deadline += harness::now_ns() - setup_t0;  // the fuzzing keeps its share of the time
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -637,8 +598,8 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
                         else { at = refs_off + rng.below(kSetSlots) * kRefBytes + L.wr_object; other = u.img; }
                 }
                 churn.words[churn.n] = reinterpret_cast<uint64_t*>(img + at);
-                churn.values[churn.n][0] = load_u64(img + at);
-                churn.values[churn.n][1] = other;
+                churn.values[churn.n][0] = churn.values[churn.n][2] = load_u64(img + at);
+                churn.values[churn.n][1] = churn.values[churn.n][3] = other;
                 ++churn.n;
             }
             churn.run();
