@@ -155,12 +155,6 @@ static void fill_code(struct spprof_layout *l)
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
     l->co_version = OFF(PyCodeObject, co_version);
-    l->co_framesize = OFF(PyCodeObject, co_framesize);
-#elif PY_VERSION_HEX >= 0x030B0000
-    /* _PyFrame_Push's size, as 3.11 computes it */
-    l->co_nlocalsplus = OFF(PyCodeObject, co_nlocalsplus);
-    l->co_stacksize = OFF(PyCodeObject, co_stacksize);
-    l->frame_specials = (uint32_t)FRAME_SPECIALS_SIZE;
 #endif
 }
 
@@ -774,9 +768,6 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"co_linetable", l->co_linetable, W8, "code object header", l->co_size},
         {"co_code", l->co_code, W8, "code object header", l->co_size},
         {"co_version", l->co_version, W4, "code object header", l->co_size},
-        {"co_framesize", l->co_framesize, W4, "code object header", l->co_size},
-        {"co_nlocalsplus", l->co_nlocalsplus, W4, "code object header", l->co_size},
-        {"co_stacksize", l->co_stacksize, W4, "code object header", l->co_size},
         /* a string is first copied up to its compact data, a bytes object up to its first byte */
         {"ob_type", l->ob_type, W8, "str header", l->str_compact_data},
         {"str_length", l->str_length, W8, "str header", l->str_compact_data},

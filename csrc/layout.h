@@ -79,9 +79,6 @@ struct spprof_layout {
     uint32_t co_code;           /* 3.9/3.10: the bytes object holding the bytecode */
     uint32_t co_code_adaptive;  /* 3.11+: offset of the inline bytecode */
     uint32_t co_version;        /* 3.12+: unique per code object created; 0 where absent */
-    /* 3.11+: the words a frame of the code takes in its stack chunk: co_framesize (3.12+), or
-     * co_nlocalsplus + co_stacksize + frame_specials (3.11); 0 where absent */
-    uint32_t co_framesize, co_nlocalsplus, co_stacksize, frame_specials;
     /* 3.11+: the opcodes (base and specialised forms) of a loop's back edge and a function's entry,
      * where a thread gives the GIL up between instructions when asked (gil_waits.h); none before */
     uint8_t handover_ops[6];

@@ -21,8 +21,6 @@ constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 
 constexpr size_t kCframes = 4;        // 3.11/3.12: C-stack records remembered per thread
 constexpr int kSwitchingWalks = 32;   // walks of a thread that read every record after it last switched
 constexpr uint64_t kRecordSpan = 1 << 20;  // records nested on one C stack lie within this
-constexpr int kOutsideLinks = 4;      // links read outside the chunk copy to tell a deeper call
-constexpr size_t kOutsideAhead = 4;   // frames outside the chunk, of a thread's last walk, read with the chunk
 }  // namespace
 
 class InterpreterWalker final : public FrameWalker {
@@ -33,9 +31,6 @@ public:
         older_.resize(kChunkCopy);
         frame_.resize(L.if_size + 64);
         cframes_.resize(kChainSlots);
-        outside_seen_.resize(kChainSlots);
-        ahead_.resize(kOutsideAhead * L.if_size);
-        code_header_.resize(L.co_size);
     }
 
     Capture walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) override;
@@ -46,8 +41,6 @@ private:
     const uint8_t* frame_bytes(uint64_t addr);
     bool copy_older_chunk(uint64_t addr);
     bool descends_to(uint64_t from, uint64_t target) const;
-    bool outside_link(uint64_t addr, uint64_t& previous) const;
-    uint64_t resumer_below(uint64_t callee);
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
 
@@ -77,26 +70,9 @@ private:
     struct Cframes { uint64_t tstate = 0; uint64_t at[kCframes] = {}; int switching = 0; };
     std::vector<Cframes> cframes_;
     static void saw_cframe(Cframes& known, uint64_t cf);
-
-    // The frames outside the chunk a thread's last walk met (a generator's or coroutine's frame,
-    // the entry frame on the C stack that resumed it) are read in the batch with the chunk: a
-    // pipeline's generators and a loop's entry frame are the same from walk to walk, and a copy
-    // taken with the chunk agrees with it, where one read afterwards may find the generator
-    // suspended or the C stack reused.
-    struct Outside { uint64_t tstate = 0; size_t n = 0; uint64_t at[kOutsideAhead] = {}; };
-    std::vector<Outside> outside_seen_;
-    Outside met_;                     // this walk's, kept for the thread's next
-    std::vector<uint8_t> ahead_;      // the copies, if_size each
-    uint64_t ahead_at_[kOutsideAhead] = {};
-    size_t ahead_n_ = 0;              // copies that hold
-    // A generator found suspended when its frame was read after the copy, and the frame that
-    // resumed it as the copy has it (resumer_below()): the link the generator's frame no longer holds.
-    uint64_t bridge_from_ = 0, bridge_to_ = 0;
-    std::vector<uint8_t> code_header_;
 };
 
 Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
-    if (met_.tstate != 0) outside_seen_[thread_slot(met_.tstate)] = met_;  // the last walk's, whatever it ended in
     moved_to_ = 0;
     // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
@@ -116,9 +92,6 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
 
     chunk_lo_ = chunk_hi_ = 0;
     older_lo_ = older_hi_ = older_next_ = 0;
-    ahead_n_ = 0;
-    bridge_from_ = bridge_to_ = 0;
-    met_ = Outside{ts_addr, 0, {}};
     // A thread whose last stack left the chunk (a generator's or coroutine's frame) reads the code
     // objects ahead with that frame, not with the chunk: a long batch would let the generator
     // suspend before its frame is read, and the walk be torn.
@@ -166,18 +139,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         for (size_t j = 0; j < m; ++j) { l[k] = {&last[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
         const size_t main_bytes = 8 * (2 * m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
-        // After the pointer's second read, so that a stale address, unreadable, costs only these.
-        const Outside& seen = outside_seen_[thread_slot(ts_addr)];
-        const size_t ahead = seen.tstate == ts_addr ? seen.n : 0;
-        for (size_t i = 0; i < ahead; ++i) {
-            ahead_at_[i] = seen.at[i];
-            l[k] = {ahead_.data() + i * L.if_size, L.if_size};
-            r[k++] = {reinterpret_cast<void*>(seen.at[i]), L.if_size};
-        }
         size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
         size_t copied = cap_.reader_.readv_prefix(l, r, total);
-        ahead_n_ = copied <= main_bytes ? 0 : std::min(ahead, (copied - main_bytes) / L.if_size);
-        cap_.prefetch_done(main_bytes + ahead * L.if_size, copied);
+        cap_.prefetch_done(main_bytes, copied);
         if (copied < main_bytes) {
             // A record remembered from a thread state since reused may lie in freed memory.
             if (m == 1 || attempt == kAnchorRetries) break;
@@ -244,7 +208,6 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // A record left just as its current frame was read may hold a stale pointer into a loop of
     // frames: met again, it is torn at once, not read frame by frame up to max_hops.
     uint64_t mark = 0;
-    uint64_t callee = 0;  // the frame walked before f, whose caller f is
     for (int hops = 0; f != 0; ++hops) {
         if (!plausible(f) || hops > cap_.max_hops_ || f == mark) return cap_.reject(kTornPointer);
         if ((hops & (hops + 1)) == 0) mark = f;  // Brent: the mark moves on after 1, 2, 4, 8 ... hops
@@ -266,21 +229,10 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             // innermost one may be a stale anchor: torn.
             if (prev == 0 && owner == L.owner_generator) {
                 if (n == 1) return cap_.reject(kTornSuspended);
-                // Its callee was in the copy, so it ran then: what resumed it is, in the copy,
-                // the frame right below that callee in the chunk, when one is found there.
-                const uint64_t resumer = resumer_below(callee);
-                if (resumer != 0) {
-                    bridge_from_ = f;
-                    bridge_to_ = resumer;
-                    callee = f;
-                    f = resumer;
-                    continue;
-                }
                 truncated = true;
                 break;
             }
         }
-        callee = f;
         f = prev;
     }
     if (moved_to_ != 0 && !descends_to(moved_to_, first_frame)) return cap_.reject(kTornTopMoved);
@@ -305,9 +257,6 @@ const uint8_t* InterpreterWalker::frame_bytes(uint64_t addr) {
     if (within(addr, L.if_size, older_lo_, older_hi_) || copy_older_chunk(addr))
         return older_.data() + (addr - older_lo_);
     outside_ = true;
-    if (met_.n < kOutsideAhead) met_.at[met_.n++] = addr;
-    for (size_t i = 0; i < ahead_n_; ++i)
-        if (ahead_at_[i] == addr) return ahead_.data() + i * L.if_size;
     if (pf_later_) {
         pf_later_ = false;
         struct iovec* l = cap_.local_.data();
@@ -358,70 +307,14 @@ uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
     return load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
 }
 
-// True when `from`'s callers reach `target` within a few frames: in the chunk copy, and on 3.13+
-// through the few frames that lie outside the chunk (a resumed generator's or coroutine's frame,
-// and the entry frame on the C stack of the call that resumed it), whose links are read now. A
-// thread that went into a coroutine during the copy, as an event loop does at each step, still
-// went deeper. Not on 3.11/3.12: there a current frame read from a record already left can lie
-// deeper than the frame it stands for, and such walks, accepted, go to the resuming frame.
+// True when `from`'s callers in the chunk copy reach `target` within a few frames.
 bool InterpreterWalker::descends_to(uint64_t from, uint64_t target) const {
-    int outside = 0;
     for (int hops = 0; hops < 32 && from != 0; ++hops) {
         if (from == target) return true;
-        if (within(from, L.if_size, chunk_lo_, chunk_hi_)) {
-            from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
-        } else if (via_cframe_ || ++outside > kOutsideLinks || !outside_link(from, from)) {
-            return false;
-        }
+        if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
+        from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
     }
     return false;
-}
-
-// The caller of a frame outside the chunk copy: the walk's bridge, the copy read with the chunk,
-// or read now.
-bool InterpreterWalker::outside_link(uint64_t addr, uint64_t& previous) const {
-    if (addr == bridge_from_ && addr != 0) {
-        previous = bridge_to_;
-        return true;
-    }
-    for (size_t i = 0; i < ahead_n_; ++i) {
-        if (ahead_at_[i] == addr) {
-            previous = load_u64(ahead_.data() + i * L.if_size + L.if_previous);
-            return true;
-        }
-    }
-    return plausible(addr) && cap_.reader_.read(addr + L.if_previous, &previous, sizeof previous);
-}
-
-// Frames in a stack chunk lie back to back, each as many words as its code says, and the ones
-// there form one chain: the frame that ends where `callee` starts is the nearest of its callers
-// in the chunk. Candidates are what the entry frames read with the chunk link to (a loop resumes
-// its tasks from the same C call each time) and the current frame after the copy; one must be in
-// the copy, below `callee`, with a code object whose frames end exactly at `callee`. 0 if none.
-uint64_t InterpreterWalker::resumer_below(uint64_t callee) {
-    if (L.co_framesize == 0 && L.co_stacksize == 0) return 0;
-    if (!within(callee, L.if_size, chunk_lo_, chunk_hi_)) return 0;
-    uint64_t cand[kOutsideAhead + 1];
-    size_t m = 0;
-    for (size_t i = 0; i < ahead_n_; ++i) {
-        const uint8_t* e = ahead_.data() + i * L.if_size;
-        const int owner = static_cast<signed char>(e[L.if_owner]);
-        if (owner == L.owner_cstack || owner == L.owner_interpreter) cand[m++] = load_u64(e + L.if_previous);
-    }
-    if (moved_to_ != 0) cand[m++] = moved_to_;
-    for (size_t i = 0; i < m; ++i) {
-        const uint64_t p = cand[i];
-        if (p >= callee || !within(p, L.if_size, chunk_lo_, chunk_hi_)) continue;
-        const uint64_t code = code_of(p, chunk_.data() + (p - chunk_lo_));
-        if (!plausible(code) || !cap_.reader_.read(code, code_header_.data(), L.co_size)) continue;
-        const uint8_t* h = code_header_.data();
-        const uint64_t words = L.co_framesize != 0
-            ? static_cast<uint32_t>(load_i32(h + L.co_framesize))
-            : static_cast<uint64_t>(static_cast<uint32_t>(load_i32(h + L.co_nlocalsplus))) +
-                  static_cast<uint32_t>(load_i32(h + L.co_stacksize)) + L.frame_specials;
-        if (words != 0 && callee - p == words * 8) return p;
-    }
-    return 0;
 }
 
 // Puts `cf` first among the records remembered, the oldest one dropped when it is new.
