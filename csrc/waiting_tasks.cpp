@@ -281,7 +281,6 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
         const size_t b = which[k];
         Pending& p = batch_[b];
         const uint8_t* w = windows_.data() + b * window_;
-        const uint64_t obj = p.obj;
         const uint64_t type = got[k] >= coro_bytes_ ? load_u64(w + L.ob_type) : 0;
         p.open = false;
         // What the innermost coroutine awaits (a future, a task) ends the chain.

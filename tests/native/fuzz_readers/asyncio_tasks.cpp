@@ -120,29 +120,9 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
         }
         ++named;
         // innermost frames .. the coroutine's, then each record (its name's cells, its head), the callers
-        int head = -1;
-        for (int k = 0; k < out; ++k) if (frames[static_cast<size_t>(k)].instr_bytes == kTaskRecord) { head = k; break; }
-        CHECK(head >= 1, "no task record head after the coroutine's frame");
-        std::vector<std::string> got;
-        int at = -1, p = -1;
-        while (head >= 0) {
-            const size_t len = frames[static_cast<size_t>(head)].fingerprint;
-            const int cells = static_cast<int>((len + sizeof(FrameRecord) - 1) / sizeof(FrameRecord));
-            CHECK(len >= 1 && len <= kTaskNameBytes && cells <= head, fmt("a task name of %zu bytes before cell %d", len, head));
-            if (at < 0) at = head - cells - 1;
-            else CHECK(head - cells == p, "a task record that does not follow the one before it");
-            char text[kTaskNameBytes];
-            for (int j = 0; j < cells; ++j)
-                std::memcpy(text + j * sizeof(FrameRecord), &frames[static_cast<size_t>(head - 1 - j)],
-                            std::min(sizeof(FrameRecord), len - j * sizeof(FrameRecord)));
-            got.emplace_back(text, len);
-            CHECK(valid_utf8(got.back()), "a task name that is not UTF-8");
-            p = head + 1;
-            head = -1;
-            // the next record, if any, starts right here; its head is the first record cell after p
-            for (int k = p; k < out && k <= p + kTaskNameCells; ++k)
-                if (frames[static_cast<size_t>(k)].instr_bytes == kTaskRecord) { head = k; break; }
-        }
+        std::vector<TaskRecord> got;
+        int p = 0;
+        const int at = task_records(frames.data(), out, got, p, "the running task") - 1;
         CHECK(at >= 0 && static_cast<int>(got.size()) <= 1 + kTaskParents, fmt("%zu task records", got.size()));
         CHECK(out - p == depth - at - 1, "the records are not all between the coroutine's frame and its callers");
         CHECK(std::memcmp(frames.data(), given.data(), static_cast<size_t>(at + 1) * sizeof(FrameRecord)) == 0 &&
@@ -151,12 +131,9 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
         if (muts == 0) {
             ++unmutated_named;
             const std::string want = long_name ? "Task-42" : name.expect;
-            const auto same = [](const std::string& g, const std::string& w) {
-                return w.compare(0, g.size(), g) == 0 && (g.size() == w.size() || g.size() > kTaskNameBytes - 4);
-            };
-            CHECK(same(got[0], want), fmt("task named '%s', not '%s'", got[0].c_str(), want.c_str()));
-            CHECK(!has_parent || (got.size() >= 2 && same(got[1], parent_name.expect)),
-                  fmt("the awaiting task named '%s', not '%s'", got.size() >= 2 ? got[1].c_str() : "", parent_name.expect.c_str()));
+            CHECK(same_task_name(got[0].name, want), fmt("task named '%s', not '%s'", got[0].name.c_str(), want.c_str()));
+            CHECK(!has_parent || (got.size() >= 2 && same_task_name(got[1].name, parent_name.expect)),
+                  fmt("the awaiting task named '%s', not '%s'", got.size() >= 2 ? got[1].name.c_str() : "", parent_name.expect.c_str()));
             CHECK(has_parent || got.size() == 1, "an awaiting task named where the image has none");
             if (has_parent) ++parents_named;
         }

@@ -16,6 +16,7 @@
 
 #include "layout.h"
 #include "safe_read.h"
+#include "sample_queue.h"
 
 namespace fuzz {
 
@@ -72,6 +73,16 @@ private:
     std::condition_variable cv_;
     std::thread thread_;
 };
+
+// A task record of a sample (asyncio_tasks.h): the task's address and its name.
+struct TaskRecord { uint64_t task; std::string name; };
+// The task records of the `n` cells at `f` from the first record head on, each checked well formed
+// (a name of 1 to kTaskNameBytes UTF-8 bytes in the cells before its head, zero past the name, the
+// head's frame 0 and its task plausible, each record right after the one before). Returns the cell
+// where the first record's name starts, -1 when there is no record; `end` is the cell after the last.
+int task_records(const spprof::FrameRecord* f, int n, std::vector<TaskRecord>& out, int& end, const std::string& what);
+// Whether a task name as sampled is `want`: a long name is cut at a character.
+bool same_task_name(const std::string& got, const std::string& want);
 
 // The targets: each runs until `deadline` (monotonic ns) or `max_iter` iterations.
 void fuzz_linetable(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st);

@@ -3,6 +3,9 @@
 #include <climits>
 #include <cstring>
 
+#include "asyncio_tasks.h"
+#include "bytes.h"
+
 namespace fuzz {
 
 spprof_layout L;
@@ -65,6 +68,45 @@ uint64_t pool_word(Rng& r, uint64_t base, size_t size, const std::vector<uint64_
         case 12: return frames && !frames->empty() ? r.pick(*frames) : base;
         default: return static_cast<uint64_t>(interesting_int(r));
     }
+}
+
+int task_records(const spprof::FrameRecord* f, int n, std::vector<TaskRecord>& out, int& end, const std::string& what) {
+    using namespace spprof;
+    out.clear();
+    int head = -1;
+    for (int k = 0; k < n && head < 0; ++k)
+        if (f[k].instr_bytes == kTaskRecord) head = k;
+    end = n;
+    if (head < 0) return -1;
+    int first = -1, p = -1;
+    while (head >= 0) {
+        const uint64_t len = f[head].fingerprint;
+        const int cells = static_cast<int>(task_name_cells(len));
+        CHECK(len >= 1 && len <= kTaskNameBytes && cells <= head,
+              harness::fmt("%s: a task name of %llu bytes before cell %d", what.c_str(), (unsigned long long)len, head));
+        if (first < 0) first = head - cells;
+        else CHECK(head - cells == p, what + ": a task record that does not follow the one before it");
+        CHECK(f[head].frame == 0 && plausible(f[head].code),
+              harness::fmt("%s: a task record's head holds frame %llx, task %llx", what.c_str(),
+                           (unsigned long long)f[head].frame, (unsigned long long)f[head].code));
+        char text[kTaskNameCells * sizeof(FrameRecord)];
+        for (int j = 0; j < cells; ++j) std::memcpy(text + j * sizeof(FrameRecord), &f[head - 1 - j], sizeof(FrameRecord));
+        for (size_t b = len; b < cells * sizeof(FrameRecord); ++b)
+            CHECK(text[b] == 0, what + ": a task name's last cell is not zero past the name");
+        out.push_back({f[head].code, std::string(text, len)});
+        CHECK(valid_utf8(out.back().name), what + ": a task name that is not UTF-8");
+        p = head + 1;
+        head = -1;
+        // the next record, if any, starts right here; its head is the first record cell after p
+        for (int k = p; k < n && k <= p + kTaskNameCells && head < 0; ++k)
+            if (f[k].instr_bytes == kTaskRecord) head = k;
+    }
+    end = p;
+    return first;
+}
+
+bool same_task_name(const std::string& got, const std::string& want) {
+    return want.compare(0, got.size(), got) == 0 && (got.size() == want.size() || got.size() > spprof::kTaskNameBytes - 4);
 }
 
 void WordChurn::start() {

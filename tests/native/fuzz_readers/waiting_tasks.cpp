@@ -153,41 +153,15 @@ struct Reader {
           frames(static_cast<size_t>(depth) + kTaskCells) {}
 };
 
-struct Record { uint64_t task; std::string name; };
-
 // One sample: a chain of frames whose code objects are code objects at instructions inside them,
 // then task records one after the other to its end. Returns the chain's length.
-int check_sample(const FrameRecord* f, int depth, int max_depth, std::vector<Record>& records, uint64_t iter) {
+int check_sample(const FrameRecord* f, int depth, int max_depth, std::vector<TaskRecord>& records, uint64_t iter) {
     const int chain_max = std::min(max_depth, kAwaitChain);
     CHECK(depth >= 3 && depth <= chain_max + kTaskCells,
           fmt("#%llu: a sample of depth %d (max_depth %d)", (unsigned long long)iter, depth, max_depth));
-    int head = -1;
-    for (int k = 0; k < depth && head < 0; ++k)
-        if (f[k].instr_bytes == kTaskRecord) head = k;
-    CHECK(head >= 2, fmt("#%llu: no task record after a frame (head at %d of %d)", (unsigned long long)iter, head, depth));
-    records.clear();
-    int chain = -1, p = 0;
-    for (;;) {
-        const uint64_t len = f[head].fingerprint;
-        CHECK(len >= 1 && len <= kTaskNameBytes, fmt("#%llu: a task name of %llu bytes", (unsigned long long)iter, (unsigned long long)len));
-        const int cells = static_cast<int>(task_name_cells(len));
-        if (chain < 0) chain = head - cells;
-        else CHECK(head - cells == p, fmt("#%llu: a task record that does not follow the one before it", (unsigned long long)iter));
-        CHECK(f[head].frame == 0 && plausible(f[head].code), fmt("#%llu: a task record's head holds frame %llx, task %llx",
-                                                                  (unsigned long long)iter, (unsigned long long)f[head].frame, (unsigned long long)f[head].code));
-        char text[kTaskNameCells * sizeof(FrameRecord)];
-        for (int j = 0; j < cells; ++j) std::memcpy(text + j * sizeof(FrameRecord), &f[head - 1 - j], sizeof(FrameRecord));
-        for (size_t b = len; b < cells * sizeof(FrameRecord); ++b)
-            CHECK(text[b] == 0, fmt("#%llu: a task name's last cell is not zero past the name", (unsigned long long)iter));
-        records.push_back({f[head].code, std::string(text, len)});
-        CHECK(valid_utf8(records.back().name), fmt("#%llu: a task name that is not UTF-8", (unsigned long long)iter));
-        p = head + 1;
-        if (p == depth) break;
-        head = -1;
-        for (int k = p; k < depth && k <= p + kTaskNameCells && head < 0; ++k)
-            if (f[k].instr_bytes == kTaskRecord) head = k;
-        CHECK(head > p, fmt("#%llu: cells after a task record that are no task record", (unsigned long long)iter));
-    }
+    int end = 0;
+    const int chain = task_records(f, depth, records, end, fmt("#%llu", (unsigned long long)iter));
+    CHECK(end == depth, fmt("#%llu: cells after a task record that are no task record", (unsigned long long)iter));
     CHECK(chain >= 1 && chain <= chain_max, fmt("#%llu: a chain of %d frames (max_depth %d)", (unsigned long long)iter, chain, max_depth));
     CHECK(records.size() <= 1 + static_cast<size_t>(kTaskParents), fmt("#%llu: %zu task records", (unsigned long long)iter, records.size()));
     for (int k = 0; k < chain; ++k) {
@@ -202,10 +176,6 @@ int check_sample(const FrameRecord* f, int depth, int max_depth, std::vector<Rec
         }
     }
     return chain;
-}
-
-bool same_name(const std::string& got, const std::string& want) {  // a long name is cut at a character
-    return want.compare(0, got.size(), got) == 0 && (got.size() == want.size() || got.size() > kTaskNameBytes - 4);
 }
 
 }  // namespace
@@ -428,7 +398,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
 
     uint64_t i = 0, samples = 0, clean_passes = 0, clean_tasks = 0, running_left = 0, cut = 0, parents_named = 0,
              oracle_rejected = 0, garbage_threads = 0, spent = 0, worst_ns = 0, lives = 0, passes_in_turns = 0;
-    std::vector<Record> records;
+    std::vector<TaskRecord> records;
     std::vector<size_t> order;
     std::vector<int> reported(tasks.size());
     bool one_tick[kDepthsN];  // each oracle reader's last pass took one tick (or it had none)
@@ -643,7 +613,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
                           fmt("#%llu: task '%s' sampled, which is %s", (unsigned long long)i, t.name.c_str(),
                               static_cast<int>(k) == running ? "running" : "not in the list"));
                     CHECK(++reported[k] == 1, fmt("#%llu: task '%s' sampled twice in one pass", (unsigned long long)i, t.name.c_str()));
-                    CHECK(same_name(records[0].name, t.name), fmt("#%llu: task named '%s', not '%s'", (unsigned long long)i, records[0].name.c_str(), t.name.c_str()));
+                    CHECK(same_task_name(records[0].name, t.name), fmt("#%llu: task named '%s', not '%s'", (unsigned long long)i, records[0].name.c_str(), t.name.c_str()));
                     // A pass's first tick weighs its tasks by the tick's weight when the last pass
                     // took one tick too; its later ticks by the time the last pass took (or, in
                     // the first pass, the time since it started).
@@ -668,7 +638,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
                     size_t at = 1;
                     for (int p = t.parent; p >= 0 && at <= static_cast<size_t>(kTaskParents); p = tasks[static_cast<size_t>(p)].parent, ++at) {
                         CHECK(at < records.size() && records[at].task == tasks[static_cast<size_t>(p)].img &&
-                              same_name(records[at].name, tasks[static_cast<size_t>(p)].name),
+                              same_task_name(records[at].name, tasks[static_cast<size_t>(p)].name),
                               fmt("#%llu: task '%s' not sampled under '%s', the task awaiting it", (unsigned long long)i, t.name.c_str(),
                                   tasks[static_cast<size_t>(p)].name.c_str()));
                         ++parents_named;
