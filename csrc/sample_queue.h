@@ -20,7 +20,7 @@
 namespace spprof {
 
 struct SampleHeader {
-    uint64_t t_ns;          // CLOCK_MONOTONIC time of the tick
+    uint64_t t_ns;          // CLOCK_MONOTONIC, after its walk (not walked: the tick's latest time)
     uint64_t thread_ident;  // PyThreadState.thread_id (threading.get_ident())
     uint64_t weight_ns;     // CPU time since the previous record (cpu mode) or the interval (wall)
     uint32_t native_tid;

@@ -250,6 +250,9 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     tasks_.begin_tick();
     if (opts_.wall) waiting_.begin_tick(n);
     bool quiet = false;  // wall mode: the thread visited last had not run since the last tick
+    // A sample's time is when its thread was read: a busy machine can delay the sampler between
+    // its tick's start and a thread. Weights stay the tick's; samples stay in time order.
+    uint64_t seen_ns = t_ns;
     FrameRecord* frames = &cells_[1].frame;
     // A running thread can move under the walk; fresher copies usually agree, and retrying
     // keeps call-heavy code from being under-counted.
@@ -260,6 +263,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             c = capture_.capture(t.tstate, t.copy, out, depth, truncated);
         }
+        seen_ns = std::max(seen_ns, monotonic_ns());
         return c;
     };
     auto visit = [&](size_t i) {
@@ -290,7 +294,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 quiet = true;
                 if (before->depth == 0) return;
                 std::copy(stacks_.frames(*before), stacks_.frames(*before) + before->depth, frames);
-                push(t, t_ns, weight, before->depth, before->truncated ? kSampleTruncated : 0);
+                push(t, seen_ns, weight, before->depth, before->truncated ? kSampleTruncated : 0);
                 return;
             }
         }
@@ -329,7 +333,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             last->handover = false;
             std::copy(last->frames.begin(), last->frames.begin() + last->depth, frames);
             counters_.before_block.fetch_add(1, std::memory_order_relaxed);
-            push(t, t_ns, weight, last->depth, last->truncated ? kSampleTruncated : 0);
+            push(t, seen_ns, weight, last->depth, last->truncated ? kSampleTruncated : 0);
             return;
         }
         if (!walked_first) {
@@ -348,7 +352,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             // may not have been running, and is counted.
             counters_.torn.fetch_add(1, std::memory_order_relaxed);
             counters_.torn_charged.fetch_add(1, std::memory_order_relaxed);
-            push(t, t_ns, weight, 0, kSampleUnknown);
+            push(t, seen_ns, weight, 0, kSampleUnknown);
             return;
         }
         if (last != nullptr) {
@@ -365,7 +369,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 std::copy(frames, frames + depth, last->frames.begin());
             }
         }
-        push(t, t_ns, weight, depth, truncated ? kSampleTruncated : 0);
+        push(t, seen_ns, weight, depth, truncated ? kSampleTruncated : 0);
         if (fresh_code) drain_.request();
     };
     if (clocks_.gating() && !threads_.copied_all()) {
@@ -397,7 +401,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 waiting_.begin_thread(i, threads_[i].tstate, t_ns, wall_weight, quiet);
                 while (waiting_.next(frames, depth, weight)) {
                     const bool fresh_code = new_code(frames, depth);
-                    push(threads_[i], t_ns, weight, depth, 0);
+                    push(threads_[i], seen_ns, weight, depth, 0);
                     if (fresh_code) drain_.request();
                 }
             }
