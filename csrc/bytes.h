@@ -26,4 +26,13 @@ constexpr uint64_t kMaxAddr = 0x0000800000000000ull;
 // A pointer read from a copy that could point at an object: non-null, aligned, in user space.
 inline bool plausible(uint64_t p) { return p != 0 && (p & 7) == 0 && p < kMaxAddr; }
 
+// Bytes to read at `addr` for an object whose first `at_least` bytes are needed and up to `want`
+// are useful: never past the end of the page holding its start, so a read of a live object's
+// head cannot fail for reading too far.
+inline size_t within_page(uint64_t addr, size_t want, size_t at_least) {
+    const size_t to_page_end = 4096 - static_cast<size_t>(addr & 4095);
+    const size_t n = to_page_end < want ? to_page_end : want;
+    return n < at_least ? at_least : n;
+}
+
 }  // namespace spprof

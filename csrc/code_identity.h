@@ -19,9 +19,7 @@ namespace spprof {
 // on a live string.
 constexpr size_t kNameProbe = 256;
 inline size_t name_probe_len(const spprof_layout& L, uint64_t addr) {
-    size_t to_page_end = 4096 - static_cast<size_t>(addr & 4095);
-    size_t n = to_page_end < kNameProbe ? to_page_end : kNameProbe;
-    return n < L.str_compact_data ? L.str_compact_data : n;
+    return within_page(addr, kNameProbe, L.str_compact_data);
 }
 
 // Where the fingerprint needs the name string too: dead code objects, their names and line tables

@@ -1,6 +1,7 @@
 #include "waiting_tasks.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "bytes.h"
 
@@ -31,7 +32,7 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
       tasks_copy_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)), windows_(kTaskBatch * window_),
       frame_windows_(kTaskBatch * frame_window_),
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
-      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
+      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), names_again_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
       re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain),
       forecasts_(L.task_node != 0 ? kForecasts : 0), ahead_copies_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)) {
     for (Forecast& f : forecasts_) f.nodes.resize(kForecastNodes);
@@ -491,7 +492,7 @@ void WaitingTasks::read_chains() {
     size_t from = 0;
     k = 0;
     for (size_t b = 0; b <= batch_n_; ++b) {
-        const size_t need = b < batch_n_ && batch_[b].ok ? 2 * static_cast<size_t>(batch_[b].n) + 3 : 0;
+        const size_t need = b < batch_n_ && batch_[b].ok ? 2 * static_cast<size_t>(batch_[b].n) + 4 : 0;
         if (b == batch_n_ || k + need > kMaxIov) {
             if (k > 0 && !recheck_range(from, b, k))
                 for (size_t j = from; j < b; ++j)
@@ -518,6 +519,11 @@ void WaitingTasks::read_chains() {
         remote_[k++] = {reinterpret_cast<void*>(p.task + L.task_name), 8};
         local_[k] = {&again[2], 8};
         remote_[k++] = {reinterpret_cast<void*>(p.task + (L.task_awaited_by != 0 ? L.task_awaited_by : L.task_name)), 8};
+        // The name's text too: a task that ended can leave its name in freed memory, and a new
+        // task's coroutine where its own was, at the same addresses as the new task's.
+        local_[k] = {names_again_.data() + b * kTaskNameCopy, within_page(p.name, kTaskNameCopy, L.str_compact_data)};
+        remote_[k] = {reinterpret_cast<void*>(p.name), local_[k].iov_len};
+        ++k;
     }
 }
 
@@ -531,6 +537,12 @@ bool WaitingTasks::recheck_range(size_t from, size_t to, size_t k) {
         const uint64_t* words = &re_words_[b * (kAwaitChain + 3)];
         bool same = words[kAwaitChain] == p.coro && words[kAwaitChain + 1] == p.name &&
                     (L.task_awaited_by == 0 || words[kAwaitChain + 2] == p.by);
+        if (same) {
+            char text[kTaskNameBytes];
+            const size_t len = tasks_.copy_name(p.name, text, names_again_.data() + b * kTaskNameCopy,
+                                                within_page(p.name, kTaskNameCopy, L.str_compact_data));
+            same = len == p.len && std::memcmp(text, names_.data() + b * kTaskNameBytes, len) == 0;
+        }
         for (int i = 0; same && i < p.n; ++i) {
             const size_t at = b * kAwaitChain + static_cast<size_t>(i);
             // 3.9/3.10: f_lasti is an int, the word read with it is not the frame's state

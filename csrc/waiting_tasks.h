@@ -16,7 +16,8 @@
 //
 // Each task is checked like a running one (Task type or subclass, coroutine type, name), its
 // chain bounded, its code objects checked like a walk's, and its coroutines' states and
-// instructions read again after the copy: a task that moved meanwhile is dropped and counted.
+// instructions, its links and its name's text read again after the copy: a task that moved
+// meanwhile, or ended and left its address to a new one, is dropped and counted.
 //
 // Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.9-3.13: other loops'
 // tasks the set holds count too). A thread with more is
@@ -159,6 +160,7 @@ private:
     std::vector<int64_t> seen_;      // each coroutine's state and instruction, read again at the end
     std::vector<char> names_;        // kTaskNameBytes per task
     std::vector<uint8_t> name_copies_;  // kTaskNameCopy bytes of each task's name object
+    std::vector<uint8_t> names_again_;  // the same, read again with the chain's recheck
     std::vector<struct iovec> local_, remote_;
     std::vector<Resolved> resolved_;
     // 3.11/3.12: whether the instruction after one a frame is suspended at resumes from an await,
