@@ -208,7 +208,8 @@ def test_torture_names_only_the_workloads_tasks(mode):
     # asyncio.run makes tasks of its own as it closes the loop, which the workload cannot note
     closing = {"shutdown_asyncgens", "shutdown_default_executor"}
     unknown = {name: out["runs"][name] for name in named - set(out["made"])}
-    assert all(set(ran) <= closing for ran in unknown.values()), unknown
+    misnamed = {name: ran for name, ran in unknown.items() if not set(ran) <= closing}
+    assert not misnamed, misnamed
     # a task's frame stands right above the coroutine the task runs, never anywhere else
     assert set(out["under_task"]) <= {"short_work", "long_wait", "one_run"} | closing, out["under_task"]
     # each sample's task id is the id() of a task of that name the workload made

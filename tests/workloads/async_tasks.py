@@ -221,8 +221,17 @@ async def long_wait():
     await asyncio.sleep(3600)
 
 
+def noting_factory(loop, coro, **kw):
+    return note(asyncio.Task(coro, loop=loop, **kw))
+
+
 async def one_run(seed):
     note(asyncio.current_task())  # asyncio.run's own task
+    if sys.version_info < (3, 13):
+        # asyncio.create_task makes the task as Task-N, then gives it its name: a thread that
+        # loses the GIL between the two leaves the task named Task-N for a while, and its samples
+        # rightly say so. The factory notes that first name too.
+        asyncio.get_running_loop().set_task_factory(noting_factory)
     tasks = []
     for i in range(200):
         name = f"torture-{seed}-{i}" if i % 3 else None  # None: asyncio's own Task-N
