@@ -9,11 +9,14 @@ import os
 import sys
 from pathlib import Path
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent.resolve()
+
+# one compiler a CPU (SPPROF_BUILD_JOBS=N to choose): a build is most of a CI run's setup
+ParallelCompile("SPPROF_BUILD_JOBS").install()
 CSRC = HERE / "csrc"
 
 
