@@ -11,10 +11,18 @@ venv=${SPPROF_CACHE:-$HOME/.cache/spprof}/venv-sanitizers
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 \
     | grep -v "^WARNING: Location" >&2
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
-CFLAGS="$flags" LDFLAGS="$flags" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    --no-build-isolation --force-reinstall --no-deps . >/dev/null || { echo "sanitizer build failed" >&2; exit 1; }
-
 log=$(mktemp -d)
+# Its own build folder: in the checkout's build/, setuptools would find the objects of an
+# ordinary build of the same interpreter up to date and link them, without the sanitizers.
+printf '[build]\nbuild_base = %s\n' "$log/build" > "$log/build.cfg"
+DIST_EXTRA_CONFIG="$log/build.cfg" CFLAGS="$flags" LDFLAGS="$flags" "$venv/bin/python" -m pip install -q \
+    --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null ||
+    { echo "sanitizer build failed" >&2; exit 1; }
+rm -rf "$log/build" "$log/build.cfg"
+module=$(ls "$venv"/lib/python3*/site-packages/spprof/_native*.so)  # not imported: ASan must load first
+symbols=$(nm -D "$module")
+grep -q __asan_init <<<"$symbols" && grep -q __ubsan_handle <<<"$symbols" ||
+    { echo "sanitizer build failed: $module is not instrumented" >&2; exit 1; }
 # Python itself is not instrumented: the runtime is preloaded, leaks (the interpreter's own,
 # at exit) are not checked, and any report ends the process with a log in $log.
 # libstdc++ too: ASan finds the real __cxa_throw only in libraries loaded before it starts
