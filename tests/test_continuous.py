@@ -96,7 +96,7 @@ def test_ignored_threads_are_never_sampled():
     def worker(name):
         tids[name] = threading.get_native_id()
         go.wait()
-        spin(200_000_000)
+        spin(40_000_000)  # over a second each: far above both bounds below
 
     spprof.start(interval_ms=2)
     try:

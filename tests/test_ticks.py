@@ -28,8 +28,9 @@ def test_ticks_missed_while_the_process_was_stopped_are_counted_not_fired():
     result = json.loads(out.strip().splitlines()[-1])
     ticks = sorted(result["ticks"])
     assert result["missed"] >= 20, result["missed"]
-    # The late tick may land just before the next deadline; a burst of overdue ticks would not.
-    close = sum(1 for a, b in zip(ticks, ticks[1:]) if b - a < INTERVAL_NS // 2)
+    # A burst of overdue ticks fires back to back, a tick's cost apart. A tick the scheduler delays
+    # (a busy machine) lands close to the next one only by the delay, so few pairs come that near.
+    close = sum(1 for a, b in zip(ticks, ticks[1:]) if b - a < INTERVAL_NS // 10)
     assert close <= 2, [b - a for a, b in zip(ticks, ticks[1:])]
     expected = result["duration_s"] * 1e9 / INTERVAL_NS
     assert 0.85 * expected <= len(ticks) + result["missed"] <= 1.1 * expected, (len(ticks), result["missed"], expected)

@@ -158,9 +158,11 @@ def test_a_thread_woken_into_a_new_stack_shows_it_at_the_next_tick():
 
 def test_wall_totals_match_each_threads_lifetime_when_ticks_come_late():
     # The workload shares one CPU with three busy processes: the sampler's ticks come late and
-    # some are skipped, and each thread's total must still be its lifetime.
+    # some are skipped, and each thread's total must still be its lifetime: at least what the
+    # thread measured of its own run, at most the span from its start() to its join(), 5 % either
+    # side (a starved process takes tens of ms to run a new thread's first line or to join it).
     proc, out = run_workload("wall_lifetimes")
     assert proc.returncode == 0 and out is not None, proc.stderr[-3000:]
     assert out["missed_ticks"] > 0 or out["max_gap_ms"] >= 1.5 * out["interval_ms"], out  # the ticks were late
     for name, t in out["threads"].items():
-        assert abs(t["weight_s"] / t["lifetime_s"] - 1) <= 0.05, (name, t, out["missed_ticks"])
+        assert 0.95 * t["lifetime_s"] <= t["weight_s"] <= 1.05 * t["span_s"], (name, t, out["missed_ticks"])

@@ -1,6 +1,8 @@
 """Threads of known lifetimes profiled in wall mode while three busy processes share the one CPU
 this process is held to, at a lower priority (nice 10), so the sampler's ticks come late. Prints one JSON line: each thread's
-lifetime and wall total, the longest gap between two ticks, the missed ticks."""
+lifetime as it measured it, the span from before its start() to after its join() (the thread
+state exists somewhere between the two, and the scheduler makes them differ), its wall total, the
+longest gap between two ticks, the missed ticks."""
 import json
 import os
 import subprocess
@@ -31,13 +33,16 @@ try:
     time.sleep(0.2)
     spprof.start(interval_ms=INTERVAL_MS, mode="wall")
     threads = []
+    spans = {}
     for i, seconds in enumerate((1.2, 1.6, 2.0)):
         t = threading.Thread(target=live, args=(f"life{i}", seconds), name=f"life{i}")
+        spans[t.name] = time.monotonic()
         t.start()
         threads.append(t)
         time.sleep(0.3)
-    for t in threads:
+    for t in threads:  # in the order they end
         t.join()
+        spans[t.name] = time.monotonic() - spans[t.name]
     profile = spprof.stop()
 finally:
     for h in hogs:
@@ -52,5 +57,6 @@ print(json.dumps({
     "interval_ms": INTERVAL_MS,
     "missed_ticks": profile.counters["missed_ticks"],
     "max_gap_ms": max(b - a for a, b in zip(ticks, ticks[1:])) / 1e6,
-    "threads": {n: {"lifetime_s": lifetimes[n], "weight_s": weights.get(n, 0) / 1e9} for n in lifetimes},
+    "threads": {n: {"lifetime_s": lifetimes[n], "span_s": spans[n], "weight_s": weights.get(n, 0) / 1e9}
+                for n in lifetimes},
 }))
