@@ -58,9 +58,14 @@ build_engine() {  # KIND FLAGS
     digest="$(cat csrc/*.cpp csrc/*.h | sha256sum | cut -d' ' -f1) $flags $(g++ -dumpfullversion)"
     [ "$(cat "$dir/stamp" 2>/dev/null)" = "$digest" ] && return 0
     rm -rf "$dir" && mkdir -p "$dir"
-    for src in $engine_sources; do
-        g++ -std=c++17 $flags $warn -DBOOST_ASIO_NO_DEPRECATED -Icsrc -c "$src" -o "$dir/$(basename "$src" .cpp).o" || return 1
+    local pids=() pid status=0
+    for src in $engine_sources; do  # one compiler a CPU
+        g++ -std=c++17 $flags $warn -DBOOST_ASIO_NO_DEPRECATED -Icsrc -c "$src" -o "$dir/$(basename "$src" .cpp).o" &
+        pids+=($!)
+        if [ ${#pids[@]} -ge "$(nproc)" ]; then wait "${pids[0]}" || status=1; pids=("${pids[@]:1}"); fi
     done
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    [ $status -eq 0 ] || return 1
     echo "$digest" > "$dir/stamp"
 }
 

@@ -4,6 +4,9 @@
 # subset, e.g. SPPROF_VERSIONS="3.11 3.14". Extra arguments go to pytest. Then, once: the
 # restricted-environment run, a 60 s soak, the suite under ASan and UBSan, and the native checks
 # (the engine under TSan, every reader of interpreter memory fuzzed).
+# A suite uses under one CPU (its workloads wait as much as they spin), so SPPROF_JOBS suites
+# (default: the number of CPUs) run at once, and the sanitizer suite beside the native checks;
+# each one's output is printed whole when it ends.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test-tools || exit 1
@@ -14,14 +17,19 @@ passed=0 failed=0 results=()
 
 source ci/interpreters.sh
 
-for v in $versions; do
+jobs=${SPPROF_JOBS:-$(nproc)}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+pytest_args=("$@")
+declare -A outcome=()
+
+build() {  # V: a venv of Python V with spprof installed from the checkout, the way a user does
+    local v=$1 py venv=$cache/venv-$1
     py=$(interpreter "$v") || py=""
     if [ -z "$py" ] || [ ! -x "$py" ]; then
-        echo "[test] Python $v: no interpreter found" >&2
-        failed=$((failed + 1)); results+=("$v: no interpreter"); continue
+        echo "[test] Python $v: no interpreter found" >&2; outcome[$v]="no interpreter"; return 1
     fi
-    venv=$cache/venv-$v
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { failed=$((failed + 1)); results+=("$v: venv failed"); continue; }
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { outcome[$v]="venv failed"; return 1; }
     echo "[test] Python $v: building spprof with $py" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 | grep -v "^WARNING: Location" >&2
     # The agent the continuous-profiling receiver is checked against, a pre-fork server,
@@ -31,24 +39,53 @@ for v in $versions; do
         { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$peer" ||
             echo "[test] Python $v: $peer did not install"; } 2>&1 | grep -v "^WARNING: Location" >&2
     done
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null
-    if [ $? -ne 0 ]; then
-        failed=$((failed + 1)); results+=("$v: build failed"); continue
-    fi
-    echo "[test] Python $v: running the tests" >&2
-    # pytest's script, not `python -m pytest`: the checkout's spprof/ (no built module) must not shadow the installed one
-    log=$(mktemp)
-    "$venv/bin/pytest" -p no:cacheprovider "$@" 2>&1 | tee "$log"
-    out=$(tail -n 1 "$log"); rm -f "$log"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null ||
+        { outcome[$v]="build failed"; return 1; }
+}
+
+# pytest's script, not `python -m pytest`: the checkout's spprof/ (no built module) must not
+# shadow the installed one. Each suite has its own temporary folder.
+suite() {  # V
+    "$cache/venv-$1/bin/pytest" -p no:cacheprovider --basetemp="$logs/tmp-$1" "${pytest_args[@]}" >"$logs/$1.log" 2>&1
+}
+
+report() {  # V: its log, and its summary line counted
+    local v=$1 out p f
+    echo "[test] Python $v: the tests" >&2
+    cat "$logs/$v.log"
+    out=$(tail -n 1 "$logs/$v.log")
     p=$(grep -oE '[0-9]+ passed' <<<"$out" | grep -oE '[0-9]+' || echo 0)
     f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$out" | awk '{s += $1} END {print s + 0}')
     passed=$((passed + p)); failed=$((failed + f))
-    results+=("$v: $out")
     [ "$p" -gt 0 ] || failed=$((failed + 1))
+    outcome[$v]=$out
+}
+
+# Builds one at a time (each compiles on every CPU), then the suites $jobs at a time.
+built=()
+for v in $versions; do
+    if build "$v"; then built+=("$v"); else failed=$((failed + 1)); fi
 done
+declare -A running=()
+for v in "${built[@]}"; do
+    while [ ${#running[@]} -ge "$jobs" ]; do
+        wait -n -p done_pid; report "${running[$done_pid]}"; unset "running[$done_pid]"
+    done
+    echo "[test] Python $v: running the tests" >&2
+    suite "$v" & running[$!]=$v
+done
+while [ ${#running[@]} -gt 0 ]; do
+    wait -n -p done_pid; report "${running[$done_pid]}"; unset "running[$done_pid]"
+done
+for v in $versions; do results+=("$v: ${outcome[$v]}"); done
 
 # Once, with .venv's interpreter: the demo in a pod-like sandbox, and the soak's short form.
 # SPPROF_EXTRAS=0 leaves them out (for a quick run on a subset of versions).
+waited() {  # PID LOG: the background job's log, and its status
+    wait "$1"; local status=$?
+    cat "$2"
+    return $status
+}
 extra() {
     local name=$1; shift
     echo "[test] $name" >&2
@@ -62,8 +99,11 @@ if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "micro-benchmarks, each run once (bench/test_micro.py)" \
         .venv/bin/pytest -p no:cacheprovider -q bench/test_micro.py --benchmark-disable
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60 --memory-limit-mb 2
-    extra "ASan + UBSan build, whole suite (ci/sanitizers.sh)" bash ci/sanitizers.sh
-    extra "engine under TSan, readers fuzzed under ASan + UBSan (ci/native_checks.sh)" bash ci/native_checks.sh
+    # the two longest, side by side: each is mostly one process on one CPU
+    bash ci/sanitizers.sh >"$logs/sanitizers.log" 2>&1 & san=$!
+    bash ci/native_checks.sh >"$logs/native.log" 2>&1 & native=$!
+    extra "ASan + UBSan build, whole suite (ci/sanitizers.sh)" waited "$san" "$logs/sanitizers.log"
+    extra "engine under TSan, readers fuzzed under ASan + UBSan (ci/native_checks.sh)" waited "$native" "$logs/native.log"
 fi
 
 echo
