@@ -29,6 +29,11 @@ for k in range(COUNT):
     del fn, namespace
     gc.collect()
 profile = spprof.stop()
-seen = [(s.timestamp_ns, f.function_name) for s in profile.samples for f in s.frames
-        if f.function_name.startswith("made_")]
+# The sampler reads threads one after another: a sample's thread was read after the previous
+# sample's time was taken and before its own was.
+seen = []
+before = 0
+for s in sorted(profile.samples, key=lambda s: s.timestamp_ns):
+    seen += [(before, s.timestamp_ns, f.function_name) for f in s.frames if f.function_name.startswith("made_")]
+    before = s.timestamp_ns
 print(json.dumps({"runs": runs, "seen": seen, "counters": profile.counters}))
