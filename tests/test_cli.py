@@ -111,8 +111,15 @@ def test_an_uncaught_exception_prints_pythons_traceback_exits_1_and_saves(launch
     assert out.exists() and f"written to {out}" in profiled.stderr
 
 
+def default_signals():
+    # A shell starts a background job with SIGINT ignored, and the program would inherit that
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def run_until_ready(cmd, cwd):
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     assert proc.stdout.readline().startswith("{")
     assert proc.stdout.readline().strip() == "ready"
     return proc
