@@ -5,8 +5,7 @@
 # restricted-environment run, a 60 s soak, the suite under ASan and UBSan, and the native checks
 # (the engine under TSan, every reader of interpreter memory fuzzed).
 # A suite uses under one CPU (its workloads wait as much as they spin), so SPPROF_JOBS suites
-# (default: the number of CPUs) run at once, and the sanitizer suite beside the native checks;
-# each one's output is printed whole when it ends.
+# (default: the number of CPUs) run at once; each one's output is printed whole when it ends.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test-tools || exit 1
@@ -81,11 +80,6 @@ for v in $versions; do results+=("$v: ${outcome[$v]}"); done
 
 # Once, with .venv's interpreter: the demo in a pod-like sandbox, and the soak's short form.
 # SPPROF_EXTRAS=0 leaves them out (for a quick run on a subset of versions).
-waited() {  # PID LOG: the background job's log, and its status
-    wait "$1"; local status=$?
-    cat "$2"
-    return $status
-}
 extra() {
     local name=$1; shift
     echo "[test] $name" >&2
@@ -99,11 +93,9 @@ if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "micro-benchmarks, each run once (bench/test_micro.py)" \
         .venv/bin/pytest -p no:cacheprovider -q bench/test_micro.py --benchmark-disable
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60 --memory-limit-mb 2
-    # the two longest, side by side: each is mostly one process on one CPU
-    bash ci/sanitizers.sh >"$logs/sanitizers.log" 2>&1 & san=$!
-    bash ci/native_checks.sh >"$logs/native.log" 2>&1 & native=$!
-    extra "ASan + UBSan build, whole suite (ci/sanitizers.sh)" waited "$san" "$logs/sanitizers.log"
-    extra "engine under TSan, readers fuzzed under ASan + UBSan (ci/native_checks.sh)" waited "$native" "$logs/native.log"
+    # alone: beside another job, the ASan suite's slower workloads miss their bounds
+    extra "ASan + UBSan build, whole suite (ci/sanitizers.sh)" bash ci/sanitizers.sh
+    extra "engine under TSan, readers fuzzed under ASan + UBSan (ci/native_checks.sh)" bash ci/native_checks.sh
 fi
 
 echo
