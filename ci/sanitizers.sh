@@ -10,6 +10,11 @@ venv=${SPPROF_CACHE:-$HOME/.cache/spprof}/venv-sanitizers
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || exit 1
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 \
     | grep -v "^WARNING: Location" >&2
+# greenlets and uvloop drive the frame and task walks through paths of their own
+for peer in greenlet uvloop; do
+    { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$peer" || echo "[sanitizers] $peer did not install"; } 2>&1 \
+        | grep -v "^WARNING: Location" >&2
+done
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 log=$(mktemp -d)
 # Its own build folder: in the checkout's build/, setuptools would find the objects of an
