@@ -133,8 +133,13 @@ def test_a_signal_ends_the_program_as_under_python_and_the_profile_is_saved(laun
     out = tmp_path / "s.json"
     for cmd in ([sys.executable], [*launcher, "run", "-o", str(out)]):
         proc = run_until_ready([*cmd, str(PROGRAM), "--burn", "0.3", "--forever", *extra], tmp_path)
-        proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=120)
+        try:
+            proc.send_signal(signum)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:  # a program that did not end must not outlive the test, burning a CPU
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         # Where Ctrl-C lands in the loop varies: compare the traceback's last line only.
         last = (without_spprof_lines(stderr).strip().splitlines() or [""])[-1]
         results.append((proc.returncode, stdout, last))
