@@ -17,7 +17,7 @@ def test_application_keeps_its_sigprof_timer():
     # plain rate in a CI run of two suites at once, where the bound was 0.9.
     rate_plain = plain["signals"] / plain["cpu_s"]
     rate_profiled = profiled["signals"] / profiled["cpu_s"]
-    assert rate_plain > 100
+    assert rate_plain > 150
     assert rate_profiled >= 0.5 * rate_plain, (plain, profiled)
     assert profiled["work_samples"] > 100
 
