@@ -38,6 +38,9 @@ public:
     bool still_the_threads(int n) override;
 
 private:
+    struct Chain;
+    uint64_t caller_of_suspended(const Chain& last, int known, uint64_t f, const uint8_t* fb, int& n, int& cursor);
+
     FrameCapture& cap_;
     const spprof_layout& L;
     // Each thread's last chain of frame addresses, read again in one batch.
@@ -89,10 +92,19 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
         }
         if (load_u64(fb + L.ob_type) != L.frame_type) return cap_.reject(kTornNotFrame);
         // Every caller in a live chain is executing. The innermost frame may be just entering or
-        // leaving; but one that belongs to a generator and has no caller was suspended under us.
+        // leaving.
         bool running = static_cast<signed char>(fb[L.fo_state]) == L.fo_running;
+        if (!running && load_u64(fb + L.fo_gen) != 0 && load_u64(fb + L.fo_back) == 0) {
+            // A generator or coroutine suspended since the thread's state was copied. It was
+            // running then: it was the current frame, or its callee was (the innermost frame, which
+            // may have returned since) or still is. A batch read takes tens of microseconds on a
+            // VM, longer than an event loop's task step, so this is common; taking the walk again
+            // instead would land where the thread stays longest, and favour it.
+            f = caller_of_suspended(last, known, f, fb, n, cursor);
+            truncated = f == 0;
+            continue;
+        }
         if (!running && n > 0) return cap_.reject(kTornNotRunning);
-        if (!running && load_u64(fb + L.fo_gen) != 0 && load_u64(fb + L.fo_back) == 0) return cap_.reject(kTornSuspended);
         int64_t lasti = load_i32(fb + L.fo_lasti);
         if (lasti < -1) return cap_.reject(kTornInstruction);
         int64_t instr = lasti < 0 ? -1 : lasti * L.fo_lasti_scale;
@@ -101,10 +113,36 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
         cap_.walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr), f};
         f = load_u64(fb + L.fo_back);
     }
+    // A walk that ended at a suspended generator keeps the callers the last one had for the next.
+    if (truncated && n < last.n && last.tstate == ts_addr) return Capture::Ok;
     last.tstate = ts_addr;
     last.n = n;
     std::copy(chain_now_.begin(), chain_now_.begin() + n, last.addrs.begin());
     return Capture::Ok;
+}
+
+// Records generator frame `f` (copy `fb`, suspended since the state was copied) as running, and
+// returns the frame to walk on from: the caller that a generator of the same code had in the last
+// chain, when that caller is still running in this batch; else 0 (the walk ends there, truncated).
+// A running frame of the thread that is not below f is one of f's callers; a task's coroutine is
+// resumed from the same frame of the event loop at every step, so it is most often the caller.
+uint64_t ObjectWalker::caller_of_suspended(const Chain& last, int known, uint64_t f, const uint8_t* fb, int& n,
+                                           int& cursor) {
+    const uint64_t code = load_u64(fb + L.fo_code);
+    chain_now_[static_cast<size_t>(n)] = f;
+    // The line it was on is gone: it reads as the function's first.
+    cap_.walked_[static_cast<size_t>(n++)] = {code, static_cast<uint64_t>(-1), f};
+    for (int j = 0; j + 1 < known; ++j) {
+        const uint8_t* g = spec_.data() + static_cast<size_t>(j) * L.fo_copy;
+        if (load_u64(g + L.fo_gen) == 0 || load_u64(g + L.fo_code) != code) continue;
+        const uint64_t caller = last.addrs[static_cast<size_t>(j + 1)];
+        const uint8_t* c = spec_.data() + static_cast<size_t>(j + 1) * L.fo_copy;
+        const bool walked = std::find(chain_now_.begin(), chain_now_.begin() + n, caller) != chain_now_.begin() + n;
+        if (walked || static_cast<signed char>(c[L.fo_state]) != L.fo_running || n == cap_.max_depth_) return 0;
+        cursor = j + 1;
+        return caller;
+    }
+    return 0;
 }
 
 // The walk starts from the copy of the thread state, which can be older than the walk: a frame the

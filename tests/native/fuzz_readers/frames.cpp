@@ -123,18 +123,28 @@ void check_capture(Capture c, int depth, bool truncated, const std::vector<Frame
         return;
     }
     CHECK(depth >= 1 && depth <= max_depth, fmt("%s #%llu: depth %d of at most %d", what, (unsigned long long)iter, depth, max_depth));
-    // A walk ends early, its callers unknown, only at a suspended generator's frame (3.11+),
-    // never at the innermost one.
+    // A walk ends early, its callers unknown, only at a suspended generator's frame: on 3.11+
+    // never the innermost one; on 3.9/3.10 that one too, named current by the state's copy.
     const bool interp = L.frame_model != SPPROF_FRAMES_OBJECTS;
-    CHECK(!truncated || depth == max_depth || (interp && depth > 1),
+    CHECK(!truncated || depth == max_depth || !interp || depth > 1,
           fmt("%s #%llu: truncated at depth %d < %d", what, (unsigned long long)iter, depth, max_depth));
     if (!still) return;
     if (truncated && depth < max_depth) {
         bool ok1 = false, ok2 = false;
         const uint64_t top = out[depth - 1].frame;
-        const uint64_t prev = read_u64(top + L.if_previous, ok1);
-        const int owner = static_cast<signed char>(read_u64(top + L.if_owner, ok2) & 0xff);
-        CHECK(ok1 && ok2 && prev == 0 && owner == L.owner_generator,
+        bool generator;
+        if (interp) {
+            const uint64_t prev = read_u64(top + L.if_previous, ok1);
+            const int owner = static_cast<signed char>(read_u64(top + L.if_owner, ok2) & 0xff);
+            generator = prev == 0 && owner == L.owner_generator;
+        } else {
+            const uint64_t back = read_u64(top + L.fo_back, ok1);
+            bool ok3 = false;
+            const uint64_t gen = read_u64(top + L.fo_gen, ok2);
+            const int state = static_cast<signed char>(read_u64(top + L.fo_state, ok3) & 0xff);
+            generator = ok3 && back == 0 && gen != 0 && state != L.fo_running;
+        }
+        CHECK(ok1 && ok2 && generator,
               fmt("%s #%llu: truncated at depth %d < %d, not at a suspended generator", what, (unsigned long long)iter, depth, max_depth));
     }
     for (int i = 0; i < depth; ++i) {
@@ -272,7 +282,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 
     WordChurn mut;
     mut.start();
-    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0;
+    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0, suspended = 0;
     uint64_t results[3] = {0, 0, 0};
     std::vector<uint8_t> ts_arg;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -362,6 +372,27 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
             for (int f = 0; f < depth; ++f)
                 CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)], fmt("frames #%llu: frame %d differs from the real walk", (unsigned long long)i, f));
             ++oracle;
+            uint8_t* gen = nullptr;
+            for (uint64_t fr : img->frames) {
+                uint8_t* fb = img->bytes() + (fr - img->base());
+                if (L.frame_model == SPPROF_FRAMES_OBJECTS && load_u64(fb + L.fo_gen) != 0) { gen = fb; break; }
+            }
+            if (gen != nullptr) {
+                // 3.9/3.10: the generator suspended after its callee was read running, and its
+                // frame lost its caller: the walk keeps it and finds its caller where the last
+                // walk did, the whole stack.
+                gen[L.fo_state] = static_cast<uint8_t>(L.fo_running + 1);  // any state but running
+                store_u64(gen + L.fo_back, 0);
+                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
+                check_capture(c, depth, truncated, records, max_depth, true, "frames (suspended generator)", i);
+                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
+                      fmt("frames #%llu: a real stack whose generator suspended walks to %d with depth %d, not %zu",
+                          (unsigned long long)i, (int)c, depth, want.size()));
+                for (int f = 0; f < depth; ++f)
+                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
+                          fmt("frames #%llu: frame %d of a stack whose generator suspended differs", (unsigned long long)i, f));
+                ++suspended;
+            }
             const uint64_t top = img->frames.empty() ? 0 : img->frames[0];
             uint8_t* tb = top ? img->bytes() + (top - img->base()) : nullptr;
             if (L.if_code_cleared && tb && load_u64(ts.get() + L.ts_frame) == top &&
@@ -391,6 +422,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     st.notes["... of them through a stale cframe"] = stale_cframes;
     st.notes["copies naming another thread's frame, rejected"] = other_thread;
     st.notes["... named again after their innermost frame returned (3.14)"] = returned;
+    st.notes["... walked whole after their generator suspended (3.9/3.10)"] = suspended;
     st.notes["slowest walk (us)"] = worst_ns / 1000;
     uint64_t torn_total = 0;
     for (int r = 0; r < kTornReasons; ++r) {
