@@ -53,9 +53,11 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     depth = 0;
     if (c != Capture::Ok) return c;
     if (n == 0) return Capture::Empty;
+    // Checked before the code objects are read: those live on, the frames do not, and the
+    // shorter the time the innermost frame is watched the less a call-heavy thread is walked again.
+    if (check_top_ && !top_unchanged()) return reject(kTornTopMoved);
     c = resolve_codes(ts_addr, n, out);
     if (c != Capture::Ok) return c;
-    if (check_top_ && !top_unchanged()) return reject(kTornTopMoved);
     if (!walker_->still_the_threads(n)) return reject(kTornOtherThread);
     depth = n;
     return Capture::Ok;
