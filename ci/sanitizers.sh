@@ -5,16 +5,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test-tools >&2 || exit 1
-py=${SPPROF_SAN_PYTHON:-$(ls -d /root/.pyenv/versions/3.11.*/bin/python3 | sort -V | tail -n 1)}
+source ci/interpreters.sh
+source ci/test_venv.sh
+py=${SPPROF_SAN_PYTHON:-$(interpreter 3.11)}
 venv=${SPPROF_CACHE:-$HOME/.cache/spprof}/venv-sanitizers
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || exit 1
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 \
-    | grep -v "^WARNING: Location" >&2
 # greenlets and uvloop drive the frame and task walks through paths of their own
-for peer in greenlet uvloop; do
-    { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$peer" || echo "[sanitizers] $peer did not install"; } 2>&1 \
-        | grep -v "^WARNING: Location" >&2
-done
+test_tools "$venv" "[sanitizers] " greenlet uvloop
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 log=$(mktemp -d)
 # Its own build folder: in the checkout's build/, setuptools would find the objects of an

@@ -15,6 +15,7 @@ cache=${SPPROF_CACHE:-$HOME/.cache/spprof}
 passed=0 failed=0 results=()
 
 source ci/interpreters.sh
+source ci/test_venv.sh
 
 jobs=${SPPROF_JOBS:-$(nproc)}
 logs=$(mktemp -d)
@@ -30,14 +31,10 @@ build() {  # V: a venv of Python V with spprof installed from the checkout, the 
     fi
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { outcome[$v]="venv failed"; return 1; }
     echo "[test] Python $v: building spprof with $py" >&2
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pybind11 pytest jsonschema 2>&1 | grep -v "^WARNING: Location" >&2
     # The agent the continuous-profiling receiver is checked against, a pre-fork server,
     # greenlets for the frame walk and uvloop for asyncio tasks; where a version has no build of
     # one, its tests are skipped.
-    for peer in pyroscope-io gunicorn greenlet uvloop; do
-        { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$peer" ||
-            echo "[test] Python $v: $peer did not install"; } 2>&1 | grep -v "^WARNING: Location" >&2
-    done
+    test_tools "$venv" "[test] Python $v: " pyroscope-io gunicorn greenlet uvloop
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null ||
         { outcome[$v]="build failed"; return 1; }
 }
