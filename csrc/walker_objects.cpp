@@ -75,6 +75,9 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
         cap_.prefetch_done(main_bytes, copied);
     }
     int cursor = 0;
+    // Every frame so far has returned since the state was copied: the thread left them between
+    // the copy and the batch read, which holds them as they were then, their callers linked.
+    bool returned = true;
     for (int hops = 0; f != 0; ++hops) {
         if (!plausible(f) || hops > cap_.max_hops_) return cap_.reject(kTornPointer);
         if (n == cap_.max_depth_) { truncated = true; break; }
@@ -91,8 +94,6 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
             fb = frame_.data();
         }
         if (load_u64(fb + L.ob_type) != L.frame_type) return cap_.reject(kTornNotFrame);
-        // Every caller in a live chain is executing. The innermost frame may be just entering or
-        // leaving.
         bool running = static_cast<signed char>(fb[L.fo_state]) == L.fo_running;
         if (!running && load_u64(fb + L.fo_gen) != 0 && load_u64(fb + L.fo_back) == 0) {
             // A generator or coroutine suspended since the thread's state was copied. It was
@@ -102,17 +103,27 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
             // instead would land where the thread stays longest, and favour it.
             f = caller_of_suspended(last, known, f, fb, n, cursor);
             truncated = f == 0;
+            returned = false;
             continue;
         }
-        if (!running && n > 0) return cap_.reject(kTornNotRunning);
+        // Below a running frame every caller runs. A returned caller's own caller may have returned
+        // too and its memory run another call since: the running frame met after two returned ones
+        // must be one the thread's last walk met.
+        if (!running && !returned) return cap_.reject(kTornNotRunning);
+        if (running && returned && n > 1 && fb == frame_.data()) return cap_.reject(kTornNotRunning);
         int64_t lasti = load_i32(fb + L.fo_lasti);
         if (lasti < -1) return cap_.reject(kTornInstruction);
-        int64_t instr = lasti < 0 ? -1 : lasti * L.fo_lasti_scale;
+        // A caller that has returned since is on its last instruction now, not on its call.
+        int64_t instr = lasti < 0 || (!running && n > 0) ? -1 : lasti * L.fo_lasti_scale;
+        returned = returned && !running;
         if (n == 0) cap_.remember_top(f + L.fo_code, f + L.fo_back, fb + L.fo_code, fb + L.fo_back, ts_addr + L.ts_frame);
         chain_now_[static_cast<size_t>(n)] = f;
         cap_.walked_[static_cast<size_t>(n++)] = {load_u64(fb + L.fo_code), static_cast<uint64_t>(instr), f};
         f = load_u64(fb + L.fo_back);
     }
+    // Frames that all returned and lead to no running one are not a thread's stack of any time:
+    // freed frames are linked through f_back on CPython's free list.
+    if (returned && n > 1) return cap_.reject(kTornNotRunning);
     // A walk that ended at a suspended generator keeps the callers the last one had for the next.
     if (truncated && n < last.n && last.tstate == ts_addr) return Capture::Ok;
     last.tstate = ts_addr;

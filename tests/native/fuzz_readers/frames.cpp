@@ -282,7 +282,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 
     WordChurn mut;
     mut.start();
-    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0, suspended = 0;
+    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0, suspended = 0, left = 0;
     uint64_t results[3] = {0, 0, 0};
     std::vector<uint8_t> ts_arg;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -372,6 +372,22 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
             for (int f = 0; f < depth; ++f)
                 CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)], fmt("frames #%llu: frame %d differs from the real walk", (unsigned long long)i, f));
             ++oracle;
+            if (L.frame_model == SPPROF_FRAMES_OBJECTS && img->frames.size() > 2) {
+                // 3.9/3.10: the thread returned from its two innermost frames after its state was
+                // copied, and they hold their callers as they were: the stack of the copy.
+                for (int r = 0; r < 2; ++r)
+                    img->bytes()[img->frames[static_cast<size_t>(r)] - img->base() + L.fo_state] = static_cast<uint8_t>(L.fo_running + 1);
+                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
+                check_capture(c, depth, truncated, records, max_depth, true, "frames (two returned)", i);
+                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
+                      fmt("frames #%llu: a real stack whose two innermost frames returned walks to %d with depth %d, not %zu",
+                          (unsigned long long)i, (int)c, depth, want.size()));
+                for (int f = 0; f < depth; ++f)
+                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
+                          fmt("frames #%llu: frame %d of a stack whose innermost frames returned differs", (unsigned long long)i, f));
+                std::copy(img->clean.begin(), img->clean.end(), img->work.begin());
+                ++left;
+            }
             uint8_t* gen = nullptr;
             for (uint64_t fr : img->frames) {
                 uint8_t* fb = img->bytes() + (fr - img->base());
@@ -423,6 +439,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     st.notes["copies naming another thread's frame, rejected"] = other_thread;
     st.notes["... named again after their innermost frame returned (3.14)"] = returned;
     st.notes["... walked whole after their generator suspended (3.9/3.10)"] = suspended;
+    st.notes["... walked whole after their two innermost frames returned (3.9/3.10)"] = left;
     st.notes["slowest walk (us)"] = worst_ns / 1000;
     uint64_t torn_total = 0;
     for (int r = 0; r < kTornReasons; ++r) {
