@@ -9,7 +9,7 @@ and 10 ms, runs of one round alternated between the interpreters. Prints, per in
 setting, `leaf_work`'s share of the profile less its share by the workload's own clocks (points;
 mean and range over the rounds), and the walks taken again because the first copy was torn, per
 100 samples (in wall mode the suspended tasks' samples count too): a retry lands later, where
-the thread has moved on, so fewer of them is less bias.
+the thread has moved on, so fewer of them is less bias; and the sampler's reads and CPU a tick.
 """
 import argparse
 import json
@@ -35,8 +35,9 @@ def one_run(python, kind, interval_ms, mode):
     r = json.loads(out.strip().splitlines()[-1])
     c = r["counters"]
     first_torn = sum(v for k, v in c.items() if k.startswith("torn_") and k not in ("torn_walks", "torn_charged"))
+    ticks = max(1, c["ticks"])
     return (100 * r["leaf_s"] / r["total_s"] - 100 * r["leaf_measured_s"] / r["cpu_s"],
-            100 * first_torn / max(1, c["collected_samples"]))
+            100 * first_torn / max(1, c["collected_samples"]), c["reads"] / ticks, c["sampler_cpu_ns"] / ticks / 1000)
 
 
 def main():
@@ -55,15 +56,18 @@ def main():
     with open(os.path.join(RESULTS, "coroutine_shares.json"), "w") as f:
         json.dump([{"python": p, "kind": s[0], "interval_ms": s[1], "mode": s[2], "runs": got[p, s]} for p, s in got], f)
     print(f"# {_machine.cpu_model()}, nproc={_machine.nproc()}, {args.rounds} rounds")
-    print("| interpreter | workload | interval | mode | leaf_work share less its measured share, mean (min, max) | torn at the first copy, per 100 samples |")
-    print("|---|---|---|---|---|---|")
+    print("| interpreter | workload | interval | mode | leaf_work share less its measured share, mean (min, max) "
+          "| torn at the first copy, per 100 samples | reads a tick | sampler CPU a tick |")
+    print("|---|---|---|---|---|---|---|---|")
     for p in args.python:
         version = subprocess.run([p, "-c", "import platform; print(platform.python_version())"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         for kind, interval, mode in settings:
-            diffs = [d for d, _ in got[p, (kind, interval, mode)]]
-            torn = mean(t for _, t in got[p, (kind, interval, mode)])
-            print(f"| {version} `{p}` | {kind} | {interval} ms | {mode} | {mean(diffs):+.1f} ({min(diffs):+.1f}, {max(diffs):+.1f}) | {torn:.1f} |")
+            runs = got[p, (kind, interval, mode)]
+            diffs = [r[0] for r in runs]
+            torn, reads, cost = (mean(r[i] for r in runs) for i in (1, 2, 3))
+            print(f"| {version} `{p}` | {kind} | {interval} ms | {mode} | {mean(diffs):+.1f} ({min(diffs):+.1f}, "
+                  f"{max(diffs):+.1f}) | {torn:.1f} | {reads:.1f} | {cost:.0f} µs |")
 
 
 if __name__ == "__main__":
