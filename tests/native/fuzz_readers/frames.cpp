@@ -372,19 +372,23 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
             for (int f = 0; f < depth; ++f)
                 CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)], fmt("frames #%llu: frame %d differs from the real walk", (unsigned long long)i, f));
             ++oracle;
+            // The copy changed as a live thread's would have: the capture must still find the real stack.
+            auto walks_whole = [&](const char* what) {
+                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
+                check_capture(c, depth, truncated, records, max_depth, true, what, i);
+                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
+                      fmt("%s #%llu: a real stack walks to %d with depth %d, not %zu", what, (unsigned long long)i, (int)c,
+                          depth, want.size()));
+                for (int f = 0; f < depth; ++f)
+                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
+                          fmt("%s #%llu: frame %d differs from the real walk", what, (unsigned long long)i, f));
+            };
             if (L.frame_model == SPPROF_FRAMES_OBJECTS && img->frames.size() > 2) {
                 // 3.9/3.10: the thread returned from its two innermost frames after its state was
                 // copied, and they hold their callers as they were: the stack of the copy.
                 for (int r = 0; r < 2; ++r)
                     img->bytes()[img->frames[static_cast<size_t>(r)] - img->base() + L.fo_state] = static_cast<uint8_t>(L.fo_running + 1);
-                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
-                check_capture(c, depth, truncated, records, max_depth, true, "frames (two returned)", i);
-                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
-                      fmt("frames #%llu: a real stack whose two innermost frames returned walks to %d with depth %d, not %zu",
-                          (unsigned long long)i, (int)c, depth, want.size()));
-                for (int f = 0; f < depth; ++f)
-                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
-                          fmt("frames #%llu: frame %d of a stack whose innermost frames returned differs", (unsigned long long)i, f));
+                walks_whole("frames (two innermost returned)");
                 std::copy(img->clean.begin(), img->clean.end(), img->work.begin());
                 ++left;
             }
@@ -399,14 +403,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
                 // walk did, the whole stack.
                 gen[L.fo_state] = static_cast<uint8_t>(L.fo_running + 1);  // any state but running
                 store_u64(gen + L.fo_back, 0);
-                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
-                check_capture(c, depth, truncated, records, max_depth, true, "frames (suspended generator)", i);
-                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
-                      fmt("frames #%llu: a real stack whose generator suspended walks to %d with depth %d, not %zu",
-                          (unsigned long long)i, (int)c, depth, want.size()));
-                for (int f = 0; f < depth; ++f)
-                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
-                          fmt("frames #%llu: frame %d of a stack whose generator suspended differs", (unsigned long long)i, f));
+                walks_whole("frames (generator suspended)");
                 ++suspended;
             }
             const uint64_t top = img->frames.empty() ? 0 : img->frames[0];
@@ -416,14 +413,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
                 // 3.14: the innermost frame just returned, its code cleared and its instruction
                 // pointer left: the capture that has just named it names it again by that pointer.
                 store_u64(tb + L.if_code, 1);
-                c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
-                check_capture(c, depth, truncated, records, max_depth, true, "frames (returned)", i);
-                CHECK(c == Capture::Ok && static_cast<size_t>(depth) == want.size(),
-                      fmt("frames #%llu: a real stack whose innermost frame returned walks to %d with depth %d, not %zu",
-                          (unsigned long long)i, (int)c, depth, want.size()));
-                for (int f = 0; f < depth; ++f)
-                    CHECK(records[static_cast<size_t>(f)].code == want[static_cast<size_t>(f)],
-                          fmt("frames #%llu: frame %d of a stack whose innermost frame returned differs", (unsigned long long)i, f));
+                walks_whole("frames (innermost returned, code cleared)");
                 ++returned;
             }
         }
