@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test-tools >&2 || exit 1
 source ci/interpreters.sh
-source ci/test_venv.sh
+source ci/test_tools.sh
 py=${SPPROF_SAN_PYTHON:-$(interpreter 3.11)}
 venv=${SPPROF_CACHE:-$HOME/.cache/spprof}/venv-sanitizers
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || exit 1

@@ -15,7 +15,7 @@ cache=${SPPROF_CACHE:-$HOME/.cache/spprof}
 passed=0 failed=0 results=()
 
 source ci/interpreters.sh
-source ci/test_venv.sh
+source ci/test_tools.sh
 
 jobs=${SPPROF_JOBS:-$(nproc)}
 logs=$(mktemp -d)
