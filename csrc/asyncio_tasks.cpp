@@ -13,6 +13,9 @@ namespace {
 constexpr size_t kMaxEntries = 64;   // of the running-task dict: one per loop, churned by each step
 constexpr size_t kMaxRunning = 16;   // loops running a task at one tick that are looked at
 constexpr size_t kHeadBytes = 128;   // a dict, its keys' header, or the start of a name object
+constexpr size_t kClosureCells = 8;  // of a callback's closure, looked at for a future
+constexpr size_t kListCallbacks = 4; // of a future's list of callbacks, looked at for a wakeup
+constexpr size_t kGroupValues = 16;  // of a TaskGroup's attribute values (it has 10)
 }  // namespace
 
 AsyncioTasks::AsyncioTasks(const spprof_layout& layout, SafeReader& reader)
@@ -65,6 +68,8 @@ bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     out.name = name;
     out.coro = coro;
     out.type = type;
+    out.cb0 = L.fut_callback0 != 0 ? load_u64(buf_.data() + L.fut_callback0) : 0;
+    out.waiter = L.task_fut_waiter != 0 ? load_u64(buf_.data() + L.task_fut_waiter) : 0;
     return true;
 }
 
@@ -80,7 +85,7 @@ bool AsyncioTasks::is_task_type(uint64_t type) {
 
 // After the name was copied: the record that said the task runs still says so, and the task
 // still has the coroutine and the name it had.
-bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr) {
+bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr, Running& again) {
     uint64_t now = 0;
     if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
         if (!reader_.read(ts_addr + L.ts_running_task, &now, sizeof now) || now != r.task) return false;
@@ -89,7 +94,6 @@ bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr) {
         if (!reader_.read(L.current_tasks + L.dict_keys, &keys, sizeof keys) || keys != keys_) return false;
         if (!reader_.read(r.entry, &now, sizeof now) || now != r.task) return false;
     }
-    Running again{};
     return read_task(r.task, again) && again.coro == r.coro && again.name == r.name;
 }
 
@@ -189,6 +193,151 @@ int AsyncioTasks::name_awaiting(uint64_t task, FrameRecord* frames, int depth, i
     return depth;
 }
 
+int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head) {
+    if (L.fut_callback0 == 0) return depth;
+    for (int level = 0; level < kTaskParents; ++level) {
+        Running p{}, q{};
+        uint64_t future = 0;
+        if (!awaiter_of(cur, p, future)) return depth;
+        char name[kTaskNameBytes];
+        const size_t len = copy_name(p.name, name);
+        if (len == 0 || !read_task(p.task, q) || q.waiter != future || q.name != p.name) {
+            reject();
+            return depth;
+        }
+        const int grown = insert(frames, depth, head, q.task, name, len);
+        head += grown - depth;
+        depth = grown;
+        parents_named_.fetch_add(1, std::memory_order_relaxed);
+        cur = q;
+    }
+    return depth;
+}
+
+bool AsyncioTasks::awaiter_of(const Running& awaited, Running& out, uint64_t& future) {
+    if (!plausible(awaited.cb0)) return false;
+    Link& c = links_[(awaited.cb0 >> 4) % kLinks];
+    // A wakeup on the task itself leads to that task only; a closure's future is shared by the
+    // tasks a gather or wait was given.
+    const uint64_t expect = c.direct ? awaited.task : c.future;
+    if (c.via == awaited.cb0 && read_task(c.task, out) && out.waiter == expect) {
+        c.tick = tick_;
+        future = expect;
+        return true;
+    }
+    uint64_t task = 0, fut = 0;
+    if (!follow_callback(awaited.cb0, awaited.task, task, fut) || !read_task(task, out) || out.waiter != fut) return false;
+    c = {awaited.cb0, fut, task, fut == awaited.task, tick_};
+    future = fut;
+    return true;
+}
+
+bool AsyncioTasks::wakeup_task(uint64_t callback, uint64_t& task) {
+    uint8_t h[kHeadBytes];
+    const size_t n = std::max({L.ob_type, L.wakeup_task, L.wakeup_tag_off}) + 8;
+    if (!plausible(callback) || n > sizeof h || !reader_.read(callback, h, n)) return false;
+    if (load_u64(h + L.ob_type) != L.wakeup_type) return false;
+    if (L.wakeup_tag_off != 0 && load_u64(h + L.wakeup_tag_off) != L.wakeup_tag) return false;
+    task = load_u64(h + L.wakeup_task);
+    return plausible(task);
+}
+
+bool AsyncioTasks::is_future_type(uint64_t type) {
+    for (int level = 0; level < 8; ++level) {
+        if (type == L.future_type) return true;
+        if (!plausible(type) || !reader_.read(type + L.type_base, &type, sizeof type)) return false;
+    }
+    return false;
+}
+
+bool AsyncioTasks::follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future) {
+    if (wakeup_task(via, task)) {
+        future = awaited;
+        return true;
+    }
+    // What may hold the future: a function's closure (in cells), a partial's args, the values of
+    // a TaskGroup's attributes (its bound method's self).
+    uint8_t h[kHeadBytes];
+    const size_t hn = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self}) + 8;
+    if (hn > sizeof h || !reader_.read(via, h, hn)) return false;
+    const uint64_t type = load_u64(h + L.ob_type);
+    const bool in_cells = type == L.function_type;
+    uint8_t t[std::max(kHeadBytes + 8 * kClosureCells, 8 * kGroupValues)];
+    const uint8_t* slots = t;
+    size_t items = 0;
+    if (L.values_kind != 0 && type == L.method_type) {
+        if (!group_values(load_u64(h + L.method_self), t)) return false;
+        items = kGroupValues;
+    } else if (in_cells || (L.partial_type != 0 && type == L.partial_type)) {
+        const uint64_t holder = load_u64(h + (in_cells ? L.func_closure : L.partial_args));
+        if (!plausible(holder) || L.tuple_items + 8 * kClosureCells > sizeof t ||
+            !reader_.read(holder, t, L.tuple_items + 8 * kClosureCells) || load_u64(t + L.ob_type) != L.tuple_type)
+            return false;
+        items = std::min<uint64_t>(load_u64(t + L.ob_size), kClosureCells);
+        slots = t + L.tuple_items;
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < items; ++i) {
+        uint64_t obj = load_u64(slots + 8 * i);
+        if (in_cells) {
+            uint8_t cell[kHeadBytes];
+            const size_t cn = std::max(L.ob_type, L.cell_ref) + 8;
+            if (!plausible(obj) || cn > sizeof cell || !reader_.read(obj, cell, cn) ||
+                load_u64(cell + L.ob_type) != L.cell_type)
+                continue;
+            obj = load_u64(cell + L.cell_ref);
+        }
+        uint64_t obj_type = 0;
+        if (!plausible(obj) || !reader_.read(obj + L.ob_type, &obj_type, sizeof obj_type) || !is_future_type(obj_type))
+            continue;
+        if (!waits_on(obj, task)) continue;
+        future = obj;
+        return true;
+    }
+    return false;
+}
+
+bool AsyncioTasks::group_values(uint64_t obj, uint8_t* out) {
+    if (!plausible(obj)) return false;
+    uint64_t array = obj + static_cast<int64_t>(L.values_at);
+    if (L.values_kind != 3) {
+        uint64_t word = 0;
+        if (!reader_.read(array, &word, sizeof word)) return false;
+        if (L.values_kind == 2) {
+            if ((word & 1) == 0) return false;  // a dict of its own instead: not read
+            ++word;
+        }
+        array = word;
+    }
+    return plausible(array) && reader_.read(array, out, 8 * kGroupValues);
+}
+
+bool AsyncioTasks::waits_on(uint64_t fut, uint64_t& task) {
+    uint8_t f[kHeadBytes];
+    const size_t fn = std::max(L.fut_callback0, L.fut_callbacks) + 8;
+    if (fn > sizeof f || !reader_.read(fut, f, fn)) return false;
+    if (wakeup_task(load_u64(f + L.fut_callback0), task)) return true;
+    // a shield's outer future has its own callback first
+    const uint64_t list = L.fut_callbacks != 0 ? load_u64(f + L.fut_callbacks) : 0;
+    uint8_t l[kHeadBytes];
+    const size_t ln = std::max({L.ob_type, L.ob_size, L.list_items}) + 8;
+    if (!plausible(list) || ln > sizeof l || !reader_.read(list, l, ln) || load_u64(l + L.ob_type) != L.list_type)
+        return false;
+    const size_t n = std::min<uint64_t>(load_u64(l + L.ob_size), kListCallbacks);
+    const uint64_t item0 = load_u64(l + L.list_items);
+    uint64_t items[kListCallbacks];
+    if (n == 0 || !plausible(item0) || !reader_.read(item0, items, 8 * n)) return false;
+    for (size_t k = 0; k < n; ++k) {
+        uint8_t pair[kHeadBytes];  // (callback, context)
+        if (!plausible(items[k]) || L.tuple_items + 8 > sizeof pair || !reader_.read(items[k], pair, L.tuple_items + 8) ||
+            load_u64(pair + L.ob_type) != L.tuple_type)
+            continue;
+        if (wakeup_task(load_u64(pair + L.tuple_items), task)) return true;
+    }
+    return false;
+}
+
 bool AsyncioTasks::awaiting_holds(const AwaitChain& c) {
     if (!c.whole || c.n == 0 || L.task_awaited_by == 0) return false;
     const size_t n = static_cast<size_t>(c.n);
@@ -247,13 +396,15 @@ int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const 
             if (frames[at].frame != r.frame) continue;
             char name[kTaskNameBytes];
             const size_t len = copy_name(r.name, name);
-            if (len == 0 || !still_running(r, ts_addr)) {
+            Running again{};
+            if (len == 0 || !still_running(r, ts_addr, again)) {
                 if (reload && load_from_dict()) return match(ts_addr, frames, depth, running_.data(), n_running_, false);
                 reject();
                 return depth;
             }
             named_.fetch_add(1, std::memory_order_relaxed);
             const int named = insert(frames, depth, at, r.task, name, len);
+            if (L.task_awaited_by == 0) return name_awaiting_by_callbacks(again, frames, named, at + named - depth);
             return name_awaiting(r.task, frames, named, at + named - depth);
         }
     }

@@ -16,7 +16,11 @@
 // kTaskNameCells cells or fewer. On 3.14, the tasks awaiting it (through `await task`, gather,
 // TaskGroup, shield, wait) follow as records of their own, up to kTaskParents, each checked like
 // the running one and its link read again after its name; a task awaited by several tasks at
-// once (a set) ends the chain there.
+// once (a set) ends the chain there. 3.9-3.13 keep no such link: the awaiting task is found from
+// the first callback the awaited task will run when done (the awaiter's wakeup, or the callback
+// of a gather, TaskGroup, shield, wait or wait_for, which holds the future the awaiter waits on),
+// and taken only when that task's own record says it awaits that task or future. Anything else
+// ends the chain.
 #pragma once
 
 #include <atomic>
@@ -54,7 +58,10 @@ public:
     AsyncioTasks(const spprof_layout& layout, SafeReader& reader);
     bool enabled() const { return L.tasks_model != SPPROF_TASKS_OFF; }
     // At the start of each tick: the running tasks are read again when a thread first needs them.
-    void begin_tick() { loaded_ = false; }
+    void begin_tick() {
+        loaded_ = false;
+        ++tick_;
+    }
     // `frames` holds `depth` frames, innermost first, each with its frame's address, and room for
     // kTaskCells more. Puts the record of the task the thread at `ts_addr` runs after its
     // coroutine's frame and returns the new depth; the same depth when it runs none, or when its
@@ -67,15 +74,41 @@ public:
 
 private:
     friend class WaitingTasks;  // a suspended task is read and named like a running one
-    struct Running { uint64_t task, frame, name, coro, entry, type; };
+    // cb0, waiter: 3.9-3.13, the task's first done-callback and the future it awaits
+    struct Running { uint64_t task, frame, name, coro, entry, type, cb0, waiter; };
+    // 3.9-3.13: that the callback `via` of a task leads to `future`, which `task` awaits; kept
+    // for the next samples, which check the last link again in the awaiter's own copy
+    struct Link { uint64_t via, future, task; bool direct; uint64_t tick; };
+    static constexpr size_t kLinks = 64;
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
     bool is_task_type(uint64_t type);
-    bool still_running(const Running& r, uint64_t ts_addr);
+    bool still_running(const Running& r, uint64_t ts_addr, Running& again);
     size_t copy_name(uint64_t name, char* out, const uint8_t* pre = nullptr, size_t pre_len = 0);
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
     int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);
+    // 3.9-3.13: name_awaiting() for the task `awaited`, as read
+    int name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head);
+    // The task awaiting `awaited` and the future it awaits there (the task itself, or one a gather,
+    // TaskGroup, shield, wait or wait_for made), checked in the awaiter's copy `out`; false when
+    // none is found.
+    bool awaiter_of(const Running& awaited, Running& out, uint64_t& future);
+    // From the callback `via`: the wakeup of the task that awaits `awaited` itself, or a closure,
+    // a functools.partial or a TaskGroup's bound method that holds the `future` the task awaits.
+    bool follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future);
+    // The task awaiting the task `task` whose first callback is `cb0`, when a link from it was
+    // checked at this tick; else 0.
+    uint64_t awaiter_checked(uint64_t cb0, uint64_t task) const {
+        const Link& c = links_[(cb0 >> 4) % kLinks];
+        return cb0 != 0 && c.via == cb0 && c.tick == tick_ && (!c.direct || c.future == task) ? c.task : 0;
+    }
+    bool wakeup_task(uint64_t callback, uint64_t& task);
+    // 3.11-3.13: the first kGroupValues values of an object's attributes (a TaskGroup's).
+    bool group_values(uint64_t obj, uint8_t* out);
+    // The task whose wakeup is among the first callbacks of the future `fut`.
+    bool waits_on(uint64_t fut, uint64_t& task);
+    bool is_future_type(uint64_t type);
     // Whether each level of `chain` still is: its task of the same type, with the same coroutine
     // and name, the name's text the same, linked to the next level (or to the same end). One read.
     bool awaiting_holds(const AwaitChain& chain);
@@ -89,6 +122,8 @@ private:
     uint64_t keys_ = 0;             // the dict's keys the entries were read from
     std::vector<uint8_t> buf_;
     std::vector<uint8_t> held_;     // awaiting_holds(): each level's task, then its name's start
+    Link links_[kLinks] = {};
+    uint64_t tick_ = 0;
     std::atomic<uint64_t> named_{0}, rejected_{0}, parents_named_{0};
 };
 

@@ -27,6 +27,7 @@
 
 #if PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_dict.h"
+#include "internal/pycore_object.h"
 #endif
 #if PY_VERSION_HEX >= 0x030D0000
 #include "internal/pycore_tstate.h"
@@ -363,6 +364,11 @@ static struct {
     uint64_t scheduled_tasks;
     uint64_t running_loop_key, loop_holder_type;  /* 3.11 */
     uint32_t holder_loop;
+    uint32_t fut_callback0, fut_callbacks, task_fut_waiter, wakeup_task, wakeup_tag_off;  /* 3.9-3.13 */
+    uint64_t future_type, wakeup_type, wakeup_tag, partial_type;
+    uint32_t partial_args;
+    int32_t values_at;  /* 3.11-3.13 */
+    int values_kind;
 } tasks_found;
 
 /* The one offset in the first `size` bytes of `obj` that holds `target`; -1 when none or several. */
@@ -393,7 +399,39 @@ static const char probe_src[] =
     "    return _asyncio.Task(coro, loop=_loop, name=name), coro\n"
     "def done(task, coro):\n"
     "    task._log_destroy_pending = False\n"
-    "    coro.close()\n";
+    "    coro.close()\n"
+    /* 3.9-3.13: a Task stepped once by hand on a loop of ours, so that it awaits a future; and a
+     * future given two callbacks (the second goes into its list) */
+    "class _StepLoop:\n"
+    "    def __init__(self):\n"
+    "        self.ready = []\n"
+    "    def get_debug(self):\n"
+    "        return False\n"
+    "    def call_soon(self, callback, *args, context=None):\n"
+    "        self.ready.append((callback, args))\n"
+    "async def _spprof_await(fut):\n"
+    "    await fut\n"
+    "def _spprof_first(): pass\n"
+    "def _spprof_second(): pass\n"
+    "def awaiting(name):\n"
+    "    import gc\n"
+    "    loop = _StepLoop()\n"
+    "    fut = _asyncio.Future(loop=loop)\n"
+    "    coro = _spprof_await(fut)\n"
+    "    task = _asyncio.Task(coro, loop=loop, name=name)\n"
+    "    step, args = loop.ready.pop()\n"
+    "    step(*args)\n"
+    "    both = _asyncio.Future(loop=loop)\n"
+    "    both.add_done_callback(_spprof_first)\n"
+    "    both.add_done_callback(_spprof_second)\n"
+    "    lists = [r for r in gc.get_referents(both) if type(r) is list and len(r) == 1\n"
+    "             and type(r[0]) is tuple and r[0][0] is _spprof_second]\n"
+    "    import functools\n"
+    "    part = functools.partial(_spprof_first, both)\n"
+    "    return task, coro, fut, both, _spprof_first, lists[0] if len(lists) == 1 else None, part\n"
+    "def group():\n"
+    "    import asyncio\n"
+    "    return asyncio.TaskGroup() if hasattr(asyncio, 'TaskGroup') else None\n";
 
 #if PY_VERSION_HEX >= 0x030E0000
 /* 3.14 links a task to the one awaiting it (gather, TaskGroup, `await task`): made the awaiter
@@ -439,6 +477,122 @@ static int calibrate_task_node(PyObject *first, PyObject *second)
     if (found < 0) return 0;
     tasks_found.task_node = (uint32_t)found;
     return 1;
+}
+#endif
+
+#if PY_VERSION_HEX < 0x030E0000
+/* 3.11-3.13: where a TaskGroup keeps its attributes' values, checked on one: its `_tasks` set
+ * among the first values. Without it, a group's tasks are not followed. */
+static void calibrate_group_values(PyObject *globals)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *group = PyObject_CallNoArgs(PyDict_GetItemString(globals, "group"));
+    PyObject *tasks = group != NULL && group != Py_None ? PyObject_GetAttrString(group, "_tasks") : NULL;
+    PyObject **values = NULL;
+    int kind = 0, i;
+    if (tasks == NULL || !(Py_TYPE(group)->tp_flags & Py_TPFLAGS_MANAGED_DICT)) goto out;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (Py_TYPE(group)->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
+        values = _PyObject_InlineValues(group)->values;
+        kind = 3;
+    }
+#elif PY_VERSION_HEX >= 0x030C0000
+    {
+        PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(group);
+        if (_PyDictOrValues_IsValues(dorv)) {
+            values = _PyDictOrValues_GetValues(dorv)->values;
+            kind = 2;
+        }
+    }
+#else
+    if (*_PyObject_ValuesPointer(group) != NULL) {
+        values = (*_PyObject_ValuesPointer(group))->values;
+        kind = 1;
+    }
+#endif
+    for (i = 0; values != NULL && i < 16; i++) {
+        if (values[i] != tasks) continue;
+        tasks_found.values_kind = kind;
+#if PY_VERSION_HEX >= 0x030D0000
+        tasks_found.values_at = (int32_t)((char *)values - (char *)group);
+#elif PY_VERSION_HEX >= 0x030C0000
+        tasks_found.values_at = (int32_t)((char *)_PyObject_DictOrValuesPointer(group) - (char *)group);
+#else
+        tasks_found.values_at = (int32_t)((char *)_PyObject_ValuesPointer(group) - (char *)group);
+#endif
+        break;
+    }
+out:
+    Py_XDECREF(tasks);
+    Py_XDECREF(group);
+    PyErr_Clear();
+#else
+    (void)globals;
+#endif
+}
+
+/* Before 3.14 a task keeps no link to the task awaiting it; the way back is the callback the
+ * awaiter left on what it awaits (its wakeup, on the task itself or on a future that a gather,
+ * TaskGroup, shield, wait or wait_for made, which their callback on the task holds). Found on a
+ * Task stepped once so that it awaits a future: the future's slot in the Task, the wakeup it was
+ * given and the Task's slot in that; then where a future keeps its callbacks, a partial its args
+ * and a TaskGroup its attributes. */
+static int calibrate_awaiter_links(PyObject *globals)
+{
+    PyObject *name = PyUnicode_FromString("spprof-probe-awaiting");
+    PyObject *r = name != NULL ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(globals, "awaiting"), name, NULL) : NULL;
+    PyObject *task, *fut, *both, *first, *list, *wakeup, *d, *part, *args;
+    long waiter_at, first_at, list_at = -1, task_at, args_at;
+    int ok = 0;
+    Py_XDECREF(name);
+    if (r == NULL || !PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 7) goto out;
+    task = PyTuple_GET_ITEM(r, 0);
+    fut = PyTuple_GET_ITEM(r, 2);
+    both = PyTuple_GET_ITEM(r, 3);
+    first = PyTuple_GET_ITEM(r, 4);
+    list = PyTuple_GET_ITEM(r, 5);
+    waiter_at = only_slot(task, (size_t)Py_TYPE(task)->tp_basicsize, fut);
+    first_at = only_slot(both, (size_t)Py_TYPE(both)->tp_basicsize, first);
+    if (list != Py_None) list_at = only_slot(both, (size_t)Py_TYPE(both)->tp_basicsize, list);
+    if (waiter_at < 0 || first_at < 0) goto out;
+    memcpy(&wakeup, (char *)fut + first_at, sizeof wakeup);
+    if (wakeup == NULL) goto out;
+    task_at = only_slot(wakeup, (size_t)Py_TYPE(wakeup)->tp_basicsize, task);
+    if (task_at < 0) goto out;
+    tasks_found.task_fut_waiter = (uint32_t)waiter_at;
+    tasks_found.fut_callback0 = (uint32_t)first_at;
+    tasks_found.fut_callbacks = list_at > 0 ? (uint32_t)list_at : 0;  /* without it, a shield's is not followed */
+    tasks_found.future_type = (uint64_t)(uintptr_t)Py_TYPE(both);  /* _asyncio's, held by the module */
+    tasks_found.wakeup_type = (uint64_t)(uintptr_t)Py_TYPE(wakeup);
+    tasks_found.wakeup_task = (uint32_t)task_at;
+    /* 3.9-3.11's wait_for leaves a functools.partial holding the future its task waits on */
+    part = PyTuple_GET_ITEM(r, 6);
+    args = PyObject_GetAttrString(part, "args");
+    args_at = args != NULL ? only_slot(part, (size_t)Py_TYPE(part)->tp_basicsize, args) : -1;
+    Py_XDECREF(args);
+    if (args_at > 0) {
+        tasks_found.partial_type = (uint64_t)(uintptr_t)Py_TYPE(part);  /* a static type of _functools' */
+        tasks_found.partial_args = (uint32_t)args_at;
+    }
+    /* a builtin method or a bound method is told from others of its type by what it calls */
+    if (PyCFunction_Check(wakeup)) {
+        tasks_found.wakeup_tag_off = OFF(PyCFunctionObject, m_ml);
+        tasks_found.wakeup_tag = (uint64_t)(uintptr_t)((PyCFunctionObject *)wakeup)->m_ml;
+    } else if (PyMethod_Check(wakeup)) {
+        tasks_found.wakeup_tag_off = OFF(PyMethodObject, im_func);
+        tasks_found.wakeup_tag = (uint64_t)(uintptr_t)PyMethod_GET_FUNCTION(wakeup);
+    }
+    calibrate_group_values(globals);
+    ok = 1;
+out:
+    if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 7) {
+        d = PyObject_CallFunctionObjArgs(PyDict_GetItemString(globals, "done"), PyTuple_GET_ITEM(r, 0),
+                                         PyTuple_GET_ITEM(r, 1), NULL);
+        Py_XDECREF(d);
+    }
+    Py_XDECREF(r);
+    PyErr_Clear();
+    return ok;
 }
 #endif
 
@@ -549,6 +703,8 @@ static int calibrate(char *why, size_t n)
         Py_DECREF(current);
         tasks_found.model = SPPROF_TASKS_CURRENT_DICT;
     }
+    /* Without it, a task is named without the tasks awaiting it. */
+    (void)calibrate_awaiter_links(globals);
     /* Without these, only the running task is named: suspended tasks are not sampled. WeakSet
      * binds its set once (its methods change it in place), so the set's address holds while
      * the module does. 3.9-3.11 keep every task in _all_tasks, the running ones too (their
@@ -627,6 +783,35 @@ static void fill_tasks(struct spprof_layout *l)
     if (l->task_awaited_by > last) last = l->task_awaited_by;
     if (l->task_node + 8 > last) last = l->task_node + 8;  /* its next and prev */
     if (tasks_found.scheduled_tasks != 0 && tasks_found.task_loop > last) last = tasks_found.task_loop;
+    if (tasks_found.fut_callback0 != 0) {
+        l->fut_callback0 = tasks_found.fut_callback0;
+        l->fut_callbacks = tasks_found.fut_callbacks;
+        l->task_fut_waiter = tasks_found.task_fut_waiter;
+        l->future_type = tasks_found.future_type;
+        l->wakeup_type = tasks_found.wakeup_type;
+        l->wakeup_task = tasks_found.wakeup_task;
+        l->wakeup_tag_off = tasks_found.wakeup_tag_off;
+        l->wakeup_tag = tasks_found.wakeup_tag;
+        l->function_type = (uint64_t)(uintptr_t)&PyFunction_Type;
+        l->func_closure = OFF(PyFunctionObject, func_closure);
+        l->tuple_type = (uint64_t)(uintptr_t)&PyTuple_Type;
+        l->tuple_items = OFF(PyTupleObject, ob_item);
+        l->cell_type = (uint64_t)(uintptr_t)&PyCell_Type;
+        l->cell_ref = OFF(PyCellObject, ob_ref);
+        l->list_type = (uint64_t)(uintptr_t)&PyList_Type;
+        l->list_items = OFF(PyListObject, ob_item);
+        l->partial_type = tasks_found.partial_type;
+        l->partial_args = tasks_found.partial_args;
+        if (tasks_found.values_kind != 0) {
+            l->method_type = (uint64_t)(uintptr_t)&PyMethod_Type;
+            l->method_self = OFF(PyMethodObject, im_self);
+            l->values_at = tasks_found.values_at;
+            l->values_kind = tasks_found.values_kind;
+        }
+        if (l->fut_callback0 > last) last = l->fut_callback0;
+        if (l->fut_callbacks > last) last = l->fut_callbacks;
+        if (l->task_fut_waiter > last) last = l->task_fut_waiter;
+    }
     l->task_copy = last + 8 > l->ob_type + 8 ? last + 8 : l->ob_type + 8;
     l->coro_type = (uint64_t)(uintptr_t)&PyCoro_Type;
     l->long_type = (uint64_t)(uintptr_t)&PyLong_Type;
@@ -780,6 +965,9 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"task_name", l->task_name, W8, "Task copy", l->task_copy},
         {"task_node", l->task_node + 8, W8, "Task copy", l->task_copy},
         {"task_loop", l->task_loop, W8, "Task copy", l->task_copy},
+        {"fut_callback0", l->fut_callback0, W8, "Task copy", l->task_copy},
+        {"fut_callbacks", l->fut_callbacks, W8, "Task copy", l->task_copy},
+        {"task_fut_waiter", l->task_fut_waiter, W8, "Task copy", l->task_copy},
     };
     size_t i;
     for (i = 0; i < sizeof reads / sizeof reads[0]; i++) {

@@ -117,6 +117,28 @@ struct spprof_layout {
     uint32_t if_stackpointer;   /* _PyInterpreterFrame.stackpointer: a suspended frame's stack top */
     int frame_created, frame_suspended, frame_suspended_yield_from;  /* gi_frame_state values (3.10: f_state's) */
     uint32_t long_tag, long_digit;  /* 3.12+: a Task's default name is kept as its number */
+    /* 3.9-3.13, the task awaiting another (asyncio_tasks.cpp), found at start like the Task's own
+     * fields; 0 where absent */
+    uint32_t fut_callback0, fut_callbacks;  /* FutureObj: its first done-callback, then a list of
+                                             * (callback, context) tuples */
+    uint32_t task_fut_waiter;   /* TaskObj.task_fut_waiter: the future a suspended task awaits */
+    uint64_t future_type;       /* _asyncio.Future, the base of every future a task can await */
+    uint64_t wakeup_type;       /* the callback a task adds to the future it awaits ... */
+    uint32_t wakeup_task;       /* ... holds the task here ... */
+    uint32_t wakeup_tag_off;    /* ... and, when its type is a generic one, this word there */
+    uint64_t wakeup_tag;
+    uint64_t function_type, tuple_type, cell_type, list_type;
+    uint32_t func_closure, tuple_items, cell_ref, list_items;
+    uint64_t partial_type;      /* functools.partial, whose args may hold the future */
+    uint32_t partial_args;
+    /* 3.11-3.13: a TaskGroup's task has the group's bound method, and the group's attribute
+     * values (the future its task awaits among the first 16) are an array at `values_at` from the
+     * object: 3.11 a pointer to it, 3.12 that pointer tagged (low bit set, less one), 3.13 the
+     * array itself */
+    uint64_t method_type;
+    uint32_t method_self;
+    int32_t values_at;
+    int values_kind;            /* 0: not followed; 1: pointer; 2: tagged pointer; 3: inline */
     /* 3.9-3.13, where suspended tasks wait (task_sets.cpp); 0 elsewhere */
     uint64_t scheduled_tasks;   /* the plain set of weak references inside _asyncio._scheduled_tasks
                                  * (3.9-3.11: _asyncio._all_tasks) */

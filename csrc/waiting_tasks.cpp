@@ -182,7 +182,9 @@ void WaitingTasks::take(uint64_t task, const uint8_t* copy) {
         return;
     }
     const uint64_t by = L.task_awaited_by != 0 ? load_u64(copy + L.task_awaited_by) : 0;
-    batch_[batch_n_++] = {task, coro, name, coro, by, 0, true, false, 0};
+    const uint64_t cb0 = L.fut_callback0 != 0 ? load_u64(copy + L.fut_callback0) : 0;
+    const uint64_t waiter = L.task_fut_waiter != 0 ? load_u64(copy + L.task_fut_waiter) : 0;
+    batch_[batch_n_++] = {task, coro, name, coro, by, 0, true, false, 0, cb0, waiter};
 }
 
 // The next tasks of the thread's list, up to a batch, whose reads are then made together.
@@ -598,19 +600,33 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     // Most tasks are awaited by none (their copy said so), or by a task that awaits many (a
     // gather's, a TaskGroup's): its records, put after the task's, are read once, then checked
     // once per tick in one read (the task's own link to it was read again with the task).
-    if (p.by == 0) return depth;
-    Parents& c = parents_[(p.by >> 4) % kParents];
-    if (c.by == p.by && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
-        c.tick = tick_;
-        std::copy(c.cells, c.cells + c.n, frames + depth);
-        tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
-        return depth + c.n;
+    // 3.9-3.13: the awaiting task is known without a read once its link was checked this tick.
+    const bool by_callbacks = L.task_awaited_by == 0;
+    uint64_t by = by_callbacks ? tasks_.awaiter_checked(p.cb0, p.task) : p.by;
+    if (by != 0) {
+        Parents& c = parents_[(by >> 4) % kParents];
+        if (c.by == by && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
+            c.tick = tick_;
+            std::copy(c.cells, c.cells + c.n, frames + depth);
+            tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
+            return depth + c.n;
+        }
+    } else if (!by_callbacks || L.fut_callback0 == 0 || p.cb0 == 0) {
+        return depth;
     }
     const uint64_t before = tasks_.parents_named();
-    const int full = tasks_.name_awaiting(p.task, frames, depth, depth - 1, &c.chain);
-    c.by = p.by;
+    AwaitChain chain;
+    const int full = by_callbacks
+                         ? tasks_.name_awaiting_by_callbacks({p.task, 0, p.name, p.coro, 0, 0, p.cb0, p.waiter}, frames,
+                                                             depth, depth - 1)
+                         : tasks_.name_awaiting(p.task, frames, depth, depth - 1, &chain);
+    if (by_callbacks) by = tasks_.awaiter_checked(p.cb0, p.task);
+    if (by == 0) return full;
+    Parents& c = parents_[(by >> 4) % kParents];
+    c.by = by;
     c.tick = tick_;
-    c.kept = c.chain.whole && c.chain.n > 0 && c.chain.level[0].task == p.by;
+    c.chain = chain;
+    c.kept = !by_callbacks && chain.whole && chain.n > 0 && chain.level[0].task == by;
     c.n = full - depth;
     c.levels = tasks_.parents_named() - before;
     std::copy(frames + depth, frames + full, c.cells);

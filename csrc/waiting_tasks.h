@@ -97,6 +97,7 @@ private:
         int n;                           // coroutines read so far
         bool open, ok;                   // open: its chain goes on; ok: it is to be sampled
         size_t len;                      // of its name's text
+        uint64_t cb0, waiter;            // 3.9-3.13: its first done-callback, the future it awaits
     };
     // A chain resolved at this tick: tasks waiting at the same instructions of the same code
     // objects share their frames but for the frames' addresses.

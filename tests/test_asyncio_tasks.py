@@ -59,24 +59,25 @@ def test_the_computing_task_is_named_above_its_coroutines_and_waiting_tasks_have
     assert out["counters"]["tasks_named"] > 0
 
 
-def test_the_tasks_awaiting_a_task_are_above_it_on_3_14():
-    out = run("parents", 2, "cpu", 2.0)
+@pytest.mark.parametrize("mode", ["cpu", "wall"])
+def test_the_tasks_awaiting_a_task_are_above_it(mode):
+    """In wall mode the children's samples where they wait, and the parents', have them too."""
+    out = run("parents", 2, mode, 2.0)
     parent = {"gathered": "gather-parent", "awaited": "await-parent", "shielded": "shield-parent",
-              "waited": "wait-parent"}
+              "waited": "wait-parent", "timed": "wait-for-parent"}
     if sys.version_info >= (3, 11):
         parent["grouped"] = "group-parent"
     for child, above in parent.items():
         chains = {c: w for c, w in out["chains"].items() if c.rsplit(">", 1)[-1].startswith(child + "-")}
         total = sum(chains.values())
         assert total > 0, out["chains"]
-        if sys.version_info >= (3, 14):
-            # the parent, itself awaited by asyncio.run's task through the outer gather
-            under = sum(w for c, w in chains.items() if c.split(">")[-2:-1] == [above] and len(c.split(">")) == 3)
-            assert under >= 0.95 * total, (child, chains, out["counters"])
-        else:
-            # Known limit (README): before 3.14 the interpreter keeps no link to the awaiting task.
-            assert all(">" not in c for c in chains), chains
-    assert (out["counters"]["task_parents_named"] > 0) == (sys.version_info >= (3, 14)), out["counters"]
+        # the parent, itself awaited by asyncio.run's task through the outer gather
+        under = sum(w for c, w in chains.items() if c.split(">")[-2:-1] == [above] and len(c.split(">")) == 3)
+        assert under >= 0.95 * total, (child, chains, out["counters"])
+        if mode == "wall":  # each parent waits, gathered by asyncio.run's task
+            waits = {c: w for c, w in out["chains"].items() if c.rsplit(">", 1)[-1] == above}
+            assert sum(w for c, w in waits.items() if c.split(">")[:-1] == ["Task-1"]) >= 0.95 * sum(waits.values()) > 0, waits
+    assert out["counters"]["task_parents_named"] > 0, out["counters"]
 
 
 def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode():
@@ -103,9 +104,7 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode():
     assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
 
 
-def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it_on_3_14():
-    if sys.version_info < (3, 14):
-        pytest.skip("the tasks awaiting a task are named on 3.14+")
+def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it():
     out = run("renamed", 5, "wall", 2.0)
     above = {}
     for c, w in out["chains"].items():

@@ -6,7 +6,7 @@ an Event), subclass (the same, with every task made by a task factory as a subcl
 asyncio.Task, as frameworks and tracing libraries do), eager (the same with 3.12's eager task
 factory: a task starts running inside create_task), uvloop (the same on uvloop's event loop),
 parents (tasks computing under a parent
-that awaits them through gather, a TaskGroup (3.11+), `await task`, shield or wait), waits (one
+that awaits them through gather, a TaskGroup (3.11+), `await task`, shield, wait or wait_for), waits (one
 task computing, one awaiting asyncio.sleep for half the run, one awaiting an Event set at three
 quarters, one awaiting a future through a generator-based coroutine and a plain generator's
 `yield from`, resolved then too: each waiter's time spent awaiting is measured), many (10 000 tasks suspended in
@@ -112,10 +112,14 @@ async def by_wait(until):
     await asyncio.wait({asyncio.create_task(child_work(until), name="waited-0")})
 
 
+async def by_wait_for(until):
+    await asyncio.wait_for(asyncio.create_task(child_work(until), name="timed-0"), timeout=3600)
+
+
 async def parents():
     until = asyncio.get_running_loop().time() + SECONDS
     kinds = [("gather-parent", by_gather), ("await-parent", by_await), ("shield-parent", by_shield),
-             ("wait-parent", by_wait)]
+             ("wait-parent", by_wait), ("wait-for-parent", by_wait_for)]
     if hasattr(asyncio, "TaskGroup"):
         kinds.append(("group-parent", by_group))
     await asyncio.gather(*(asyncio.create_task(fn(until), name=name) for name, fn in kinds))
