@@ -185,7 +185,7 @@ int AsyncioTasks::name_awaiting(uint64_t task, FrameRecord* frames, int depth, i
         depth = grown;
         parents_named_.fetch_add(1, std::memory_order_relaxed);
         AwaitChain::Level& l = c.level[c.n++];
-        l = {by, q.type, q.coro, q.name, len, {}};
+        l = {by, q.type, q.coro, q.name, len, {}, 0, 0};
         std::memcpy(l.text, name, len);
         awaited = by;
     }
@@ -193,12 +193,19 @@ int AsyncioTasks::name_awaiting(uint64_t task, FrameRecord* frames, int depth, i
     return depth;
 }
 
-int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head) {
+int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head, AwaitChain* chain) {
+    AwaitChain none;
+    AwaitChain& c = chain != nullptr ? *chain : none;
+    c.n = 0;
+    c.whole = false;
     if (L.fut_callback0 == 0) return depth;
     for (int level = 0; level < kTaskParents; ++level) {
         Running p{}, q{};
         uint64_t future = 0;
-        if (!awaiter_of(cur, p, future)) return depth;
+        if (!awaiter_of(cur, p, future)) {
+            c.whole = level > 0;  // the last level's callback leads to no awaiter
+            return depth;
+        }
         char name[kTaskNameBytes];
         const size_t len = copy_name(p.name, name);
         if (len == 0 || !read_task(p.task, q) || q.waiter != future || q.name != p.name) {
@@ -209,8 +216,12 @@ int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, i
         head += grown - depth;
         depth = grown;
         parents_named_.fetch_add(1, std::memory_order_relaxed);
+        AwaitChain::Level& l = c.level[c.n++];
+        l = {q.task, q.type, q.coro, q.name, len, {}, future, q.cb0};
+        std::memcpy(l.text, name, len);
         cur = q;
     }
+    c.whole = true;
     return depth;
 }
 
@@ -339,7 +350,8 @@ bool AsyncioTasks::waits_on(uint64_t fut, uint64_t& task) {
 }
 
 bool AsyncioTasks::awaiting_holds(const AwaitChain& c) {
-    if (!c.whole || c.n == 0 || L.task_awaited_by == 0) return false;
+    const bool by_callbacks = L.task_awaited_by == 0;
+    if (!c.whole || c.n == 0 || (by_callbacks && L.fut_callback0 == 0)) return false;
     const size_t n = static_cast<size_t>(c.n);
     struct iovec local[2 * kTaskParents], remote[2 * kTaskParents];
     uint8_t* names = held_.data() + n * L.task_copy;
@@ -355,8 +367,11 @@ bool AsyncioTasks::awaiting_holds(const AwaitChain& c) {
         const uint8_t* copy = held_.data() + i * L.task_copy;
         const bool last = i + 1 == n;
         if (load_u64(copy + L.ob_type) != l.type || load_u64(copy + L.task_coro) != l.coro ||
-            load_u64(copy + L.task_name) != l.name ||
-            (!(last && c.n == kTaskParents) && load_u64(copy + L.task_awaited_by) != (last ? c.end : c.level[i + 1].task)))
+            load_u64(copy + L.task_name) != l.name)
+            return false;
+        if (by_callbacks ? load_u64(copy + L.task_fut_waiter) != l.future || load_u64(copy + L.fut_callback0) != l.callback
+                         : !(last && c.n == kTaskParents) &&
+                               load_u64(copy + L.task_awaited_by) != (last ? c.end : c.level[i + 1].task))
             return false;
         char text[kTaskNameBytes];
         if (copy_name(l.name, text, names + i * kTaskNameCopy, kTaskNameCopy) != l.len ||

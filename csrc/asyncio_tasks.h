@@ -46,7 +46,9 @@ constexpr size_t task_name_cells(uint64_t len) { return (len + sizeof(FrameRecor
 // What name_awaiting() put, level by level, for a caller that keeps the records it made: one
 // read shows later whether they still hold (awaiting_holds()).
 struct AwaitChain {
-    struct Level { uint64_t task, type, coro, name; size_t len; char text[kTaskNameBytes]; };
+    // 3.9-3.13: `future`, what the level's task awaits (the task below it, or a future they
+    // share); `callback`, its own first done-callback, which leads to the next level (or to none)
+    struct Level { uint64_t task, type, coro, name; size_t len; char text[kTaskNameBytes]; uint64_t future, callback; };
     int n = 0;
     uint64_t end = 0;    // the last level's link, which ended the chain (none when n == kTaskParents)
     bool whole = false;  // it ended at a task awaited by none (or by itself), or at kTaskParents
@@ -89,7 +91,7 @@ private:
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
     int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);
     // 3.9-3.13: name_awaiting() for the task `awaited`, as read
-    int name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head);
+    int name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);
     // The task awaiting `awaited` and the future it awaits there (the task itself, or one a gather,
     // TaskGroup, shield, wait or wait_for made), checked in the awaiter's copy `out`; false when
     // none is found.
@@ -103,6 +105,13 @@ private:
         const Link& c = links_[(cb0 >> 4) % kLinks];
         return cb0 != 0 && c.via == cb0 && c.tick == tick_ && (!c.direct || c.future == task) ? c.task : 0;
     }
+    // The same at any tick, unchecked, with the future it leads to: for a chain of records kept
+    // and checked by awaiting_holds().
+    uint64_t awaiter_kept(uint64_t cb0, uint64_t task, uint64_t& future) const {
+        const Link& c = links_[(cb0 >> 4) % kLinks];
+        future = c.future;
+        return cb0 != 0 && c.via == cb0 && (!c.direct || c.future == task) ? c.task : 0;
+    }
     bool wakeup_task(uint64_t callback, uint64_t& task);
     // 3.11-3.13: the first kGroupValues values of an object's attributes (a TaskGroup's).
     bool group_values(uint64_t obj, uint8_t* out);
@@ -110,7 +119,8 @@ private:
     bool waits_on(uint64_t fut, uint64_t& task);
     bool is_future_type(uint64_t type);
     // Whether each level of `chain` still is: its task of the same type, with the same coroutine
-    // and name, the name's text the same, linked to the next level (or to the same end). One read.
+    // and name, the name's text the same, linked to the next level (or to the same end; 3.9-3.13:
+    // awaiting the same future, with the same first callback). One read.
     bool awaiting_holds(const AwaitChain& chain);
     void reject() { rejected_.fetch_add(1, std::memory_order_relaxed); }
 

@@ -600,12 +600,16 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     // Most tasks are awaited by none (their copy said so), or by a task that awaits many (a
     // gather's, a TaskGroup's): its records, put after the task's, are read once, then checked
     // once per tick in one read (the task's own link to it was read again with the task).
-    // 3.9-3.13: the awaiting task is known without a read once its link was checked this tick.
+    // 3.9-3.13: the awaiting task is the one the task's first callback led to before, taken
+    // when the records kept for it are of the same future it awaits, the future it still awaits
+    // at this tick (checked then, or now in the kept records' one read).
     const bool by_callbacks = L.task_awaited_by == 0;
-    uint64_t by = by_callbacks ? tasks_.awaiter_checked(p.cb0, p.task) : p.by;
+    uint64_t future = 0;
+    uint64_t by = by_callbacks ? tasks_.awaiter_kept(p.cb0, p.task, future) : p.by;
     if (by != 0) {
         Parents& c = parents_[(by >> 4) % kParents];
-        if (c.by == by && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
+        const bool same = c.by == by && (!by_callbacks || (c.chain.n > 0 && c.chain.level[0].future == future));
+        if (same && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
             c.tick = tick_;
             std::copy(c.cells, c.cells + c.n, frames + depth);
             tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
@@ -618,7 +622,7 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     AwaitChain chain;
     const int full = by_callbacks
                          ? tasks_.name_awaiting_by_callbacks({p.task, 0, p.name, p.coro, 0, 0, p.cb0, p.waiter}, frames,
-                                                             depth, depth - 1)
+                                                             depth, depth - 1, &chain)
                          : tasks_.name_awaiting(p.task, frames, depth, depth - 1, &chain);
     if (by_callbacks) by = tasks_.awaiter_checked(p.cb0, p.task);
     if (by == 0) return full;
@@ -626,7 +630,7 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     c.by = by;
     c.tick = tick_;
     c.chain = chain;
-    c.kept = !by_callbacks && chain.whole && chain.n > 0 && chain.level[0].task == by;
+    c.kept = chain.whole && chain.n > 0 && chain.level[0].task == by;
     c.n = full - depth;
     c.levels = tasks_.parents_named() - before;
     std::copy(frames + depth, frames + full, c.cells);
