@@ -70,6 +70,7 @@ bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     out.type = type;
     out.cb0 = L.fut_callback0 != 0 ? load_u64(buf_.data() + L.fut_callback0) : 0;
     out.waiter = L.task_fut_waiter != 0 ? load_u64(buf_.data() + L.task_fut_waiter) : 0;
+    out.by = L.task_awaited_by != 0 ? load_u64(buf_.data() + L.task_awaited_by) : 0;
     return true;
 }
 
@@ -223,6 +224,36 @@ int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, i
     }
     c.whole = true;
     return depth;
+}
+
+int AsyncioTasks::name_awaiters(const Running& task, FrameRecord* frames, int depth, int head) {
+    const bool by_callbacks = L.task_awaited_by == 0;
+    uint64_t future = 0;
+    const uint64_t by = by_callbacks ? awaiter_kept(task.cb0, task.task, future) : task.by;
+    // 3.9-3.13: what the task's first callback led to before, taken when the records kept are
+    // of the same future awaited (which their check reads again); 3.14: its own link, as copied.
+    Kept* k = by != 0 ? &kept_[(by >> 4) % kKept] : nullptr;
+    if (k != nullptr && k->by == by && k->n > 0 && (!by_callbacks || k->chain.level[0].future == future) &&
+        awaiting_holds(k->chain)) {
+        std::copy_backward(frames + head + 1, frames + depth, frames + depth + k->n);
+        std::copy(k->cells, k->cells + k->n, frames + head + 1);
+        parents_named_.fetch_add(k->levels, std::memory_order_relaxed);
+        return depth + k->n;
+    }
+    if (!by_callbacks && by == 0) return depth;
+    AwaitChain chain;
+    const uint64_t before = parents_named();
+    const int full = by_callbacks ? name_awaiting_by_callbacks(task, frames, depth, head, &chain)
+                                  : name_awaiting(task.task, frames, depth, head, &chain);
+    if (chain.whole && chain.n > 0) {
+        Kept& keep = kept_[(chain.level[0].task >> 4) % kKept];
+        keep.by = chain.level[0].task;
+        keep.n = full - depth;
+        keep.levels = parents_named() - before;
+        keep.chain = chain;
+        std::copy(frames + head + 1, frames + full, keep.cells);
+    }
+    return full;
 }
 
 bool AsyncioTasks::awaiter_of(const Running& awaited, Running& out, uint64_t& future) {
@@ -419,8 +450,7 @@ int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const 
             }
             named_.fetch_add(1, std::memory_order_relaxed);
             const int named = insert(frames, depth, at, r.task, name, len);
-            if (L.task_awaited_by == 0) return name_awaiting_by_callbacks(again, frames, named, at + named - depth);
-            return name_awaiting(r.task, frames, named, at + named - depth);
+            return name_awaiters(again, frames, named, at + named - depth);
         }
     }
     return depth;

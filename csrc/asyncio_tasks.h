@@ -76,8 +76,13 @@ public:
 
 private:
     friend class WaitingTasks;  // a suspended task is read and named like a running one
-    // cb0, waiter: 3.9-3.13, the task's first done-callback and the future it awaits
-    struct Running { uint64_t task, frame, name, coro, entry, type, cb0, waiter; };
+    // cb0, waiter: 3.9-3.13, the task's first done-callback and the future it awaits;
+    // by: 3.14, the task (or set of tasks) awaiting it
+    struct Running { uint64_t task, frame, name, coro, entry, type, cb0, waiter, by; };
+    // The records of the tasks awaiting a running task, kept for its next samples (and for the
+    // other tasks the same task awaits), used after awaiting_holds() says they still hold.
+    struct Kept { uint64_t by = 0; int n = 0; uint64_t levels = 0; AwaitChain chain; FrameRecord cells[kTaskCells]; };
+    static constexpr size_t kKept = 8;
     // 3.9-3.13: that the callback `via` of a task leads to `future`, which `task` awaits; kept
     // for the next samples, which check the last link again in the awaiter's own copy
     struct Link { uint64_t via, future, task; bool direct; uint64_t tick; };
@@ -90,6 +95,8 @@ private:
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
     int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);
+    // The running task's awaiters after its record at `head`: as kept, or named and kept.
+    int name_awaiters(const Running& task, FrameRecord* frames, int depth, int head);
     // 3.9-3.13: name_awaiting() for the task `awaited`, as read
     int name_awaiting_by_callbacks(Running cur, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);
     // The task awaiting `awaited` and the future it awaits there (the task itself, or one a gather,
@@ -133,6 +140,7 @@ private:
     std::vector<uint8_t> buf_;
     std::vector<uint8_t> held_;     // awaiting_holds(): each level's task, then its name's start
     Link links_[kLinks] = {};
+    Kept kept_[kKept];
     uint64_t tick_ = 0;
     std::atomic<uint64_t> named_{0}, rejected_{0}, parents_named_{0};
 };

@@ -621,7 +621,7 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     const uint64_t before = tasks_.parents_named();
     AwaitChain chain;
     const int full = by_callbacks
-                         ? tasks_.name_awaiting_by_callbacks({p.task, 0, p.name, p.coro, 0, 0, p.cb0, p.waiter}, frames,
+                         ? tasks_.name_awaiting_by_callbacks({p.task, 0, p.name, p.coro, 0, 0, p.cb0, p.waiter, p.by}, frames,
                                                              depth, depth - 1, &chain)
                          : tasks_.name_awaiting(p.task, frames, depth, depth - 1, &chain);
     if (by_callbacks) by = tasks_.awaiter_checked(p.cb0, p.task);

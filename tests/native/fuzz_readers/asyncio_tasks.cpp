@@ -115,6 +115,7 @@ void fuzz_asyncio_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     image_layout.current_tasks = base + kDict;
     if (image_layout.task_awaited_by == 0) image_layout.task_awaited_by = (L.task_copy + 7) & ~7u;
     const uint32_t by_at = image_layout.task_awaited_by;
+    image_layout.task_copy = std::max(image_layout.task_copy, by_at + 8);  // the link is read with the Task
     CHECK(by_at + 8 <= kCoro - kTask && kParent + std::max(by_at, L.task_copy) + 8 <= kWake, "the image's Task is too small");
     AsyncioTasks by_link(image_layout, R);
     // 3.9-3.13 as they are: no awaited_by, the callbacks followed instead
