@@ -203,8 +203,10 @@ int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, i
     for (int level = 0; level < kTaskParents; ++level) {
         Running p{}, q{};
         uint64_t future = 0;
-        if (!awaiter_of(cur, p, future)) {
-            c.whole = level > 0;  // the last level's callback leads to no awaiter
+        const Follow f = awaiter_of(cur, p, future);
+        if (f != Follow::Found) {
+            // kept only when the last level's callback can lead to no awaiter while it stays
+            c.whole = level > 0 && f == Follow::Never;
             return depth;
         }
         char name[kTaskNameBytes];
@@ -229,7 +231,9 @@ int AsyncioTasks::name_awaiting_by_callbacks(Running cur, FrameRecord* frames, i
 int AsyncioTasks::name_awaiters(const Running& task, FrameRecord* frames, int depth, int head) {
     const bool by_callbacks = L.task_awaited_by == 0;
     uint64_t future = 0;
-    const uint64_t by = by_callbacks ? awaiter_kept(task.cb0, task.task, future) : task.by;
+    bool none = false;
+    const uint64_t by = by_callbacks ? awaiter_kept(task.cb0, task.task, future, none) : task.by;
+    if (none) return depth;
     // 3.9-3.13: what the task's first callback led to before, taken when the records kept are
     // of the same future awaited (which their check reads again); 3.14: its own link, as copied.
     Kept* k = by != 0 ? &kept_[(by >> 4) % kKept] : nullptr;
@@ -251,26 +255,64 @@ int AsyncioTasks::name_awaiters(const Running& task, FrameRecord* frames, int de
         keep.n = full - depth;
         keep.levels = parents_named() - before;
         keep.chain = chain;
-        std::copy(frames + head + 1, frames + full, keep.cells);
+        std::copy(frames + head + 1, frames + head + 1 + keep.n, keep.cells);  // the callers stay
     }
     return full;
 }
 
-bool AsyncioTasks::awaiter_of(const Running& awaited, Running& out, uint64_t& future) {
-    if (!plausible(awaited.cb0)) return false;
+AsyncioTasks::Follow AsyncioTasks::awaiter_of(const Running& awaited, Running& out, uint64_t& future) {
+    if (awaited.cb0 == 0) return Follow::Never;
+    if (!plausible(awaited.cb0)) return Follow::NotNow;
     Link& c = links_[(awaited.cb0 >> 4) % kLinks];
     // A wakeup on the task itself leads to that task only; a closure's future is shared by the
     // tasks a gather or wait was given.
-    const uint64_t expect = c.direct ? awaited.task : c.future;
-    if (c.via == awaited.cb0 && read_task(c.task, out) && out.waiter == expect) {
-        c.tick = tick_;
-        future = expect;
-        return true;
+    if (c.via == awaited.cb0 && (!c.direct || c.future == awaited.task) && link_holds(c) && read_task(c.task, out) &&
+        out.waiter == c.future) {
+        future = c.future;
+        return Follow::Found;
     }
-    uint64_t task = 0, fut = 0;
-    if (!follow_callback(awaited.cb0, awaited.task, task, fut) || !read_task(task, out) || out.waiter != fut) return false;
-    c = {awaited.cb0, fut, task, fut == awaited.task, tick_};
+    uint64_t task = 0, fut = 0, type = 0, holder = 0;
+    const Follow f = follow_callback(awaited.cb0, awaited.task, task, fut, type, holder);
+    if (f != Follow::Found) return f;
+    if (!read_task(task, out) || out.waiter != fut) return Follow::NotNow;
+    c = {awaited.cb0, fut, task, fut == awaited.task, tick_, type, holder};
     future = fut;
+    return Follow::Found;
+}
+
+uint64_t AsyncioTasks::awaiter_kept(uint64_t cb0, uint64_t task, uint64_t& future, bool& none) {
+    Link& c = links_[(cb0 >> 4) % kLinks];
+    future = c.future;
+    none = cb0 == 0;
+    return plausible(cb0) && c.via == cb0 && (!c.direct || c.future == task) && link_holds(c) ? c.task : 0;
+}
+
+bool AsyncioTasks::link_holds(Link& c) {
+    if (c.checked == tick_) return true;
+    uint8_t h[kHeadBytes];
+    uint64_t type = 0, holder = 0;
+    bool wakeup = false;
+    const size_t n = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self, L.wakeup_task, L.wakeup_tag_off}) + 8;
+    if (n > sizeof h || !reader_.read(c.via, h, n) || !callback_shape(h, type, holder, wakeup) || type != c.type ||
+        holder != c.holder)
+        return false;
+    c.checked = tick_;
+    return true;
+}
+
+bool AsyncioTasks::callback_shape(const uint8_t* h, uint64_t& type, uint64_t& holder, bool& wakeup) const {
+    type = load_u64(h + L.ob_type);
+    wakeup = type == L.wakeup_type && (L.wakeup_tag_off == 0 || load_u64(h + L.wakeup_tag_off) == L.wakeup_tag);
+    if (wakeup)
+        holder = load_u64(h + L.wakeup_task);
+    else if (type == L.function_type)
+        holder = load_u64(h + L.func_closure);
+    else if (L.partial_type != 0 && type == L.partial_type)
+        holder = load_u64(h + L.partial_args);
+    else if (L.values_kind != 0 && type == L.method_type)
+        holder = load_u64(h + L.method_self);
+    else
+        return false;
     return true;
 }
 
@@ -292,33 +334,35 @@ bool AsyncioTasks::is_future_type(uint64_t type) {
     return false;
 }
 
-bool AsyncioTasks::follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future) {
-    if (wakeup_task(via, task)) {
+AsyncioTasks::Follow AsyncioTasks::follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future,
+                                                  uint64_t& type, uint64_t& holder) {
+    uint8_t h[kHeadBytes];
+    const size_t hn = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self, L.wakeup_task, L.wakeup_tag_off}) + 8;
+    if (hn > sizeof h || !reader_.read(via, h, hn)) return Follow::NotNow;
+    bool wakeup = false;
+    if (!callback_shape(h, type, holder, wakeup)) return Follow::Never;
+    if (wakeup) {
+        if (!plausible(holder)) return Follow::NotNow;
+        task = holder;
         future = awaited;
-        return true;
+        return Follow::Found;
     }
     // What may hold the future: a function's closure (in cells), a partial's args, the values of
-    // a TaskGroup's attributes (its bound method's self).
-    uint8_t h[kHeadBytes];
-    const size_t hn = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self}) + 8;
-    if (hn > sizeof h || !reader_.read(via, h, hn)) return false;
-    const uint64_t type = load_u64(h + L.ob_type);
-    const bool in_cells = type == L.function_type;
+    // a TaskGroup's attributes (its bound method's self), which change as the group goes on.
+    const bool in_cells = type == L.function_type, in_group = type == L.method_type;
+    if (in_cells && holder == 0) return Follow::Never;  // no closure
     uint8_t t[std::max(kHeadBytes + 8 * kClosureCells, 8 * kGroupValues)];
     const uint8_t* slots = t;
     size_t items = 0;
-    if (L.values_kind != 0 && type == L.method_type) {
-        if (!group_values(load_u64(h + L.method_self), t)) return false;
+    if (in_group) {
+        if (!group_values(holder, t)) return Follow::NotNow;
         items = kGroupValues;
-    } else if (in_cells || (L.partial_type != 0 && type == L.partial_type)) {
-        const uint64_t holder = load_u64(h + (in_cells ? L.func_closure : L.partial_args));
+    } else {
         if (!plausible(holder) || L.tuple_items + 8 * kClosureCells > sizeof t ||
             !reader_.read(holder, t, L.tuple_items + 8 * kClosureCells) || load_u64(t + L.ob_type) != L.tuple_type)
-            return false;
+            return Follow::NotNow;
         items = std::min<uint64_t>(load_u64(t + L.ob_size), kClosureCells);
         slots = t + L.tuple_items;
-    } else {
-        return false;
     }
     for (size_t i = 0; i < items; ++i) {
         uint64_t obj = load_u64(slots + 8 * i);
@@ -330,14 +374,17 @@ bool AsyncioTasks::follow_callback(uint64_t via, uint64_t awaited, uint64_t& tas
                 continue;
             obj = load_u64(cell + L.cell_ref);
         }
+        // A future the holder's task waits on; not a task it holds (a TaskGroup's parent task,
+        // whose own awaiter is not the group's child's)
         uint64_t obj_type = 0;
-        if (!plausible(obj) || !reader_.read(obj + L.ob_type, &obj_type, sizeof obj_type) || !is_future_type(obj_type))
+        if (!plausible(obj) || !reader_.read(obj + L.ob_type, &obj_type, sizeof obj_type) || !is_future_type(obj_type) ||
+            is_task_type(obj_type))
             continue;
         if (!waits_on(obj, task)) continue;
         future = obj;
-        return true;
+        return Follow::Found;
     }
-    return false;
+    return Follow::NotNow;  // a cell, an argument or an attribute may hold the future later
 }
 
 bool AsyncioTasks::group_values(uint64_t obj, uint8_t* out) {

@@ -85,7 +85,13 @@ private:
     static constexpr size_t kKept = 8;
     // 3.9-3.13: that the callback `via` of a task leads to `future`, which `task` awaits; kept
     // for the next samples, which check the last link again in the awaiter's own copy
-    struct Link { uint64_t via, future, task; bool direct; uint64_t tick; };
+    // type, holder: what the callback at `via` was (its type, and its closure, args, self or task):
+    // an object freed and another made at its address is told apart by one read
+    struct Link { uint64_t via, future, task; bool direct; uint64_t checked, type, holder; };
+    // Whether a callback leads to an awaiter: found; never (no callback, or one of no shape that
+    // can: not a wakeup, closure, partial or TaskGroup method, or a function without a closure);
+    // not now (not yet, or a read failed)
+    enum class Follow { Found, Never, NotNow };
     static constexpr size_t kLinks = 64;
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
@@ -102,23 +108,19 @@ private:
     // The task awaiting `awaited` and the future it awaits there (the task itself, or one a gather,
     // TaskGroup, shield, wait or wait_for made), checked in the awaiter's copy `out`; false when
     // none is found.
-    bool awaiter_of(const Running& awaited, Running& out, uint64_t& future);
+    Follow awaiter_of(const Running& awaited, Running& out, uint64_t& future);
     // From the callback `via`: the wakeup of the task that awaits `awaited` itself, or a closure,
     // a functools.partial or a TaskGroup's bound method that holds the `future` the task awaits.
-    bool follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future);
-    // The task awaiting the task `task` whose first callback is `cb0`, when a link from it was
-    // checked at this tick; else 0.
-    uint64_t awaiter_checked(uint64_t cb0, uint64_t task) const {
-        const Link& c = links_[(cb0 >> 4) % kLinks];
-        return cb0 != 0 && c.via == cb0 && c.tick == tick_ && (!c.direct || c.future == task) ? c.task : 0;
-    }
-    // The same at any tick, unchecked, with the future it leads to: for a chain of records kept
-    // and checked by awaiting_holds().
-    uint64_t awaiter_kept(uint64_t cb0, uint64_t task, uint64_t& future) const {
-        const Link& c = links_[(cb0 >> 4) % kLinks];
-        future = c.future;
-        return cb0 != 0 && c.via == cb0 && (!c.direct || c.future == task) ? c.task : 0;
-    }
+    Follow follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future, uint64_t& type,
+                           uint64_t& holder);
+    // The task that the first callback `cb0` of the task `task` led to before, and the future it
+    // awaited there; 0 when none is kept, or the callback is another object now. Whether that
+    // task still awaits the future is for awaiting_holds() to say. `none`: it has no callback.
+    uint64_t awaiter_kept(uint64_t cb0, uint64_t task, uint64_t& future, bool& none);
+    // The link's callback is the object it was (read once a tick).
+    bool link_holds(Link& c);
+    // A callback's type and what it holds (see Link); false for a callback of no known shape.
+    bool callback_shape(const uint8_t* head, uint64_t& type, uint64_t& holder, bool& wakeup) const;
     bool wakeup_task(uint64_t callback, uint64_t& task);
     // 3.11-3.13: the first kGroupValues values of an object's attributes (a TaskGroup's).
     bool group_values(uint64_t obj, uint8_t* out);

@@ -605,7 +605,9 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     // at this tick (checked then, or now in the kept records' one read).
     const bool by_callbacks = L.task_awaited_by == 0;
     uint64_t future = 0;
-    uint64_t by = by_callbacks ? tasks_.awaiter_kept(p.cb0, p.task, future) : p.by;
+    bool none = false;
+    uint64_t by = by_callbacks ? tasks_.awaiter_kept(p.cb0, p.task, future, none) : p.by;
+    if (none) return depth;
     if (by != 0) {
         Parents& c = parents_[(by >> 4) % kParents];
         const bool same = c.by == by && (!by_callbacks || (c.chain.n > 0 && c.chain.level[0].future == future));
@@ -615,7 +617,7 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
             tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
             return depth + c.n;
         }
-    } else if (!by_callbacks || L.fut_callback0 == 0 || p.cb0 == 0) {
+    } else if (!by_callbacks || L.fut_callback0 == 0) {
         return depth;
     }
     const uint64_t before = tasks_.parents_named();
@@ -624,7 +626,7 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
                          ? tasks_.name_awaiting_by_callbacks({p.task, 0, p.name, p.coro, 0, 0, p.cb0, p.waiter, p.by}, frames,
                                                              depth, depth - 1, &chain)
                          : tasks_.name_awaiting(p.task, frames, depth, depth - 1, &chain);
-    if (by_callbacks) by = tasks_.awaiter_checked(p.cb0, p.task);
+    if (by_callbacks) by = chain.n > 0 ? chain.level[0].task : 0;
     if (by == 0) return full;
     Parents& c = parents_[(by >> 4) % kParents];
     c.by = by;

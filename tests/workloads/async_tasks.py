@@ -94,10 +94,15 @@ async def by_gather(until):
     await asyncio.gather(*(asyncio.create_task(child_work(until), name=f"gathered-{i}") for i in range(3)))
 
 
-async def by_group(until):
+async def by_group(until, prefix="grouped"):
     async with asyncio.TaskGroup() as group:
         for i in range(3):
-            group.create_task(child_work(until), name=f"grouped-{i}")
+            group.create_task(child_work(until), name=f"{prefix}-{i}")
+
+
+async def by_awaited_group(until):
+    # the group's task awaited directly (its awaiter's wakeup on it, not a gather's callback)
+    await asyncio.create_task(by_group(until, "inner-grouped"), name="group-inner")
 
 
 async def by_await(until):
@@ -121,7 +126,7 @@ async def parents():
     kinds = [("gather-parent", by_gather), ("await-parent", by_await), ("shield-parent", by_shield),
              ("wait-parent", by_wait), ("wait-for-parent", by_wait_for)]
     if hasattr(asyncio, "TaskGroup"):
-        kinds.append(("group-parent", by_group))
+        kinds += [("group-parent", by_group), ("group-outer", by_awaited_group)]
     await asyncio.gather(*(asyncio.create_task(fn(until), name=name) for name, fn in kinds))
 
 
