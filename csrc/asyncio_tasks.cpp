@@ -289,18 +289,17 @@ uint64_t AsyncioTasks::awaiter_kept(uint64_t cb0, uint64_t task, uint64_t& futur
 
 bool AsyncioTasks::link_holds(Link& c) {
     if (c.checked == tick_) return true;
-    uint8_t h[kHeadBytes];
     uint64_t type = 0, holder = 0;
     bool wakeup = false;
-    const size_t n = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self, L.wakeup_task, L.wakeup_tag_off}) + 8;
-    if (n > sizeof h || !reader_.read(c.via, h, n) || !callback_shape(h, type, holder, wakeup) || type != c.type ||
-        holder != c.holder)
-        return false;
+    if (callback_shape(c.via, type, holder, wakeup) != Shape::Known || type != c.type || holder != c.holder) return false;
     c.checked = tick_;
     return true;
 }
 
-bool AsyncioTasks::callback_shape(const uint8_t* h, uint64_t& type, uint64_t& holder, bool& wakeup) const {
+AsyncioTasks::Shape AsyncioTasks::callback_shape(uint64_t via, uint64_t& type, uint64_t& holder, bool& wakeup) {
+    uint8_t h[kHeadBytes];
+    const size_t n = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self, L.wakeup_task, L.wakeup_tag_off}) + 8;
+    if (!plausible(via) || n > sizeof h || !reader_.read(via, h, n)) return Shape::Unread;
     type = load_u64(h + L.ob_type);
     wakeup = type == L.wakeup_type && (L.wakeup_tag_off == 0 || load_u64(h + L.wakeup_tag_off) == L.wakeup_tag);
     if (wakeup)
@@ -312,18 +311,14 @@ bool AsyncioTasks::callback_shape(const uint8_t* h, uint64_t& type, uint64_t& ho
     else if (L.values_kind != 0 && type == L.method_type)
         holder = load_u64(h + L.method_self);
     else
-        return false;
-    return true;
+        return Shape::None;
+    return Shape::Known;
 }
 
 bool AsyncioTasks::wakeup_task(uint64_t callback, uint64_t& task) {
-    uint8_t h[kHeadBytes];
-    const size_t n = std::max({L.ob_type, L.wakeup_task, L.wakeup_tag_off}) + 8;
-    if (!plausible(callback) || n > sizeof h || !reader_.read(callback, h, n)) return false;
-    if (load_u64(h + L.ob_type) != L.wakeup_type) return false;
-    if (L.wakeup_tag_off != 0 && load_u64(h + L.wakeup_tag_off) != L.wakeup_tag) return false;
-    task = load_u64(h + L.wakeup_task);
-    return plausible(task);
+    uint64_t type = 0;
+    bool wakeup = false;
+    return callback_shape(callback, type, task, wakeup) == Shape::Known && wakeup && plausible(task);
 }
 
 bool AsyncioTasks::is_future_type(uint64_t type) {
@@ -336,11 +331,9 @@ bool AsyncioTasks::is_future_type(uint64_t type) {
 
 AsyncioTasks::Follow AsyncioTasks::follow_callback(uint64_t via, uint64_t awaited, uint64_t& task, uint64_t& future,
                                                   uint64_t& type, uint64_t& holder) {
-    uint8_t h[kHeadBytes];
-    const size_t hn = std::max({L.ob_type, L.func_closure, L.partial_args, L.method_self, L.wakeup_task, L.wakeup_tag_off}) + 8;
-    if (hn > sizeof h || !reader_.read(via, h, hn)) return Follow::NotNow;
     bool wakeup = false;
-    if (!callback_shape(h, type, holder, wakeup)) return Follow::Never;
+    const Shape shape = callback_shape(via, type, holder, wakeup);
+    if (shape != Shape::Known) return shape == Shape::Unread ? Follow::NotNow : Follow::Never;
     if (wakeup) {
         if (!plausible(holder)) return Follow::NotNow;
         task = holder;

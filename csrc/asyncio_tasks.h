@@ -119,8 +119,10 @@ private:
     uint64_t awaiter_kept(uint64_t cb0, uint64_t task, uint64_t& future, bool& none);
     // The link's callback is the object it was (read once a tick).
     bool link_holds(Link& c);
-    // A callback's type and what it holds (see Link); false for a callback of no known shape.
-    bool callback_shape(const uint8_t* head, uint64_t& type, uint64_t& holder, bool& wakeup) const;
+    // A callback's type and what it holds (see Link), read in one copy of its head; whether it
+    // is a task's wakeup.
+    enum class Shape { Unread, None, Known };
+    Shape callback_shape(uint64_t via, uint64_t& type, uint64_t& holder, bool& wakeup);
     bool wakeup_task(uint64_t callback, uint64_t& task);
     // 3.11-3.13: the first kGroupValues values of an object's attributes (a TaskGroup's).
     bool group_values(uint64_t obj, uint8_t* out);
