@@ -1,6 +1,7 @@
 #include "cpu_clocks.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "kernel_clock.h"
@@ -8,10 +9,12 @@
 namespace spprof {
 
 CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
-    : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4) {}
+    : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4),
+      cpus_(std::max(1u, std::thread::hardware_concurrency())) {}
 
 void CpuClocks::begin_tick(size_t threads, bool baseline, bool same_list) {
     read_ns_ = 0;
+    reads_now_ = 0;
     skipped_now_ = 0;
     in_place_ = same_list && !baseline && threads == nprev_ && threads > 0;
     if (in_place_) {
@@ -63,6 +66,7 @@ bool CpuClocks::observe(size_t i, uint64_t tstate, uint32_t tid, uint64_t activi
         return true;
     }
     bool ok;
+    if (reads_now_++ == 0) first_read_wall_ns_ = clock_ns(CLOCK_MONOTONIC);
     uint64_t now = thread_cpu_ns(tid, ok);
     if (!ok) {
         if (slot != nullptr) *slot = Entry{};  // no clock at this position now
@@ -94,6 +98,7 @@ void CpuClocks::end_tick() {
             // the thread's own clock brings it in; read before, busy threads would seem to
             // outrun the process and force full reads.
             process_ns_ = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+            const uint64_t wall_ns = clock_ns(CLOCK_MONOTONIC);
             own_ns_ = clock_ns(CLOCK_THREAD_CPUTIME_ID);
             if (skipped_now_ == 0) {
                 unread_ns_ = 0;  // every clock is current: nothing is left unaccounted
@@ -102,7 +107,13 @@ void CpuClocks::end_tick() {
                                      static_cast<int64_t>(own_ns_ - own_prev_) - static_cast<int64_t>(read_since_);
                 unread_ns_ = std::max<int64_t>(0, unread_ns_ + used);
             }
-            read_all_ = unread_ns_ > static_cast<int64_t>(threshold_ns_);
+            // A thread read this tick may have run since, and the process's clock counts that: up
+            // to the time since the first read, per thread read (at most one per CPU). That is
+            // microseconds, unless a busy machine held the sampler up between its reads; the
+            // excess is carried, and if it was CPU unread the next tick sees it still.
+            const uint64_t since_reads = reads_now_ == 0 || wall_ns < first_read_wall_ns_ ? 0 : wall_ns - first_read_wall_ns_;
+            const uint64_t slack = since_reads * std::min(reads_now_, cpus_);
+            read_all_ = unread_ns_ > static_cast<int64_t>(threshold_ns_ + slack);
             process_prev_ = process_ns_;
             own_prev_ = own_ns_;
             read_since_ = 0;

@@ -18,7 +18,8 @@ namespace spprof {
 // last kIdleTicks reads, the thread's frame pointers are as at the previous tick, and it does not
 // hold the GIL. Its CPU is not lost: the process's CPU clock, less the clocks that were read and
 // the sampler's own, is what the unread threads (and any thread Python does not know) used, and
-// once that passes a quarter of an interval every clock is read at the next tick. With 256
+// once that passes a quarter of an interval (more when the sampler was held up between its reads
+// of the clocks, see end_tick()) every clock is read at the next tick. With 256
 // threads or more the process's clock is read every few ticks (up to 8), not at every tick.
 class CpuClocks {
 public:
@@ -67,12 +68,15 @@ private:
     bool in_place_ = false;  // this tick's entries are prev_'s, updated where they are
     size_t nprev_ = 0, ncur_ = 0;
     const uint64_t threshold_ns_;
+    const size_t cpus_;
     bool gating_ = false, gate_ = false, read_all_ = false, have_base_ = false;
     uint64_t process_ns_ = 0, own_ns_ = 0, process_prev_ = 0, own_prev_ = 0;
     uint64_t read_ns_ = 0;      // CPU of the clocks read this tick
     uint64_t read_since_ = 0;   // ... and since the process's clock was last read
     size_t ticks_since_ = 0;    // ticks since then
     size_t skipped_now_ = 0;
+    size_t reads_now_ = 0;             // clocks read this tick, the first at first_read_wall_ns_
+    uint64_t first_read_wall_ns_ = 0;
     int64_t unread_ns_ = 0;     // CPU the process used that no read clock accounts for
     std::atomic<uint64_t> skipped_total_{0}, full_reads_{0};
 };
