@@ -11,5 +11,7 @@ def test_late_threads_of_a_churning_service_are_identified():
     assert r["late_threads_sampled"] == 8, r
     assert r["native_ids_not_stored"] == 0, r
     # A thread is unidentified at a tick between its start and the moment it records its
-    # native id: a handful per wave, not a wave's threads at every tick.
-    assert r["unidentified_threads"] <= 0.05 * r["threads"], r
+    # native id, and Thread.start() returns after that moment: at most one thread of a wave (two
+    # of the late ones) at a tick, however slow a busy machine makes the starts; never a wave's
+    # threads at every tick.
+    assert r["unidentified_threads"] <= 2 * r["ticks"], r

@@ -148,12 +148,16 @@ def test_a_thread_woken_into_a_new_stack_shows_it_at_the_next_tick():
     samples = sorted((s for s in profile.samples if s.thread_name == "hopper"), key=lambda s: s.timestamp_ns)
     for k in range(HOPS):
         # from the tick after it got there until it was woken again, it is seen where it waits;
-        # at a tick that read it just after the wake, it may be in the next station already
+        # at a tick that read it just after the wake, it may be in the next station already. A
+        # sample's time is when its walk ended: one walk that began as it ran to this station,
+        # a busy machine holding the sampler up, may show where it came from.
         here = [station(s) for s in samples if marks[k] <= s.timestamp_ns < sets[k]]
-        allowed = {STATIONS[k % 4].__name__, STATIONS[(k + 1) % 4].__name__}
-        assert here and set(here) <= allowed, (k, here)
-        assert here[0] == STATIONS[k % 4].__name__, (k, here)
-        assert here.count(STATIONS[k % 4].__name__) >= len(here) - 1, (k, here)
+        came_from, it, goes_to = (STATIONS[(k + d) % 4].__name__ for d in (-1, 0, 1))
+        if k > 0 and here[:1] == [came_from]:
+            here = here[1:]
+        assert here and set(here) <= {it, goes_to}, (k, here)
+        assert here[0] == it, (k, here)
+        assert here.count(it) >= len(here) - 1, (k, here)
 
 
 def test_wall_totals_match_each_threads_lifetime_when_ticks_come_late():
