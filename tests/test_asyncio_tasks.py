@@ -104,9 +104,11 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode():
         share = total / 1e9 / out["duration"]
         really = out["awaited"][name] / out["duration"]
         assert abs(share - really) <= 0.05, (name, share, really, counters)
-    # It computes, suspended only for the moments of its sleep(0): a tick may land in one.
-    computer = sum(w for c, w in waiting.items() if c.split(">")[0] == "computer")
-    assert computer <= 0.02 * out["duration"] * 1e9, waiting
+    # It computes, suspended only for the moments of its sleep(0): a tick may land in one. On a
+    # busy machine those moments can be long (its own clock around the await says how long), and
+    # a late tick's weight goes to what it finds, so this bound is one-sided.
+    computer = sum(w for c, w in waiting.items() if c.split(">")[0] == "computer") / 1e9
+    assert computer <= out["awaited"]["computer"] + 0.02 * out["duration"], (out["awaited"], waiting)
     assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
 
 

@@ -32,7 +32,7 @@ OUTPUT = sys.argv[5] if len(sys.argv) > 5 else None
 made_names = set()
 made_ids = set()  # (name, id()) of each task the workload noted
 names_lock = threading.Lock()
-awaited = {}  # waits: each waiter's seconds spent awaiting
+awaited = {}  # each waiter's seconds spent awaiting, and each computing task's in its sleep(0)
 await_lines = {}  # waits: the line of each waiter's await
 
 
@@ -49,9 +49,12 @@ async def b_mid():
 
 async def a_top(until):
     loop = asyncio.get_running_loop()
+    name = asyncio.current_task().get_name()
     while loop.time() < until:
         await b_mid()
+        start = time.monotonic()
         await asyncio.sleep(0)
+        awaited[name] = awaited.get(name, 0) + time.monotonic() - start
 
 
 async def waiter_sleep():
