@@ -382,17 +382,25 @@ AsyncioTasks::Follow AsyncioTasks::follow_callback(uint64_t via, uint64_t awaite
 
 bool AsyncioTasks::group_values(uint64_t obj, uint8_t* out) {
     if (!plausible(obj)) return false;
-    uint64_t array = obj + static_cast<int64_t>(L.values_at);
-    if (L.values_kind != 3) {
-        uint64_t word = 0;
-        if (!reader_.read(array, &word, sizeof word)) return false;
-        if (L.values_kind == 2) {
-            if ((word & 1) == 0) return false;  // a dict of its own instead: not read
-            ++word;
-        }
-        array = word;
+    constexpr size_t kValuesBytes = 8 * kGroupValues;
+    if (L.values_kind == 3) {
+        // one read from the `valid` byte on: values a dict of the object's own replaced are stale
+        uint8_t buf[8 + kValuesBytes];
+        const int32_t lead = L.values_at - L.values_valid_at;
+        if (lead <= 0 || lead > 8 ||
+            !reader_.read(obj + static_cast<int64_t>(L.values_valid_at), buf, static_cast<size_t>(lead) + kValuesBytes) ||
+            buf[0] == 0)
+            return false;
+        std::memcpy(out, buf + lead, kValuesBytes);
+        return true;
     }
-    return plausible(array) && reader_.read(array, out, 8 * kGroupValues);
+    uint64_t array = 0;
+    if (!reader_.read(obj + static_cast<int64_t>(L.values_at), &array, sizeof array)) return false;
+    if (L.values_kind == 2) {
+        if ((array & 1) == 0) return false;  // a dict of its own instead: not read
+        ++array;
+    }
+    return plausible(array) && reader_.read(array, out, kValuesBytes);
 }
 
 bool AsyncioTasks::waits_on(uint64_t fut, uint64_t& task) {

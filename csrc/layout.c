@@ -367,7 +367,7 @@ static struct {
     uint32_t fut_callback0, fut_callbacks, task_fut_waiter, wakeup_task, wakeup_tag_off;  /* 3.9-3.13 */
     uint64_t future_type, wakeup_type, wakeup_tag, partial_type;
     uint32_t partial_args;
-    int32_t values_at;  /* 3.11-3.13 */
+    int32_t values_at, values_valid_at;  /* 3.11-3.13; the `valid` byte 3.13 */
     int values_kind;
 } tasks_found;
 
@@ -515,6 +515,7 @@ static void calibrate_group_values(PyObject *globals)
         tasks_found.values_kind = kind;
 #if PY_VERSION_HEX >= 0x030D0000
         tasks_found.values_at = (int32_t)((char *)values - (char *)group);
+        tasks_found.values_valid_at = (int32_t)((char *)&_PyObject_InlineValues(group)->valid - (char *)group);
 #elif PY_VERSION_HEX >= 0x030C0000
         tasks_found.values_at = (int32_t)((char *)_PyObject_DictOrValuesPointer(group) - (char *)group);
 #else
@@ -806,6 +807,7 @@ static void fill_tasks(struct spprof_layout *l)
             l->method_type = (uint64_t)(uintptr_t)&PyMethod_Type;
             l->method_self = OFF(PyMethodObject, im_self);
             l->values_at = tasks_found.values_at;
+            l->values_valid_at = tasks_found.values_valid_at;
             l->values_kind = tasks_found.values_kind;
         }
         if (l->fut_callback0 > last) last = l->fut_callback0;

@@ -134,10 +134,11 @@ struct spprof_layout {
     /* 3.11-3.13: a TaskGroup's task has the group's bound method, and the group's attribute
      * values (the future its task awaits among the first 16) are an array at `values_at` from the
      * object: 3.11 a pointer to it, 3.12 that pointer tagged (low bit set, less one), 3.13 the
-     * array itself */
+     * array itself, whose `valid` byte at `values_valid_at` is cleared once they are not the
+     * object's attributes any more */
     uint64_t method_type;
     uint32_t method_self;
-    int32_t values_at;
+    int32_t values_at, values_valid_at;
     int values_kind;            /* 0: not followed; 1: pointer; 2: tagged pointer; 3: inline */
     /* 3.9-3.13, where suspended tasks wait (task_sets.cpp); 0 elsewhere */
     uint64_t scheduled_tasks;   /* the plain set of weak references inside _asyncio._scheduled_tasks

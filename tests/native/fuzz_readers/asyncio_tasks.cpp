@@ -53,8 +53,10 @@ void link_by_callbacks(Rng& rng, uint8_t* img, uint64_t base, uint64_t task, uin
         store_u64(img + kMethod + L.ob_type, L.method_type);
         store_u64(img + kMethod + L.method_self, base + kGroup);
         uint8_t* values = img + kValues;
-        if (L.values_kind == 3) values = img + kGroup + L.values_at;
-        else store_u64(img + kGroup + L.values_at, L.values_kind == 2 ? base + kValues - 1 : base + kValues);
+        if (L.values_kind == 3) {
+            values = img + kGroup + L.values_at;
+            img[kGroup + L.values_valid_at] = 1;
+        } else store_u64(img + kGroup + L.values_at, L.values_kind == 2 ? base + kValues - 1 : base + kValues);
         const size_t which = rng.below(10);
         for (size_t j = 0; j < 10; ++j)
             store_u64(values + 8 * j, j == which ? base + kFut : rng.chance(50) ? 0 : base + kOther);
