@@ -1,5 +1,7 @@
 #include "cpu_clocks.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -8,9 +10,17 @@
 
 namespace spprof {
 
+// The CPUs this process may run on (its affinity, as a container's cpuset sets it), not all
+// the machine's.
+static size_t usable_cpus() {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<size_t>(CPU_COUNT(&set));
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
 CpuClocks::CpuClocks(size_t initial_threads, uint64_t interval_ns)
     : prev_(initial_threads), cur_(initial_threads), order_(initial_threads), threshold_ns_(interval_ns / 4),
-      cpus_(std::max(1u, std::thread::hardware_concurrency())) {}
+      cpus_(usable_cpus()) {}
 
 void CpuClocks::begin_tick(size_t threads, bool baseline, bool same_list) {
     read_ns_ = 0;
@@ -108,11 +118,12 @@ void CpuClocks::end_tick() {
                 unread_ns_ = std::max<int64_t>(0, unread_ns_ + used);
             }
             // A thread read this tick may have run since, and the process's clock counts that: up
-            // to the time since the first read, per thread read (at most one per CPU). That is
-            // microseconds, unless a busy machine held the sampler up between its reads; the
-            // excess is carried, and if it was CPU unread the next tick sees it still.
+            // to the time since the first read (the tick's visits), per thread read, at most one
+            // per CPU, and never more than an interval. That is microseconds, unless a busy
+            // machine held the sampler up; the excess is carried, and if it was CPU unread the
+            // next tick sees it still.
             const uint64_t since_reads = reads_now_ == 0 || wall_ns < first_read_wall_ns_ ? 0 : wall_ns - first_read_wall_ns_;
-            const uint64_t slack = since_reads * std::min(reads_now_, cpus_);
+            const uint64_t slack = std::min(since_reads * std::min(reads_now_, cpus_), 4 * threshold_ns_);
             read_all_ = unread_ns_ > static_cast<int64_t>(threshold_ns_ + slack);
             process_prev_ = process_ns_;
             own_prev_ = own_ns_;
