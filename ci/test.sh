@@ -75,14 +75,16 @@ report() {  # KEY [alone|rerun]: its log, and its summary line counted
     p=$(grep -oE '[0-9]+ passed' <<<"$out" | grep -oE '[0-9]+' || echo 0)
     f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$out" | awk '{s += $1} END {print s + 0}')
     if [ -z "${2:-}" ] && [ $split = 1 ]; then
-        mapfile -t ids < <(grep -oE '^FAILED [^ ]+' "$logs/$key.log" | cut -d' ' -f2)
+        # "FAILED <node id> - <message>": a node id may hold spaces (parametrized ids)
+        mapfile -t ids < <(sed -n 's/^FAILED //p' "$logs/$key.log" | sed 's/ - .*$//')
         if [ ${#ids[@]} -gt 0 ] && [ ${#ids[@]} -le $max_reruns ] && [ ${#ids[@]} -eq "$f" ]; then
-            rerun[$key]="${ids[*]}"
+            rerun[$key]=$(printf '%s\n' "${ids[@]}")
             f=0
         fi
     fi
     passed=$((passed + p)); failed=$((failed + f))
-    [ "$p" -gt 0 ] || [ "${2:-}" = alone ] || failed=$((failed + 1))
+    # no test passed: a suite that ran nothing, or a rerun that collected nothing
+    [ "$p" -gt 0 ] || [ "${2:-}" = alone ] || { [ "${2:-}" = rerun ] && [ "$f" -gt 0 ]; } || failed=$((failed + 1))
     outcome[$key]=$out
 }
 
@@ -107,10 +109,10 @@ if [ $split = 1 ]; then
         pytest_in "$v" "$v-alone" "${alone[@]}"
         report "$v-alone" alone
         if [ -n "${rerun[$v]:-}" ]; then
-            read -ra again <<<"${rerun[$v]}"
+            mapfile -t again <<<"${rerun[$v]}"
             pytest_in "$v" "$v-rerun" "${again[@]}"
             report "$v-rerun" rerun
-            outcome[$v-rerun]="${rerun[$v]} -> ${outcome[$v-rerun]}"
+            outcome[$v-rerun]="${rerun[$v]//$'\n'/, } -> ${outcome[$v-rerun]}"
         fi
     done
 fi
