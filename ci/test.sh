@@ -16,6 +16,7 @@ passed=0 failed=0 results=()
 
 source ci/interpreters.sh
 source ci/test_tools.sh
+source ci/dist_wheel.sh
 
 jobs=${SPPROF_JOBS:-$(nproc)}
 logs=$(mktemp -d)
@@ -23,8 +24,8 @@ trap 'rm -rf "$logs"' EXIT
 pytest_args=("$@")
 declare -A outcome=()
 
-build() {  # V: a venv of Python V with spprof installed from the checkout, the way a user does
-    local v=$1 py venv=$cache/venv-$1
+build() {  # V: a venv of Python V with spprof installed from dist/'s wheel, as a user installs it
+    local v=$1 py venv=$cache/venv-$1 whl
     py=$(interpreter "$v") || py=""
     if [ -z "$py" ] || [ ! -x "$py" ]; then
         echo "[test] Python $v: no interpreter found" >&2; outcome[$v]="no interpreter"; return 1
@@ -35,8 +36,10 @@ build() {  # V: a venv of Python V with spprof installed from the checkout, the 
     # greenlets for the frame walk and uvloop for asyncio tasks; where a version has no build of
     # one, its tests are skipped.
     test_tools "$venv" "[test] Python $v: " pyroscope-io gunicorn greenlet uvloop
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps . >/dev/null ||
-        { outcome[$v]="build failed"; return 1; }
+    whl=$(dist_wheel "$v")
+    [ -n "$whl" ] || { outcome[$v]="wheel build failed"; return 1; }
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$whl" >/dev/null ||
+        { outcome[$v]="install failed"; return 1; }
 }
 
 # The tests that measure shares against a thread's own clocks run alone, after the rest: beside
@@ -88,7 +91,11 @@ report() {  # KEY [alone|rerun]: its log, and its summary line counted
     outcome[$key]=$out
 }
 
-# Builds one at a time (each compiles on every CPU), then the suites $jobs at a time.
+# The wheels first, one at a time (each compiles on every CPU): the suites test the wheels that
+# ship, and ci/wheels.sh checks them last without building them again. Then the suites $jobs at
+# a time.
+echo "[test] building the wheels (ci/wheels.sh build)" >&2
+SPPROF_VERSIONS="$versions" bash ci/wheels.sh build || echo "[test] some wheels failed to build" >&2
 built=()
 for v in $versions; do
     if build "$v"; then built+=("$v"); else failed=$((failed + 1)); fi
@@ -130,8 +137,8 @@ extra() {
 }
 if [ "${SPPROF_EXTRAS:-1}" != 0 ]; then
     extra "restricted environment (ci/restricted.sh)" bash ci/restricted.sh
-    extra "wheels for every version, installed with no headers and profiling the demo (ci/wheels.sh)" \
-        env SPPROF_VERSIONS="$versions" bash ci/wheels.sh
+    extra "wheels for every version, installed with no headers and profiling the demo (ci/wheels.sh check)" \
+        env SPPROF_VERSIONS="$versions" bash ci/wheels.sh check
     extra "micro-benchmarks, each run once (bench/test_micro.py)" \
         .venv/bin/pytest -p no:cacheprovider -q bench/test_micro.py --benchmark-disable
     extra "soak, 60 s (bench/soak.py)" .venv/bin/python bench/soak.py --seconds 60 --memory-limit-mb 2
