@@ -97,14 +97,18 @@ def test_four_threads_share_by_work():
     # A slow spell of this VM (steal time) can still make one thread's units dearer than
     # another's, and then the kernel's own clocks are off the work split: that run says nothing
     # of spprof, so it is run again, up to 6 times (3.14 in CI once measured 9/23/24/43 % with
-    # spprof within 0.05 points of those clocks; 3.9 later gave 9/17/26/48 three times running).
+    # spprof within 0.05 points of those clocks; 3.9 later gave 9/17/26/48 three times running,
+    # and 3.11 9/18/36/37 six times running). When no run's clocks followed the work, those
+    # clocks are all the truth there is, and spprof is held to them alone.
     for _ in range(6):
         got, truth = profile_four_workers(take_turns=True)
-        if all(abs(truth[f"w{k}"] - 10 * k) <= 3 for k in (1, 2, 3, 4)):
+        clocks_follow_work = all(abs(truth[f"w{k}"] - 10 * k) <= 3 for k in (1, 2, 3, 4))
+        if clocks_follow_work:
             break
     for k in (1, 2, 3, 4):
-        assert abs(got[f"w{k}"] - 10 * k) <= 5, (got, truth)
         assert abs(got[f"w{k}"] - truth[f"w{k}"]) <= 3, (got, truth)
+        if clocks_follow_work:
+            assert abs(got[f"w{k}"] - 10 * k) <= 5, (got, truth)
 
 
 def test_four_concurrent_threads_match_the_kernels_cpu_times():
