@@ -165,8 +165,14 @@ def test_wall_totals_match_each_threads_lifetime_when_ticks_come_late():
     # some are skipped, and each thread's total must still be its lifetime: at least what the
     # thread measured of its own run, at most the span from its start() to its join(), 5 % either
     # side (a starved process takes tens of ms to run a new thread's first line or to join it).
+    # Beyond that, each end of a life is known only to the tick: its first sample is worth the
+    # time since the tick before it started, and the time after its last sample is not in the
+    # profile. So a thread may gain the gap between the ticks around its start and lose the gap
+    # around its end (beside another suite, once 0.35 s on a 1.6 s life).
     proc, out = run_workload("wall_lifetimes")
     assert proc.returncode == 0 and out is not None, proc.stderr[-3000:]
     assert out["missed_ticks"] > 0 or out["max_gap_ms"] >= 1.5 * out["interval_ms"], out  # the ticks were late
     for name, t in out["threads"].items():
-        assert 0.95 * t["lifetime_s"] <= t["weight_s"] <= 1.05 * t["span_s"], (name, t, out["missed_ticks"])
+        low = 0.95 * t["lifetime_s"] - t["end_gap_s"]
+        high = 1.05 * t["span_s"] + t["start_gap_s"]
+        assert low <= t["weight_s"] <= high, (name, t, out["missed_ticks"])
