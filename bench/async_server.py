@@ -20,7 +20,8 @@ Writes bench/results/async_server.json. It asserts nothing.
 compares spprof builds or interpreters instead (each PY an interpreter with spprof installed, for
 example two venvs holding two commits): the same server under spprof's cpu and wall modes in
 each, the runs alternated, and prints spprof's sampler CPU per tick and its threads' share of the
-process's CPU, median (each run), and wall mode's extra cost over cpu mode in the same interpreter.
+process's CPU, median (each run), wall mode's extra cost over cpu mode in the same interpreter, and
+the sampler's reads of the process's memory a tick (median).
 """
 import argparse
 import json
@@ -105,7 +106,7 @@ def workload(seconds, profiler, out):
         p = spprof.stop()
         p.save(out, format="speedscope")
         with open(out + ".stats.json", "w") as f:
-            json.dump({"ticks": s["ticks"], "sampler_cpu_ns": s["sampler_cpu_ns"],
+            json.dump({"ticks": s["ticks"], "reads": s["reads"], "sampler_cpu_ns": s["sampler_cpu_ns"],
                        "collector_cpu_ns": s["collector_cpu_ns"], "process_cpu_ns": s["process_cpu_ns"],
                        "tasks_named": p.counters.get("tasks_named", 0), "tasks_off": s["tasks_off"]}, f)
 
@@ -148,21 +149,22 @@ def compare_builds(pythons, rounds, seconds):
                                check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120 + 10 * seconds)
                 with open(out + ".stats.json") as f:
                     s = json.load(f)
-                got[(py, mode)].append((sampler_us_per_tick(s), own_share_pct(s)))
+                got[(py, mode)].append((sampler_us_per_tick(s), own_share_pct(s), s["reads"] / max(s["ticks"], 1)))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         print(f"  round {r + 1} of {rounds} done", file=sys.stderr, flush=True)
     print(f"\n{rounds} alternated runs each, {seconds:g} s, spprof at 10 ms; median (each run):\n")
-    print("| interpreter | mode | sampler CPU per tick | spprof's threads / process CPU | wall's extra per tick |")
-    print("|---|---|---|---|---|")
+    print("| interpreter | mode | sampler CPU per tick | spprof's threads / process CPU | wall's extra per tick | reads a tick |")
+    print("|---|---|---|---|---|---|")
     for py in pythons:
-        cpu = statistics.median(t for t, _ in got[(py, "spprof-cpu")])
+        cpu = statistics.median(t for t, _, _ in got[(py, "spprof-cpu")])
         for mode in ("spprof-cpu", "spprof-wall"):
-            ticks = [t for t, _ in got[(py, mode)]]
+            ticks = [t for t, _, _ in got[(py, mode)]]
             tick = statistics.median(ticks)
-            share = statistics.median(x for _, x in got[(py, mode)])
+            share = statistics.median(x for _, x, _ in got[(py, mode)])
+            reads = statistics.median(r for _, _, r in got[(py, mode)])
             extra = f"{tick - cpu:.1f} µs" if mode == "spprof-wall" else ""
-            print(f"| {py} | {mode.split('-')[1]} | {tick:.1f} µs ({', '.join(f'{t:.0f}' for t in ticks)}) | {share:.2f} % | {extra} |")
+            print(f"| {py} | {mode.split('-')[1]} | {tick:.1f} µs ({', '.join(f'{t:.0f}' for t in ticks)}) | {share:.2f} % | {extra} | {reads:.1f} |")
 
 
 def main():
