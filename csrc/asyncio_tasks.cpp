@@ -236,9 +236,7 @@ int AsyncioTasks::name_awaiters(const Running& task, FrameRecord* frames, int de
     if (none) return depth;
     // 3.9-3.13: what the task's first callback led to before, taken when the records kept are
     // of the same future awaited (which their check reads again); 3.14: its own link, as copied.
-    Kept* k = by != 0 ? &kept_[(by >> 4) % kKept] : nullptr;
-    if (k != nullptr && k->by == by && k->n > 0 && (!by_callbacks || k->chain.level[0].future == future) &&
-        awaiting_holds(k->chain)) {
+    if (const KeptAwaiters* k = kept_awaiters(by, future)) {
         std::copy_backward(frames + head + 1, frames + depth, frames + depth + k->n);
         std::copy(k->cells, k->cells + k->n, frames + head + 1);
         parents_named_.fetch_add(k->levels, std::memory_order_relaxed);
@@ -249,15 +247,32 @@ int AsyncioTasks::name_awaiters(const Running& task, FrameRecord* frames, int de
     const uint64_t before = parents_named();
     const int full = by_callbacks ? name_awaiting_by_callbacks(task, frames, depth, head, &chain)
                                   : name_awaiting(task.task, frames, depth, head, &chain);
-    if (chain.whole && chain.n > 0) {
-        Kept& keep = kept_[(chain.level[0].task >> 4) % kKept];
-        keep.by = chain.level[0].task;
-        keep.n = full - depth;
-        keep.levels = parents_named() - before;
-        keep.chain = chain;
-        std::copy(frames + head + 1, frames + head + 1 + keep.n, keep.cells);  // the callers stay
-    }
+    keep_awaiters(by_callbacks ? (chain.n > 0 ? chain.level[0].task : 0) : by, chain, frames + head + 1, full - depth,
+                  parents_named() - before);  // the callers stay
     return full;
+}
+
+const AsyncioTasks::KeptAwaiters* AsyncioTasks::kept_awaiters(uint64_t by, uint64_t future) {
+    if (by == 0) return nullptr;
+    KeptAwaiters& k = kept_[(by >> 4) % kKept];
+    if (k.by != by || (L.task_awaited_by == 0 && (k.chain.n == 0 || k.chain.level[0].future != future)))
+        return nullptr;
+    if (k.tick != tick_ && !(k.whole && awaiting_holds(k.chain))) return nullptr;
+    k.tick = tick_;
+    return &k;
+}
+
+void AsyncioTasks::keep_awaiters(uint64_t by, const AwaitChain& chain, const FrameRecord* cells, int n,
+                                 uint64_t levels) {
+    if (by == 0) return;
+    KeptAwaiters& k = kept_[(by >> 4) % kKept];
+    k.by = by;
+    k.tick = tick_;
+    k.chain = chain;
+    k.whole = chain.whole && chain.n > 0 && chain.level[0].task == by;
+    k.n = n;
+    k.levels = levels;
+    std::copy(cells, cells + n, k.cells);
 }
 
 AsyncioTasks::Follow AsyncioTasks::awaiter_of(const Running& awaited, Running& out, uint64_t& future) {

@@ -79,10 +79,18 @@ private:
     // cb0, waiter: 3.9-3.13, the task's first done-callback and the future it awaits;
     // by: 3.14, the task (or set of tasks) awaiting it
     struct Running { uint64_t task, frame, name, coro, entry, type, cb0, waiter, by; };
-    // The records of the tasks awaiting a running task, kept for its next samples (and for the
-    // other tasks the same task awaits), used after awaiting_holds() says they still hold.
-    struct Kept { uint64_t by = 0; int n = 0; uint64_t levels = 0; AwaitChain chain; FrameRecord cells[kTaskCells]; };
+    // The records of the tasks awaiting a task (running or suspended), by the first of them, for
+    // every task that one awaits (a gather's, a TaskGroup's children): used again at the tick
+    // they were made, and at later ticks once awaiting_holds() says they still hold (`whole`).
+    // levels: the awaiting tasks named in them.
+    struct KeptAwaiters { uint64_t by = 0, tick = 0; int n = 0; uint64_t levels = 0; bool whole = false;
+                          AwaitChain chain; FrameRecord cells[kTaskCells]; };
     static constexpr size_t kKept = 8;
+    // The records kept of the tasks awaiting one, the first of them `by` (3.9-3.13: awaiting
+    // `future`), when they still hold; nullptr when none are.
+    const KeptAwaiters* kept_awaiters(uint64_t by, uint64_t future);
+    // Keeps the `n` cells of the records `chain` made, the first awaiting task `by`.
+    void keep_awaiters(uint64_t by, const AwaitChain& chain, const FrameRecord* cells, int n, uint64_t levels);
     // 3.9-3.13: that the callback `via` of a task leads to `future`, which `task` awaits; kept
     // for the next samples, which check the last link again in the awaiter's own copy
     // type, holder: what the callback at `via` was (its type, and its closure, args, self or task):
@@ -144,7 +152,7 @@ private:
     std::vector<uint8_t> buf_;
     std::vector<uint8_t> held_;     // awaiting_holds(): each level's task, then its name's start
     Link links_[kLinks] = {};
-    Kept kept_[kKept];
+    KeptAwaiters kept_[kKept];
     uint64_t tick_ = 0;
     std::atomic<uint64_t> named_{0}, rejected_{0}, parents_named_{0};
 };

@@ -14,7 +14,6 @@ constexpr uint32_t kStackWindow = 256;
 constexpr size_t kCursors = kChainSlots;
 constexpr size_t kMaxIov = 960;     // ranges per batched read, under the kernel's IOV_MAX
 constexpr size_t kResolved = 16;    // chains resolved per tick that are kept, direct-mapped
-constexpr size_t kParents = 8;      // awaiting tasks' records kept per tick, direct-mapped
 constexpr size_t kForecasts = 8;    // 3.14: threads whose last pass's nodes are kept, direct-mapped
 constexpr uint32_t kForecastNodes = 4096;  // of each pass: the nodes after are read one by one
 }  // namespace
@@ -32,7 +31,7 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
       tasks_copy_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)), windows_(kTaskBatch * window_),
       frame_windows_(kTaskBatch * frame_window_),
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
-      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), names_again_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved), parents_(kParents),
+      names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), names_again_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved),
       re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain),
       forecasts_(L.task_node != 0 ? kForecasts : 0), ahead_copies_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)) {
     for (Forecast& f : forecasts_) f.nodes.resize(kForecastNodes);
@@ -608,18 +607,12 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
     bool none = false;
     uint64_t by = by_callbacks ? tasks_.awaiter_kept(p.cb0, p.task, future, none) : p.by;
     if (none) return depth;
-    if (by != 0) {
-        Parents& c = parents_[(by >> 4) % kParents];
-        const bool same = c.by == by && (!by_callbacks || (c.chain.n > 0 && c.chain.level[0].future == future));
-        if (same && (c.tick == tick_ || (c.kept && tasks_.awaiting_holds(c.chain)))) {
-            c.tick = tick_;
-            std::copy(c.cells, c.cells + c.n, frames + depth);
-            tasks_.parents_named_.fetch_add(c.levels, std::memory_order_relaxed);
-            return depth + c.n;
-        }
-    } else if (!by_callbacks || L.fut_callback0 == 0) {
-        return depth;
+    if (const AsyncioTasks::KeptAwaiters* k = tasks_.kept_awaiters(by, future)) {
+        std::copy(k->cells, k->cells + k->n, frames + depth);
+        tasks_.parents_named_.fetch_add(k->levels, std::memory_order_relaxed);
+        return depth + k->n;
     }
+    if (by == 0 && (!by_callbacks || L.fut_callback0 == 0)) return depth;
     const uint64_t before = tasks_.parents_named();
     AwaitChain chain;
     const int full = by_callbacks
@@ -627,15 +620,7 @@ int WaitingTasks::sample(size_t b, FrameRecord* frames) {
                                                              depth, depth - 1, &chain)
                          : tasks_.name_awaiting(p.task, frames, depth, depth - 1, &chain);
     if (by_callbacks) by = chain.n > 0 ? chain.level[0].task : 0;
-    if (by == 0) return full;
-    Parents& c = parents_[(by >> 4) % kParents];
-    c.by = by;
-    c.tick = tick_;
-    c.chain = chain;
-    c.kept = chain.whole && chain.n > 0 && chain.level[0].task == by;
-    c.n = full - depth;
-    c.levels = tasks_.parents_named() - before;
-    std::copy(frames + depth, frames + full, c.cells);
+    tasks_.keep_awaiters(by, chain, frames + depth, full - depth, tasks_.parents_named() - before);
     return full;
 }
 

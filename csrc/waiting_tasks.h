@@ -57,12 +57,12 @@ public:
     WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks, FrameCapture& capture,
                  int max_depth);
     bool enabled() const { return tasks_.enabled() && (L.task_node != 0 || sets_.enabled()); }
+    // After the AsyncioTasks' begin_tick(), whose tick the awaiters' records kept are checked at.
     // `threads`: the tick's thread list's length (its buffer grows here, between samples).
     void begin_tick(size_t threads) {
         budget_ = kTasksPerTick;
         for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
         for (Resumes& r : resumes_) r.instr = 0;
-        ++tick_;  // an awaiting task's records are checked again (parents_)
         if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
     }
     // Starts on the tasks of the thread at `ts_addr`, position `i` of the tick's list, at the tick
@@ -103,10 +103,6 @@ private:
     // objects share their frames but for the frames' addresses.
     struct Resolved { uint64_t key = 0; int n = 0; uint64_t code[kCachedChain], instr[kCachedChain];
                       FrameRecord records[kCachedChain]; };
-    // The records of the tasks awaiting one (name_awaiting's), for the tasks it awaits too: at
-    // later ticks too, once one read shows they still hold.
-    struct Parents { uint64_t by = 0, tick = 0; int n = 0; uint64_t levels = 0; bool kept = false;
-                     AwaitChain chain; FrameRecord cells[kTaskCells]; };
     void end_pass(uint64_t t_ns);
     bool leave_for_next_tick(Cursor& c, uint64_t node);
     bool fill_batch();
@@ -169,7 +165,6 @@ private:
     static constexpr size_t kResumes = 32;
     struct Resumes { uint64_t instr = 0; bool awaits = false; };
     Resumes resumes_[kResumes];
-    std::vector<Parents> parents_;
     std::vector<uint8_t> re_states_;
     std::vector<uint64_t> re_words_;
     std::vector<Walked> walked_;
@@ -184,7 +179,6 @@ private:
     size_t ahead_n_ = 0;
     size_t batch_n_ = 0, emit_ = 0;
     int budget_ = kTasksPerTick;
-    uint64_t tick_ = 0;
     // the thread under way
     Cursor* cur_ = nullptr;
     uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;

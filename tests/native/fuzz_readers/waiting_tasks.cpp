@@ -587,6 +587,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
             }
             const uint64_t t_ns = harness::now_ns(), weight = 1 + rng.below(100000000);
             const bool other_thread = !unmutated && rng.chance(15);
+            rd.tasks->begin_tick();  // as the sampler's tick: the awaiters' records kept are checked again
             rd.waiting->begin_tick(other_thread ? 2 : 1);
             int in_tick = 0;
             for (int thread = 0; thread < (other_thread ? 2 : 1); ++thread) {
