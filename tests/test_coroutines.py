@@ -18,8 +18,11 @@ def run(kind, interval_ms, mode):
 
 def disturbed(out):
     # The machine's own clocks say the run was starved: the thread, which never sleeps, got well
-    # under the CPU it asked for.
-    return out["cpu_s"] < 0.8 * out["wall_s"]
+    # under the CPU it asked for; or the sampler was, and skipped ticks: a late tick carries the
+    # CPU of several intervals to the one stack it finds, and a few such lumps swing a share by
+    # points (the mean stays right, the spread does not).
+    c = out["counters"]
+    return out["cpu_s"] < 0.8 * out["wall_s"] or c["missed_ticks"] > 0.05 * max(c["ticks"], 1)
 
 
 def accuracy_run(kind, interval_ms, mode, check):
@@ -58,15 +61,6 @@ def test_generator_and_coroutine_time_is_all_in_the_profile(kind, interval_ms, m
             # event loop end at the frame that resumed the generator or task: its C-stack record,
             # made at the same address at every step, is read as its next activation has it.
             pytest.xfail(f"leaf_work {leaf:.1f} % against {truth:.1f} % on 3.11: walks from the resuming record")
-        if sys.version_info < (3, 13) and kind == "tasks" and leaf < truth - 5:
-            # Known, issue 13 open: before 3.13 the tasks' work comes out under its share: at 10
-            # ms in cpu mode 3.12 by 0.6 to 4.9 points alone (six runs, 2026-12-02) and by 6.2 and
-            # 7.2 in CI, 3.10 by 5.3 and 3.11 by 7.5 beside another suite; in wall mode 3.12 by
-            # 6.2 alone in CI. At 1 ms too, on the slower machine of the afternoon of 2026-12-02:
-            # 3.12 cpu by 2.0 to 3.4 points on average over 4 to 6 runs of each of three builds
-            # (single runs from 1.7 over to 5.2 under), 3.9 wall by 3.4 and 4.3 (to 5.4), the
-            # same before and after naming the awaiting tasks; 3.9 wall by 5.7 once in CI, alone.
-            pytest.xfail(f"leaf_work {leaf:.1f} % against {truth:.1f} % before 3.13")
         assert abs(leaf - truth) <= 5, (leaf, truth, out)
 
     accuracy_run(kind, interval_ms, mode, check)
