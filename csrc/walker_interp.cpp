@@ -21,6 +21,7 @@ constexpr int kAnchorRetries = 2;     // batches taken again when the 3.11/3.12 
 constexpr size_t kCframes = 4;        // 3.11/3.12: C-stack records remembered per thread
 constexpr int kSwitchingWalks = 32;   // walks of a thread that read every record after it last switched
 constexpr uint64_t kRecordSpan = 1 << 20;  // records nested on one C stack lie within this
+constexpr int kOutsideLinks = 4;      // frames outside the copy read to link a moved top to the walk's
 }  // namespace
 
 class InterpreterWalker final : public FrameWalker {
@@ -40,7 +41,7 @@ public:
 private:
     const uint8_t* frame_bytes(uint64_t addr);
     bool copy_older_chunk(uint64_t addr);
-    bool descends_to(uint64_t from, uint64_t target) const;
+    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false);
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
 
@@ -235,7 +236,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         f = prev;
     }
-    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame)) return cap_.reject(kTornTopMoved);
+    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, true)) return cap_.reject(kTornTopMoved);
     return Capture::Ok;
 }
 
@@ -307,12 +308,24 @@ uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
     return load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
 }
 
-// True when `from`'s callers in the chunk copy reach `target` within a few frames.
-bool InterpreterWalker::descends_to(uint64_t from, uint64_t target) const {
+// True when `from`'s callers in the chunk copy reach `target` within a few frames. With
+// `read_outside`, a frame outside the copy (a running coroutine's, or the entry record on the C
+// stack that resumed it) has its link read now: a thread that went from the event loop's code
+// into a task has the task's frames between the two, and without them a walk taken as it entered
+// a task is torn and taken again inside the task's work, which then gets the loop's share. (Only
+// to confirm the thread went deeper: a thread that returned through such frames has left them.)
+bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) {
+    int outside = 0;
     for (int hops = 0; hops < 32 && from != 0; ++hops) {
         if (from == target) return true;
-        if (!within(from, L.if_size, chunk_lo_, chunk_hi_)) return false;
-        from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
+        if (within(from, L.if_size, chunk_lo_, chunk_hi_)) {
+            from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
+            continue;
+        }
+        uint64_t prev = 0;
+        if (!read_outside || ++outside > kOutsideLinks || !plausible(from) || !cap_.reader_.read(from + L.if_previous, &prev, sizeof prev))
+            return false;
+        from = prev;
     }
     return false;
 }
