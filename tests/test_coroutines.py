@@ -53,8 +53,8 @@ def test_generator_and_coroutine_time_is_all_in_the_profile(kind, interval_ms, m
         truth = 100 * out["leaf_measured_s"] / out["cpu_s"]
         if kind == "tasks" and sys.version_info >= (3, 13) and abs(leaf - truth) > 5:
             # Known, issue 13 open: on 3.13+ (the current frame in the thread state) a walk taken
-            # in asyncio's own code between two tasks tears more often than one in the task's
-            # work, and its retry lands in the work.
+            # in one of asyncio's sub-microsecond steps between two tasks tears, as the thread
+            # leaves the step before the copy ends, and its retry lands in the work.
             pytest.xfail(f"leaf_work {leaf:.1f} % against {truth:.1f} %: retries favour long phases")
         if sys.version_info[:2] == (3, 11) and abs(leaf - truth) > 5:
             # Known, issue 13 open: on 3.11 some 4-10 % of walks of a next()-driven pipeline or an
