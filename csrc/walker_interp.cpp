@@ -41,7 +41,7 @@ public:
 private:
     const uint8_t* frame_bytes(uint64_t addr);
     bool copy_older_chunk(uint64_t addr);
-    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false);
+    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false) const;
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
 
@@ -314,7 +314,7 @@ uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
 // into a task has the task's frames between the two, and without them a walk taken as it entered
 // a task is torn and taken again inside the task's work, which then gets the loop's share. (Only
 // to confirm the thread went deeper: a thread that returned through such frames has left them.)
-bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) {
+bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) const {
     int outside = 0;
     for (int hops = 0; hops < 32 && from != 0; ++hops) {
         if (from == target) return true;
