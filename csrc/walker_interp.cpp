@@ -22,6 +22,7 @@ constexpr size_t kCframes = 4;        // 3.11/3.12: C-stack records remembered p
 constexpr int kSwitchingWalks = 32;   // walks of a thread that read every record after it last switched
 constexpr uint64_t kRecordSpan = 1 << 20;  // records nested on one C stack lie within this
 constexpr int kOutsideLinks = 4;      // frames outside the copy read to link a moved top to the walk's
+constexpr uint64_t kEntryNear = 4096;  // 3.12: a record's own entry frame lies this close to it
 }  // namespace
 
 class InterpreterWalker final : public FrameWalker {
@@ -43,6 +44,7 @@ private:
     bool copy_older_chunk(uint64_t addr);
     bool descends_to(uint64_t from, uint64_t target, bool read_outside = false) const;
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
+    size_t record_at_reads(const uint64_t* cand, const uint64_t* first, size_t m, size_t named, uint64_t mid) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
 
     FrameCapture& cap_;
@@ -117,7 +119,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         uint64_t hi = std::min(limit, top + kChunkSlack);
         // From the chunk's start when it fits: its header links to the older chunk.
         uint64_t lo = std::max<uint64_t>(chunk, hi > kChunkCopy ? hi - kChunkCopy : 0);
-        uint64_t first[kCframes + 1] = {}, last[kCframes + 1] = {}, cf_before = cframe, cf_after = cframe;
+        uint64_t first[kCframes + 1] = {}, last[kCframes + 1] = {}, cf_before = cframe, cf_mid = cframe, cf_after = cframe;
         struct iovec* l = cap_.local_.data();
         struct iovec* r = cap_.remote_.data();
         size_t k = 0;
@@ -127,6 +129,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         };
         if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
         for (size_t j = 0; j < m; ++j) { l[k] = {&first[j], 8}; r[k++] = {anchor_of(j), 8}; }
+        if (via_cframe) { l[k] = {&cf_mid, 8}; r[k++] = {cf_addr, 8}; }
         // The innermost frames first, right after the pointer to them: a frame copied later may
         // already have returned and its slot hold the next callee (a loop's last call, for longer
         // than the others), which would then be charged for the call that was running.
@@ -139,7 +142,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         for (size_t j = 0; j < m; ++j) { l[k] = {&last[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
-        const size_t main_bytes = 8 * (2 * m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
+        const size_t main_bytes = 8 * (2 * m + 3 * static_cast<size_t>(via_cframe)) + (hi - lo);
         size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
         size_t copied = cap_.reader_.readv_prefix(l, r, total);
         cap_.prefetch_done(main_bytes, copied);
@@ -151,8 +154,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         size_t j = 0;
         if (via_cframe) {
-            const bool switched = cf_before != known.at[0] || cf_after != cf_before;
+            const bool switched = cf_before != known.at[0] || cf_after != cf_before || cf_mid != cf_before;
             if (plausible(cf_after)) saw_cframe(known, cf_after);
+            if (plausible(cf_mid)) saw_cframe(known, cf_mid);
             if (plausible(cf_before)) saw_cframe(known, cf_before);
             known.switching = switched ? kSwitchingWalks : std::max(known.switching - 1, 0);
             // One record read: it must have stayed current through the batch.
@@ -163,6 +167,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
                 cframe = m == 1 ? cf_after : cf_before;
                 continue;
             }
+            if (m > 1 && cf_mid != cf_before) j = record_at_reads(cand, first, m, j, cf_mid);
         }
         // 3.11/3.12 name a record current before they set its current frame: a walk caught
         // there is still in the call that entered it, the current frame of the record around it
@@ -328,6 +333,26 @@ bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_ou
         from = prev;
     }
     return false;
+}
+
+// 3.12: which of the two records named before and after the current frames were read was current
+// when they were: the read of the thread state's pointer and theirs lie a microsecond or more apart
+// (each range pins its page), time enough for a thread to go from the event loop into a task's
+// work or back. Of the two, the inner one (lower on the C stack) was current if its slot held a
+// frame: one not yet entered or already left holds a stale value, no pointer or its own entry
+// frame beside it on the C stack. Taking the record named first charges both of those crossings to
+// the loop's step, and a task's work loses their share. 3.11's left record holds a frame like any
+// other, so there the first stays the anchor.
+size_t InterpreterWalker::record_at_reads(const uint64_t* cand, const uint64_t* first, size_t m, size_t named,
+                                          uint64_t mid) const {
+    if (L.trampoline_code == 0) return named;
+    size_t after = 0;
+    while (after < m && cand[after] != mid) ++after;
+    const uint64_t a = cand[named];
+    if (after == m || (a > mid ? a - mid : mid - a) >= kRecordSpan) return named;
+    const size_t inner = a < mid ? named : after, outer = a < mid ? after : named;
+    const uint64_t f = first[inner], rec = cand[inner];
+    return plausible(f) && (f > rec ? f - rec : rec - f) >= kEntryNear ? inner : outer;
 }
 
 // Puts `cf` first among the records remembered, the oldest one dropped when it is new.
