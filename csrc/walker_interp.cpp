@@ -83,8 +83,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // pointer is read first in the batch and again last. A thread that stays under one record
     // reads that record's current frame between them, and the batch is taken again from the newer
     // cframe when it moved. One that switched lately reads the current frame of every record it was
-    // seen under; the one named first is the anchor, and the batch is taken again only for a
-    // record never seen before.
+    // seen under; the one named first is the anchor (3.12: or the one named again right after
+    // those reads, see record_at_reads), and the batch is taken again only for a record never
+    // seen before.
     const bool via_cframe = via_cframe_;
     uint64_t cframe = via_cframe ? load_u64(ts + L.ts_frame) : 0;
     if (via_cframe && cframe == 0) return Capture::Empty;
