@@ -1,6 +1,6 @@
 """Generator and coroutine frames under the sampler, against the thread's own clocks.
 
-Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS
+Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS   (MODE: cpu, wall, or off: no profile)
 KIND: tasks (one event loop of 50 tasks, ~15 us of leaf_work then `await asyncio.sleep(0)`),
 generators (a next()-driven pipeline of generators, each item ~15 us of leaf_work), tiny (a loop
 calling tiny_a twice and tiny_b once, identical bodies), greenlets (two greenlets switching after
@@ -8,23 +8,25 @@ each leaf_work). Prints one JSON line: the profile's total and leaf_work's weigh
 thread, the weight of its samples in the loop's `Handle._run` (tasks), the thread's CPU and wall
 time over the profile, leaf_work's measured time, the counters.
 
-leaf_work's time is measured by difference: after the profile, the same number of steps runs
-again with an empty leaf_work, and the thread's CPU of that run is what the rest cost. (A clock
-read around every call would put a system call beside every call, and a thread is preempted
-mostly where it makes system calls: a profile taken on a busy machine would find it there more
-often than its CPU says. A cost per call measured in a loop of its own is some points cheaper
-than in the workload, whose other code evicts its caches.)
+leaf_work's time is measured in the run itself: each call is timed with time.perf_counter_ns(),
+which the kernel's vDSO answers with no system call, so the clock reads neither move the thread
+nor get it preempted. A window a preemption stretched (over 4 times the median; some 10-300 of
+120 000 on this machine) counts as the median. (An earlier form ran the same steps again without
+the work and took the difference; the loop's own code costs less there, as the work no longer
+evicts what it uses between steps, which put 1.5-3 points of the loop's time into leaf_work:
+bench/RESULTS.md, "the tests' measured share".)
 """
 import asyncio
 import json
 import sys
+import threading
 import time
 
 import spprof
 
 KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-calls = [0]
-budget = [None]  # steps left in the run without leaf_work's work; None: run until the deadline
+spans = []  # each leaf_work call's wall time, ns
+clock = time.perf_counter_ns
 
 
 def leaf_work():
@@ -34,24 +36,14 @@ def leaf_work():
     return total
 
 
-def no_work():
-    return 0
-
-
-work = [leaf_work]
-
-
 def timed_leaf():
-    calls[0] += 1
-    work[0]()
+    t = clock()
+    leaf_work()
+    spans.append(clock() - t)
 
 
 def more(deadline):
-    now = time.monotonic()  # read in both runs, so both pay for it
-    if budget[0] is None:
-        return now < deadline
-    budget[0] -= 1
-    return budget[0] >= 0
+    return time.monotonic() < deadline
 
 
 async def task(deadline):
@@ -135,20 +127,22 @@ def run(deadline):
 
 
 def main():
-    deadline = time.monotonic() + SECONDS
-    spprof.start(interval_ms=INTERVAL, mode=MODE)
+    start = time.monotonic()
+    deadline = start + SECONDS
+    if MODE != "off":
+        spprof.start(interval_ms=INTERVAL, mode=MODE)
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     run(deadline)
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    median = sorted(spans)[len(spans) // 2] if spans else 0
+    stretched = sum(x > 4 * median for x in spans)
+    leaf_measured = sum(x if x <= 4 * median else median for x in spans) / 1e9
+    if MODE == "off":  # for another profiler's view of the same run (bench/leaf_truth.py)
+        print(json.dumps({"cpu_s": cpu, "wall_s": wall, "leaf_measured_s": leaf_measured, "spans_stretched": stretched,
+                          "start": start, "end": time.monotonic(), "tid": threading.get_native_id()}))
+        return
     profile = spprof.stop()
-    # the same steps again, without leaf_work's work
-    steps, work[0] = calls[0], no_work
-    budget[0] = steps // 2 if KIND in ("generators", "greenlets") else steps  # two calls a step
-    cpu0 = time.thread_time()
-    if KIND != "tiny":
-        run(None)
-    rest = time.thread_time() - cpu0
-    ident = __import__("threading").get_ident()
+    ident = threading.get_ident()
     total = leaf = a = b = na = nb = waiting = step = 0
     for s in profile.samples:
         if s.thread_id != ident:
@@ -170,7 +164,7 @@ def main():
             nb += 1
     print(json.dumps({
         "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "cpu_s": cpu, "wall_s": wall,
-        "leaf_measured_s": max(0.0, cpu - rest), "step_s": step / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
+        "leaf_measured_s": leaf_measured, "spans_stretched": stretched, "step_s": step / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
         "counters": profile.counters,
     }))
 
