@@ -13,7 +13,7 @@ which the kernel's vDSO answers with no system call, so the clock reads neither 
 nor get it preempted. A window a preemption stretched (over 4 times the median; some 10-300 of
 120 000 on this machine) counts as the median. (An earlier form ran the same steps again without
 the work and took the difference; the loop's own code costs less there, as the work no longer
-evicts what it uses between steps, which put 1.5-3 points of the loop's time into leaf_work:
+evicts what it uses between steps, which put 1-3 points of the loop's time into leaf_work:
 bench/RESULTS.md, "the tests' measured share".)
 """
 import asyncio
