@@ -146,7 +146,15 @@ def test_a_thread_woken_into_a_new_stack_shows_it_at_the_next_tick():
     assert len(marks) == HOPS
     assert profile.counters["stacks_reused"] > 0, profile.counters
     samples = sorted((s for s in profile.samples if s.thread_name == "hopper"), key=lambda s: s.timestamp_ns)
+    ticks = [s.timestamp_ns for s in profile.samples if s.thread_id == threading.get_ident()]
+    checked = 0
     for k in range(HOPS):
+        # A machine busy enough to hold the hopper or the sampler up leaves a stay with fewer
+        # than three ticks in it (the hopper got there late, or the ticks came late): it says
+        # nothing of what a tick shows. The main thread, always running, is in every tick.
+        if sum(marks[k] <= t < sets[k] for t in ticks) < 3:
+            continue
+        checked += 1
         # from the tick after it got there until it was woken again, it is seen where it waits;
         # at a tick that read it just after the wake, it may be in the next station already. A
         # sample's time is when its walk ended: one walk that began as it ran to this station,
@@ -158,6 +166,7 @@ def test_a_thread_woken_into_a_new_stack_shows_it_at_the_next_tick():
         assert here and set(here) <= {it, goes_to}, (k, here)
         assert here[0] == it, (k, here)
         assert here.count(it) >= len(here) - 1, (k, here)
+    assert checked >= HOPS // 2, (checked, marks, sets, ticks)
 
 
 def test_wall_totals_match_each_threads_lifetime_when_ticks_come_late():
