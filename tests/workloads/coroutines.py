@@ -133,15 +133,15 @@ def main():
         spprof.start(interval_ms=INTERVAL, mode=MODE)
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     run(deadline)
-    cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    cpu, wall, end = time.thread_time() - cpu0, time.perf_counter() - wall0, time.monotonic()
+    profile = spprof.stop() if MODE != "off" else None
     median = sorted(spans)[len(spans) // 2] if spans else 0
     stretched = sum(x > 4 * median for x in spans)
     leaf_measured = sum(x if x <= 4 * median else median for x in spans) / 1e9
     if MODE == "off":  # for another profiler's view of the same run (bench/leaf_truth.py)
         print(json.dumps({"cpu_s": cpu, "wall_s": wall, "leaf_measured_s": leaf_measured, "spans_stretched": stretched,
-                          "start": start, "end": time.monotonic(), "tid": threading.get_native_id()}))
+                          "start": start, "end": end, "tid": threading.get_native_id()}))
         return
-    profile = spprof.stop()
     ident = threading.get_ident()
     total = leaf = a = b = na = nb = waiting = step = 0
     for s in profile.samples:
