@@ -198,6 +198,9 @@ async def renamed():
     await task
 
 
+cancelled_at = []  # many: when the sleepers stopped waiting
+
+
 async def many():
     asyncio.current_task().set_name("many-main")  # awaits the computer
     # The loop's create_task names a task as it makes it; before 3.13 asyncio.create_task makes
@@ -207,6 +210,7 @@ async def many():
     sleepers = [loop.create_task(long_wait(), name=f"sleeper-{i}") for i in range(10_000)]
     await asyncio.sleep(0)  # each reaches its await
     await loop.create_task(a_top(loop.time() + SECONDS), name="computer")
+    cancelled_at.append(time.monotonic())
     for t in sleepers:
         t.cancel()
     await asyncio.gather(*sleepers, return_exceptions=True)
@@ -326,6 +330,7 @@ def main():
                          ("chrome_trace", "trace.json"), ("html", "html")):
             profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
     print(json.dumps({"waiting": waiting, "awaited": awaited, "await_lines": await_lines, "duration": duration,
+                      "sleepers_s": cancelled_at[0] - started if cancelled_at else None,
                       "by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
                       "made_ids": sorted(made_ids), "task_ids": task_ids,
                       "under_task": sorted(task_parents), "chains": chains,
