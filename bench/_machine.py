@@ -1,6 +1,7 @@
 """What the benchmarks print about the machine they ran on."""
 import os
 import platform
+import subprocess
 
 
 def cpu_model() -> str:
@@ -17,3 +18,9 @@ def cpu_model() -> str:
 def nproc() -> int:
     # Like nproc(1): the CPUs this process may run on, not all the machine has.
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def python_version(python: str) -> str:
+    """The version of another interpreter, given its path."""
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()

@@ -60,8 +60,7 @@ def main():
           "| torn at the first copy, per 100 samples | reads a tick | sampler CPU a tick |")
     print("|---|---|---|---|---|---|---|---|")
     for p in args.python:
-        version = subprocess.run([p, "-c", "import platform; print(platform.python_version())"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        version = _machine.python_version(p)
         for kind, interval, mode in settings:
             runs = got[p, (kind, interval, mode)]
             diffs = [r[0] for r in runs]

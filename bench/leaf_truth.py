@@ -39,7 +39,7 @@ def perf_share(data, tid, start, end):
         m = HEAD.match(lines[0]) if lines else None
         if not m or int(m.group(1)) != tid or not start <= float(m.group(2)) <= end:
             continue
-        inner = next((PY.search(line).group(1) for line in lines[1:] if PY.search(line)), None)
+        inner = next((m.group(1) for line in lines[1:] if (m := PY.search(line))), None)
         if inner is None:
             unnamed += 1
             continue
@@ -81,8 +81,7 @@ def main():
           "| perf samples a run (not named) |")
     print("|---|---|---|---|---|")
     for (p, k), runs in got.items():
-        version = subprocess.run([p, "-c", "import platform; print(platform.python_version())"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        version = _machine.python_version(p)
         own, seen = [r[0] for r in runs], [r[1] for r in runs]
         print(f"| {version} | {k} | {mean(own):.1f} % ({min(own):.1f}, {max(own):.1f}) | {mean(seen):.1f} % "
               f"({min(seen):.1f}, {max(seen):.1f}) | {mean(r[2] for r in runs):.0f} ({mean(r[3] for r in runs):.0f}) |")
