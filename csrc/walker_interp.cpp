@@ -31,6 +31,7 @@ public:
         : cap_(cap), L(cap.L), via_cframe_(cap.L.frame_model == SPPROF_FRAMES_CFRAME) {
         chunk_.resize(kChunkCopy);
         older_.resize(kChunkCopy);
+        fresh_.resize(kChunkCopy);
         frame_.resize(L.if_size + 64);
         cframes_.resize(kChainSlots);
     }
@@ -42,7 +43,7 @@ public:
 private:
     const uint8_t* frame_bytes(uint64_t addr);
     bool copy_older_chunk(uint64_t addr);
-    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false) const;
+    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false);
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     size_t record_at_reads(const uint64_t* cand, const uint64_t* first, size_t m, size_t named, uint64_t mid) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
@@ -57,6 +58,7 @@ private:
     std::vector<uint8_t> older_;        // copy of the older chunk the walk is in, when it left chunk_
     uint64_t older_lo_ = 0, older_hi_ = 0;
     uint64_t older_next_ = 0;           // the chunk before the last one copied, from its header
+    std::vector<uint8_t> fresh_;        // the chunk above the walk's first frame, read again (descends_to)
     std::vector<uint8_t> frame_;        // one frame read on its own
     bool pf_later_ = false;   // this walk reads ahead with its first frame outside the chunk
     bool outside_ = false;    // this walk read a frame outside the chunk
@@ -320,10 +322,31 @@ uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
 // into a task has the task's frames between the two, and without them a walk taken as it entered
 // a task is torn and taken again inside the task's work, which then gets the loop's share. (Only
 // to confirm the thread went deeper: a thread that returned through such frames has left them.)
-bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) const {
+bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) {
     int outside = 0;
+    // The frames the thread pushed above `target` after the chunk was copied are not in the copy,
+    // whose bytes there are those of calls that have returned: that part is read again. A target
+    // in it that still runs the same code under the same caller was not left: the thread went
+    // deeper, however far it has gone by now (into a task and out of it again, say).
+    uint64_t fresh_lo = chunk_hi_;
+    if (read_outside && chunk_hi_ != 0) {
+        const bool in_chunk = within(target, L.if_size, chunk_lo_, chunk_hi_);
+        fresh_lo = in_chunk ? target : std::max(chunk_lo_, chunk_hi_ - std::min(chunk_hi_, kTopFirst + kChunkSlack));
+        if (!cap_.reader_.read(fresh_lo, fresh_.data(), chunk_hi_ - fresh_lo)) return false;
+        if (in_chunk) {
+            const uint8_t* was = chunk_.data() + (target - chunk_lo_);
+            const uint64_t code = load_u64(was + L.if_code);
+            if (plausible(code & ~L.if_code_tag_mask) && code == load_u64(fresh_.data() + L.if_code) &&
+                load_u64(was + L.if_previous) == load_u64(fresh_.data() + L.if_previous))
+                return true;
+        }
+    }
     for (int hops = 0; hops < 32 && from != 0; ++hops) {
         if (from == target) return true;
+        if (within(from, L.if_size, fresh_lo, chunk_hi_)) {
+            from = load_u64(fresh_.data() + (from - fresh_lo) + L.if_previous);
+            continue;
+        }
         if (within(from, L.if_size, chunk_lo_, chunk_hi_)) {
             from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
             continue;
