@@ -1,7 +1,8 @@
 """Generator and coroutine frames under the sampler, against the thread's own clocks.
 
-Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS   (MODE: cpu, wall, or off: no profile)
-KIND: tasks (one event loop of 50 tasks, ~15 us of leaf_work then `await asyncio.sleep(0)`),
+Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS [LOOPS]   (MODE: cpu, wall, or off: no profile)
+KIND: tasks (one event loop of 50 tasks, ~15 us of leaf_work then `await asyncio.sleep(0)`;
+LOOPS, 800 unless given, sets leaf_work's length: 200 makes ~4 us steps),
 generators (a next()-driven pipeline of generators, each item ~15 us of leaf_work), tiny (a loop
 calling tiny_a twice and tiny_b once, identical bodies), greenlets (two greenlets switching after
 each leaf_work). Prints one JSON line: the profile's total and leaf_work's weight in the main
@@ -25,13 +26,14 @@ import time
 import spprof
 
 KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+LOOPS = int(sys.argv[5]) if len(sys.argv) > 5 else 800
 spans = []  # each leaf_work call's wall time, ns
 clock = time.perf_counter_ns
 
 
 def leaf_work():
     total = 0
-    for i in range(800):
+    for i in range(LOOPS):
         total += i & 7
     return total
 
