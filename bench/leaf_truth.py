@@ -39,7 +39,7 @@ def perf_share(data, tid, start, end):
         m = HEAD.match(lines[0]) if lines else None
         if not m or int(m.group(1)) != tid or not start <= float(m.group(2)) <= end:
             continue
-        inner = next((m.group(1) for line in lines[1:] if (m := PY.search(line))), None)
+        inner = next((py.group(1) for line in lines[1:] if (py := PY.search(line))), None)
         if inner is None:
             unnamed += 1
             continue
