@@ -1,11 +1,11 @@
 """Generator and coroutine frames under the sampler, against the thread's own clocks.
 
 Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS [LOOPS]   (MODE: cpu, wall, or off: no profile)
-KIND: tasks (one event loop of 50 tasks, ~15 us of leaf_work then `await asyncio.sleep(0)`;
-LOOPS, 800 unless given, sets leaf_work's length: 200 makes ~4 us steps),
+KIND: tasks (one event loop of 50 tasks, ~15 us of leaf_work then `await asyncio.sleep(0)`),
 generators (a next()-driven pipeline of generators, each item ~15 us of leaf_work), tiny (a loop
 calling tiny_a twice and tiny_b once, identical bodies), greenlets (two greenlets switching after
-each leaf_work). Prints one JSON line: the profile's total and leaf_work's weight in the main
+each leaf_work). LOOPS, 800 unless given, sets leaf_work's length: 200 makes its ~15 us ~4 us.
+Prints one JSON line: the profile's total and leaf_work's weight in the main
 thread, the weight of its samples in the loop's `Handle._run` (tasks), the thread's CPU and wall
 time over the profile, leaf_work's measured time, the counters.
 
