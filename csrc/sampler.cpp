@@ -248,7 +248,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         stacks_.begin_tick(n, known, switches, last_holder);
     }
     tasks_.begin_tick();
-    if (opts_.wall) waiting_.begin_tick(n);
+    if (opts_.wall) waiting_.begin_tick(n, wall_weight);
     bool quiet = false;  // wall mode: the thread visited last had not run since the last tick
     // A sample's time is when its thread was read: a busy machine can delay the sampler between
     // its tick's start and a thread. Weights stay the tick's; samples stay in time order.
@@ -398,7 +398,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
                 // Each suspended task of the thread: a sample of the thread where the task waits.
                 int depth = 0;
                 uint64_t weight = 0;
-                waiting_.begin_thread(i, threads_[i].tstate, t_ns, wall_weight, quiet);
+                waiting_.begin_thread(i, threads_[i].tstate, t_ns, quiet);
                 while (waiting_.next(frames, depth, weight)) {
                     const bool fresh_code = new_code(frames, depth);
                     push(threads_[i], seen_ns, weight, depth, 0);

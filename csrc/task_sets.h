@@ -20,7 +20,7 @@
 
 namespace spprof {
 
-constexpr uint64_t kSetChunk = 32;          // entries of the table read at once
+constexpr uint64_t kSetChunk = 128;         // entries of the table read at once: a tick's worth
 constexpr size_t kThreadDictEntries = 128;  // of a thread's dict (3.12) looked through for its loop
 
 class TaskSets {

@@ -19,7 +19,7 @@ constexpr uint32_t kForecastNodes = 4096;  // of each pass: the nodes after are 
 }  // namespace
 
 WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks,
-                           FrameCapture& capture, int max_depth)
+                           FrameCapture& capture, int max_depth, int stride, int per_read)
     : L(layout), reader_(reader), tasks_(tasks), capture_(capture), sets_(layout, reader),
       max_depth_(std::min(max_depth, kAwaitChain)),
       coro_bytes_(std::max({L.ob_type, L.gen_frame_state,
@@ -33,13 +33,19 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
       chain_(kTaskBatch * kAwaitChain), coros_(kTaskBatch * kAwaitChain), seen_(2 * kTaskBatch * kAwaitChain),
       names_(kTaskBatch * kTaskNameBytes), name_copies_(kTaskBatch * kTaskNameCopy), names_again_(kTaskBatch * kTaskNameCopy), local_(kMaxIov + 2), remote_(kMaxIov + 2), resolved_(kResolved),
       re_states_(kTaskBatch * kAwaitChain), re_words_(kTaskBatch * (kAwaitChain + 3)), walked_(kAwaitChain),
-      forecasts_(L.task_node != 0 ? kForecasts : 0), ahead_copies_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)) {
+      forecasts_(L.task_node != 0 ? kForecasts : 0), ahead_copies_(kTaskBatch * std::max<uint32_t>(L.task_copy, 8)),
+      stride_(std::max(stride, 1)), per_read_(std::max(per_read, 1)) {
     for (Forecast& f : forecasts_) f.nodes.resize(kForecastNodes);
 }
 
-void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint64_t weight, bool quiet) {
+void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, bool quiet) {
     cur_ = nullptr;
+    if (!due_) {
+        if (!quiet && i < empty_.size()) empty_[i] = 0;  // it may have made tasks since
+        return;
+    }
     if (!enabled() || i >= empty_.size() || (quiet && empty_[i] == ts_addr)) return;
+    const uint64_t weight = since_read_ns_;
     Cursor& c = cursors_[thread_slot(ts_addr)];
     if (c.tstate != ts_addr) {
         c = Cursor{};
@@ -77,7 +83,8 @@ void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint6
     ++c.ticks;
     cur_ = &c;
     t_ns_ = t_ns;
-    // A list read whole at each tick: each task's time is the tick's. One read in turns: the time
+    // A list read whole at each tick that reads tasks: each task's time is the time since the
+    // last such tick. One read in turns: the time
     // since its place was last read, which the last pass took (or, in the first, since the start).
     weight_ = c.node == 0 && c.last_ticks <= 1 ? weight : c.last_pass_ns != 0 ? c.last_pass_ns : t_ns - c.pass_start_ns;
     resumed_ = c.node != 0;
@@ -258,7 +265,7 @@ bool WaitingTasks::fill_batch_from_set() {
 // One coroutine (or the object the last one awaits) of each task in `which`, in one read when
 // every one can be read whole; `with_names`: their names' objects in that read too.
 void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
-    size_t got[kTaskBatch];
+    size_t got[kTaskBatch] = {};
     size_t n = m;
     for (size_t k = 0; k < m; ++k) {
         local_[k] = {windows_.data() + which[k] * window_, window_};

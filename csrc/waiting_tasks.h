@@ -19,9 +19,11 @@
 // instructions, its links and its name's text read again after the copy: a task that moved
 // meanwhile, or ended and left its address to a new one, is dropped and counted.
 //
-// Cost: at most kTasksPerTick tasks are read per tick, over all threads (3.9-3.13: other loops'
-// tasks the set holds count too). A thread with more is
-// read in turns: the next tick goes on where this one stopped, and each task sampled carries the
+// Cost: the tasks are read at one tick in kTaskStride, most of whose cost is per tick read, not
+// per task (the reads are batched), and at most kTasksPerRead of them then, over all threads
+// (3.9-3.13: other loops' tasks the set holds count too). A list read whole carries the time
+// since the last tick that read tasks. A thread with more is
+// read in turns: the next such tick goes on where this one stopped, and each task sampled carries the
 // time since its place in the list was last read (the time one pass over the list takes), so
 // every task gets its share over a few ticks. The tasks a tick leaves for later are counted.
 // Reads are made together where they can be: a batch's tasks level by level; 3.9-3.13: the
@@ -46,29 +48,35 @@
 
 namespace spprof {
 
-constexpr int kTasksPerTick = 16;    // tasks read per tick, over all threads: about 40 us
+constexpr int kTaskStride = 4;        // ticks per tick that reads the suspended tasks
+constexpr int kTasksPerRead = 64;     // tasks such a tick reads, over all threads
 constexpr int kTaskListBound = 1 << 16;  // list nodes one pass follows before starting again
 constexpr int kAwaitChain = 32;          // coroutines followed down from a task's own
-constexpr size_t kTaskBatch = 32;        // tasks whose reads are made together
+constexpr size_t kTaskBatch = 64;        // tasks whose reads are made together
 constexpr int kCachedChain = 8;          // coroutines of a chain whose frames are kept for the tick
 
 class WaitingTasks {
 public:
+    // `stride` and `per_read`: kTaskStride and kTasksPerRead but in tests.
     WaitingTasks(const spprof_layout& layout, SafeReader& reader, AsyncioTasks& tasks, FrameCapture& capture,
-                 int max_depth);
+                 int max_depth, int stride = kTaskStride, int per_read = kTasksPerRead);
     bool enabled() const { return tasks_.enabled() && (L.task_node != 0 || sets_.enabled()); }
     // After the AsyncioTasks' begin_tick(), whose tick the awaiters' records kept are checked at.
-    // `threads`: the tick's thread list's length (its buffer grows here, between samples).
-    void begin_tick(size_t threads) {
-        budget_ = kTasksPerTick;
+    // `threads`: the tick's thread list's length (its buffer grows here, between samples);
+    // `weight`: the tick's, the time since the last one.
+    void begin_tick(size_t threads, uint64_t weight) {
+        if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
+        since_read_ns_ = due_ ? weight : since_read_ns_ + weight;
+        due_ = ticks_++ % static_cast<uint64_t>(stride_) == 0;
+        if (!due_) return;
+        budget_ = per_read_;
         for (Resolved& r : resolved_) r.key = 0;  // a code object may be gone by the next tick
         for (Resumes& r : resumes_) r.instr = 0;
-        if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
     }
     // Starts on the tasks of the thread at `ts_addr`, position `i` of the tick's list, at the tick
-    // of time `t_ns` worth `weight`. `quiet`: it has not run since the last tick, so its list,
-    // which only it adds to, is not read again when it was empty.
-    void begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, uint64_t weight, bool quiet);
+    // of time `t_ns`. `quiet`: it has not run since the last tick, so its list, which only it
+    // adds to, is not read again when it was empty (and not since the last tick that read it).
+    void begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, bool quiet);
     // The next suspended task of that thread: its frames and task records in `frames` (room for
     // max_depth + kTaskCells), their number in `depth`, the sample's weight in `weight`. False
     // when the thread has no more tasks this tick.
@@ -178,7 +186,11 @@ private:
     uint32_t ahead_at_ = 0;            // the place of the first node read ahead
     size_t ahead_n_ = 0;
     size_t batch_n_ = 0, emit_ = 0;
-    int budget_ = kTasksPerTick;
+    const int stride_, per_read_;
+    int budget_ = 0;
+    bool due_ = true;              // this tick reads tasks
+    uint64_t ticks_ = 0;
+    uint64_t since_read_ns_ = 0;   // the time since the last tick that read tasks
     // the thread under way
     Cursor* cur_ = nullptr;
     uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;

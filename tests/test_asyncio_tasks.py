@@ -110,6 +110,10 @@ def test_suspended_tasks_are_sampled_where_they_wait_in_wall_mode():
     computer = sum(w for c, w in waiting.items() if c.split(">")[0] == "computer") / 1e9
     assert computer <= out["awaited"]["computer"] + 0.02 * out["duration"], (out["awaited"], waiting)
     assert counters["waiting_tasks_sampled"] > 0 and counters["waiting_tasks_left_out"] == 0, counters
+    # read at one tick in four (each read weighs the time since the last), so a task that waits
+    # throughout is read a quarter as often as its thread
+    for name in ("waiter-sleep", "waiter-event", "waiter-legacy"):
+        assert 0 < out["waiting_reads"][name] <= counters["ticks"] / 4 + 1, (name, out["waiting_reads"], counters["ticks"])
 
 
 def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it():

@@ -300,6 +300,7 @@ def main():
     by_task, computer_leaves, task_parents, runs, chains = {}, {}, set(), {}, {}
     task_ids = {}  # task name -> its samples' task ids -> their weight
     waiting = {}  # task name -> the functions below the task frame, outermost first, with their lines
+    waiting_reads = {}  # task name -> its samples where it waits
     for s in profile.samples:
         if s.task_name and any(f.filename == "<asyncio task>" for f in s.frames[:1]):
             # a suspended task: its samples start at its own frame, with no event loop below
@@ -307,6 +308,7 @@ def main():
                      if f.filename != "<asyncio task>"]
             key = s.task_name + ">" + ">".join(below)
             waiting[key] = waiting.get(key, 0) + s.weight_ns
+            waiting_reads[s.task_name] = waiting_reads.get(s.task_name, 0) + 1
     for s in profile.samples:
         # the tasks on the stack, outermost first: the running one and those awaiting it
         chain = ">".join(f.function_name for f in s.frames if f.filename == "<asyncio task>")
@@ -329,7 +331,7 @@ def main():
         for fmt, ext in (("speedscope", "json"), ("collapsed", "txt"), ("pprof", "pb.gz"),
                          ("chrome_trace", "trace.json"), ("html", "html")):
             profile.save(os.path.join(OUTPUT, f"profile.{ext}"), format=fmt)
-    print(json.dumps({"waiting": waiting, "awaited": awaited, "await_lines": await_lines, "duration": duration,
+    print(json.dumps({"waiting": waiting, "waiting_reads": waiting_reads, "awaited": awaited, "await_lines": await_lines, "duration": duration,
                       "sleepers_s": cancelled_at[0] - started if cancelled_at else None,
                       "by_task": by_task, "computer": computer_leaves, "made": sorted(made_names),
                       "made_ids": sorted(made_ids), "task_ids": task_ids,

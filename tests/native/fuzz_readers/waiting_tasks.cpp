@@ -14,8 +14,11 @@
 // coroutines cr_await gives at the instructions f_lasti gives, cut at max_depth, and (3.14) the
 // task awaiting it named above it. Mutated (or crowded with more references than a tick reads,
 // or with words changing under the reads as a running loop changes them), over a few ticks, it
-// may sample anything, but at most kTasksPerTick a tick, each sample a chain of code objects
+// may sample anything, but at most kPerRead a tick, each sample a chain of code objects
 // ended by well-formed task records, inside the buffer the sampler gives (max_depth + kTaskCells).
+// A reader that reads tasks at one tick in two samples each unmutated input's suspended tasks
+// once at the first of two ticks, weighted by the time since it last read them, and none at the
+// second.
 #include "fuzz.h"
 
 #include <algorithm>
@@ -122,6 +125,7 @@ constexpr size_t kScratch = 2048; // fake name objects
 constexpr int kDepths[] = {1, 3, 8, 40};
 constexpr int kDepthsN = sizeof kDepths / sizeof kDepths[0];
 constexpr int kOnePass = 11;      // tasks of an unmutated list or set read in one tick
+constexpr int kPerRead = 16;      // tasks a tick reads, fewer than the fixture's: passes in turns
 
 // One coroutine of a chain, in the image.
 struct Level {
@@ -147,9 +151,9 @@ struct Reader {
     std::unique_ptr<AsyncioTasks> tasks;
     std::unique_ptr<WaitingTasks> waiting;
     std::vector<FrameRecord> frames;
-    Reader(const spprof_layout& l, int depth)
+    Reader(const spprof_layout& l, int depth, int stride = 1)
         : max_depth(depth), capture(new FrameCapture(l, R, depth)), tasks(new AsyncioTasks(l, R)),
-          waiting(new WaitingTasks(l, R, *tasks, *capture, depth)),
+          waiting(new WaitingTasks(l, R, *tasks, *capture, depth, stride, kPerRead)),
           frames(static_cast<size_t>(depth) + kTaskCells) {}
 };
 
@@ -254,8 +258,8 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     const size_t n_own = tasks.size() - 1;  // the loop thread's; the last is the other loop's
     // With the other loop's task and three dead references, kOnePass tasks are read in one tick
     // (the set's end seen with budget left), all of them in two.
-    const size_t per_tick = static_cast<size_t>(kTasksPerTick);
-    CHECK(kOnePass + 1 + 3 < kTasksPerTick && n_own > per_tick && n_own + 1 + 3 < std::min(2 * per_tick, kSetSlots),
+    const size_t per_tick = static_cast<size_t>(kPerRead);
+    CHECK(kOnePass + 1 + 3 < kPerRead && n_own > per_tick && n_own + 1 + 3 < std::min(2 * per_tick, kSetSlots),
           fmt("%zu tasks, for one tick's pass and a pass in two", n_own));
     CHECK(listed || (std::max(L.set_mask, L.set_table) + 8 <= 256 && L.set_entry_size <= 32 && L.wr_object + 8 <= kRefBytes),
           "the image's set is too small for this layout");
@@ -392,8 +396,10 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     std::vector<std::unique_ptr<Reader>> oracle, fuzzed;
     for (int d : kDepths) {
         oracle.emplace_back(new Reader(lay, d));
-        fuzzed.emplace_back(new Reader(lay, d));
+        fuzzed.emplace_back(new Reader(lay, d, d == 3 ? 3 : 1));  // one reads tasks at one tick in three
     }
+    Reader strided(lay, 40, 2);
+    uint64_t strided_since = 0, strided_checked = 0;
     CHECK(oracle[0]->waiting->enabled(), "WaitingTasks is off with the tasks calibrated");
 
     uint64_t i = 0, samples = 0, clean_passes = 0, clean_tasks = 0, running_left = 0, cut = 0, parents_named = 0,
@@ -588,19 +594,19 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
             const uint64_t t_ns = harness::now_ns(), weight = 1 + rng.below(100000000);
             const bool other_thread = !unmutated && rng.chance(15);
             rd.tasks->begin_tick();  // as the sampler's tick: the awaiters' records kept are checked again
-            rd.waiting->begin_tick(other_thread ? 2 : 1);
+            rd.waiting->begin_tick(other_thread ? 2 : 1, weight);
             int in_tick = 0;
             for (int thread = 0; thread < (other_thread ? 2 : 1); ++thread) {
                 // the loop thread's image, or (a second thread) a state that is anything
                 const uint64_t ts_addr = thread == 0 ? ts : pool_word(rng, base, size, &objs);
                 garbage_threads += thread;
-                rd.waiting->begin_thread(static_cast<size_t>(thread), ts_addr, t_ns, weight, !unmutated && rng.chance(20));
+                rd.waiting->begin_thread(static_cast<size_t>(thread), ts_addr, t_ns, !unmutated && rng.chance(20));
                 int depth = -1;
                 uint64_t w = 0;
                 const uint64_t t0 = harness::now_ns();
                 while (rd.waiting->next(rd.frames.data(), depth, w)) {
                     ++in_tick;
-                    CHECK(in_tick <= kTasksPerTick, fmt("#%llu: more than %d tasks sampled in one tick", (unsigned long long)i, kTasksPerTick));
+                    CHECK(in_tick <= kPerRead, fmt("#%llu: more than %d tasks sampled in one tick", (unsigned long long)i, kPerRead));
                     ++samples;
                     CHECK(w <= t_ns, fmt("#%llu: a sample weighs %llu ns at %llu ns", (unsigned long long)i, (unsigned long long)w, (unsigned long long)t_ns));
                     const int chain = check_sample(rd.frames.data(), depth, rd.max_depth, records, i);
@@ -649,7 +655,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
                 }
                 worst_ns = std::max(worst_ns, harness::now_ns() - t0);
             }
-            spent += in_tick == kTasksPerTick;
+            spent += in_tick == kPerRead;
         }
         if (live) churn.park();
         if (unmutated) {
@@ -659,6 +665,35 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
                           rd.max_depth, turns ? ", a pass in two ticks" : ""));
             ++clean_passes;
             running_left += running >= 0;
+            if (!turns) {
+                // Two ticks of the reader that reads tasks at one in two: the first reads them all,
+                // each weighing the time since its last read (the second tick before and this one).
+                for (int tick = 0; tick < 2; ++tick) {
+                    const uint64_t t_ns = harness::now_ns(), weight = 1 + rng.below(100000000);
+                    strided.tasks->begin_tick();
+                    strided.waiting->begin_tick(1, weight);
+                    strided.waiting->begin_thread(0, ts, t_ns, false);
+                    const uint64_t want = strided_since + weight;
+                    strided_since = tick == 0 ? 0 : weight;
+                    std::vector<int> seen(tasks.size());
+                    int depth = -1;
+                    uint64_t w = 0;
+                    while (strided.waiting->next(strided.frames.data(), depth, w)) {
+                        CHECK(tick == 0, fmt("#%llu: a task sampled at a tick that reads none", (unsigned long long)i));
+                        CHECK(w == want, fmt("#%llu: a task read at one tick in two weighs %llu, not %llu", (unsigned long long)i,
+                                             (unsigned long long)w, (unsigned long long)want));
+                        check_sample(strided.frames.data(), depth, strided.max_depth, records, i);
+                        size_t k = 0;
+                        while (k < n_own && tasks[k].img != records[0].task) ++k;
+                        CHECK(k < n_own && ++seen[k] == 1, fmt("#%llu: a task sampled twice, or none of the loop's", (unsigned long long)i));
+                    }
+                    if (tick == 0)
+                        for (size_t k : order)
+                            CHECK(seen[k] == (static_cast<int>(k) == running ? 0 : 1),
+                                  fmt("#%llu: suspended task '%s' not sampled at one tick in two", (unsigned long long)i, tasks[k].name.c_str()));
+                }
+                ++strided_checked;
+            }
             passes_in_turns += turns;
             one_tick[which] = !turns;
         }
@@ -686,6 +721,7 @@ void fuzz_waiting_tasks(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetSt
     st.notes["left for a later tick"] = left_out;
     st.notes["awaiting tasks rejected (3.14)"] = tasks_rejected;
     st.notes["ticks that read the most tasks"] = spent;
+    st.notes["unmutated: passes checked at one tick in two"] = strided_checked;
     st.notes["threads of any state"] = garbage_threads;
     st.notes["inputs changing under the reads"] = lives;
     st.notes["slowest thread (us)"] = worst_ns / 1000;
