@@ -41,12 +41,20 @@ WaitingTasks::WaitingTasks(const spprof_layout& layout, SafeReader& reader, Asyn
 void WaitingTasks::begin_thread(size_t i, uint64_t ts_addr, uint64_t t_ns, bool quiet) {
     cur_ = nullptr;
     if (!due_) {
-        if (!quiet && i < empty_.size()) empty_[i] = 0;  // it may have made tasks since
+        // Kept only for the same thread, still there and quiet: another may have moved to its
+        // place (threads are listed from the newest), and one that ran may have made tasks.
+        if (i < empty_.size() && (!quiet || empty_[i] != ts_addr)) empty_[i] = 0;
         return;
     }
-    if (!enabled() || i >= empty_.size() || (quiet && empty_[i] == ts_addr)) return;
-    const uint64_t weight = since_read_ns_;
+    if (!enabled() || i >= empty_.size()) return;
     Cursor& c = cursors_[thread_slot(ts_addr)];
+    if (quiet && empty_[i] == ts_addr) {
+        // Its list is as empty as when read: a pass that ended now, so that the first pass over
+        // tasks it makes later is not timed from before it was idle.
+        if (c.tstate == ts_addr && c.node == 0) c.pass_start_ns = t_ns;
+        return;
+    }
+    const uint64_t weight = since_read_ns_;
     if (c.tstate != ts_addr) {
         c = Cursor{};
         c.tstate = ts_addr;

@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -66,6 +67,9 @@ public:
     // `weight`: the tick's, the time since the last one.
     void begin_tick(size_t threads, uint64_t weight) {
         if (threads > empty_.size()) empty_.resize(std::max(threads, 2 * empty_.size()));
+        // places past the list's end now hold no thread: none may be found there later unread
+        if (threads < listed_) std::fill(empty_.begin() + static_cast<std::ptrdiff_t>(threads), empty_.begin() + static_cast<std::ptrdiff_t>(listed_), 0);
+        listed_ = threads;
         since_read_ns_ = due_ ? weight : since_read_ns_ + weight;
         due_ = ticks_++ % static_cast<uint64_t>(stride_) == 0;
         if (!due_) return;
@@ -191,6 +195,7 @@ private:
     bool due_ = true;              // this tick reads tasks
     uint64_t ticks_ = 0;
     uint64_t since_read_ns_ = 0;   // the time since the last tick that read tasks
+    size_t listed_ = 0;            // the last tick's thread list's length
     // the thread under way
     Cursor* cur_ = nullptr;
     uint64_t head_ = 0, first_ = 0, running_ = 0, t_ns_ = 0, weight_ = 0, next_ = 0;
