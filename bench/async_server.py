@@ -10,9 +10,12 @@ Each configuration runs in a fresh process, shuffled in each round: bare; spprof
 mode with tasks named (asyncio imported before start()), in cpu mode without (asyncio imported
 after start(), so `stats().tasks_off` is set: the plain cpu mode on the same program), and in wall
 mode; echion at 10 ms in wall mode and with `-c` (on-CPU only); pyinstrument's async mode
-(`Profiler(async_mode="enabled")` around the server, 10 ms). Reports the CPU of the whole process
-tree (os.wait4) against the same round's bare run, median (min-max), and for spprof its
-sampler's CPU per tick and its own threads' share of the process's CPU, read inside the process.
+(`Profiler(async_mode="enabled")` around the server, 10 ms); and the in-process agents
+pyroscope-io (100 Hz, pushing to a receiver of Pyroscope's API in this process) and ddtrace's
+profiler (its defaults, writing pprof locally), started as bench/continuous.py starts them. Reports the CPU of the whole process
+tree (os.wait4) against the same round's bare run, median (min-max); spprof's sampler CPU per
+tick; and the profiler's own threads' share of the process's CPU, read inside the process (spprof's
+as it counts them, an agent's as every thread but the main one).
 Writes bench/results/async_server.json. It asserts nothing.
 
     python bench/async_server.py --per-tick PY [PY ...] --rounds 6
@@ -34,11 +37,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also when run by a profiler's launcher
-from _machine import cpu_model, nproc  # noqa: E402
+from _machine import cpu_model, nproc, other_threads_cpu_s  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "async_server.json")
 CONNECTIONS, COMPUTING = 1000, 3
 IN_PROCESS = ("none", "spprof-cpu", "spprof-cpu-plain", "spprof-wall", "pyinstrument-async")
+# The in-process agents a fleet runs (bench/continuous.py starts them the same way); skipped when
+# not installed beside the interpreter. pyroscope-io pushes to a receiver in this process.
+AGENTS = ("pyroscope-io", "ddtrace")
+PUSH_URL = "SPPROF_BENCH_PUSH_URL"
 
 
 def parse_reply(rng):
@@ -85,6 +92,19 @@ def workload(seconds, profiler, out):
     if profiler == "spprof-cpu-plain":
         import spprof
         spprof.start(interval_ms=10, mode="cpu")  # before asyncio is imported: tasks are not named
+    if profiler in AGENTS:
+        import continuous
+        os.environ.update(continuous.agent_env(profiler, os.path.dirname(out)))
+        start, stop = continuous.PROFILERS[profiler]
+        names = {"url": os.environ[PUSH_URL]}
+        exec(start, names)
+        import asyncio
+        asyncio.run(server(seconds))
+        own = other_threads_cpu_s()
+        exec(stop, names)
+        with open(out + ".stats.json", "w") as f:
+            json.dump({"own_cpu_s": own, "process_cpu_s": time.process_time()}, f)
+        return
     import asyncio
     if profiler in ("spprof-cpu", "spprof-wall"):
         import spprof
@@ -122,7 +142,7 @@ def configs(compare):
                               lambda py, w, a, out: [compare._bin(py, "echion"), "-i", "10000", *(["-c"] if cpu else []),
                                                      "-o", out, py, here, "--workload", a[0], "none", out + ".unused"],
                               None)
-    return [in_process(n) for n in IN_PROCESS] + [echion(False), echion(True)]
+    return [in_process(n) for n in IN_PROCESS + AGENTS] + [echion(False), echion(True)]
 
 
 def sampler_us_per_tick(stats):
@@ -130,7 +150,10 @@ def sampler_us_per_tick(stats):
 
 
 def own_share_pct(stats):
-    """spprof's two threads' CPU as a share of the process's."""
+    """The profiler's own threads' CPU as a share of the process's: spprof's two, as it counts them;
+    an agent's, every thread but the main one (the server has no other)."""
+    if "own_cpu_s" in stats:
+        return 100 * stats["own_cpu_s"] / max(stats["process_cpu_s"], 1e-9)
     return 100 * (stats["sampler_cpu_ns"] + stats["collector_cpu_ns"]) / max(stats["process_cpu_ns"], 1)
 
 
@@ -174,6 +197,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="the shuffle's seed")
     ap.add_argument("--python", default=None, help="the venv's interpreter (default: compare.py's venv)")
     ap.add_argument("--per-tick", nargs="+", metavar="PY", help="compare spprof in these interpreters")
+    ap.add_argument("--only", nargs="+", metavar="CONFIG", help="run only these configurations (the bare run always)")
     ap.add_argument("--workload", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.workload:
@@ -188,14 +212,25 @@ def main():
     compare.ARGS_PY = py
     runnable = []
     for c in configs(compare):
+        if args.only and c.key != "none" and c.key not in args.only and c.tool not in args.only:
+            continue
         if c.tool == "echion" and not os.path.exists(compare._bin(py, "echion")):
             print(f"Skipped {c.key}: echion is not installed beside {py}")
+        elif c.tool in AGENTS and subprocess.run([py, "-c", f"import {c.tool.split('-')[0]}"],
+                                                 capture_output=True).returncode != 0:
+            print(f"Skipped {c.key}: not installed beside {py}")
         else:
             runnable.append(c)
     versions = compare.tool_versions()
     print(f"Machine: nproc={nproc()}, CPU: {cpu_model()}, interpreter {py}")
     print(f"Command: {' '.join([os.path.relpath(sys.executable)] + sys.argv)}")
-    print("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in ("spprof", "echion", "pyinstrument")))
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in ("spprof", "echion", "pyinstrument", *AGENTS)))
+    receiver = None
+    if any(c.tool == "pyroscope-io" for c in runnable):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+        from pyroscope_receiver import Receiver
+        receiver = Receiver()
+        os.environ[PUSH_URL] = receiver.url
     rng = random.Random(args.seed)
     cpu = {c.key: [] for c in runnable}
     own = {c.key: [] for c in runnable}
@@ -222,11 +257,13 @@ def main():
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         print(f"  round {r + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+    if receiver:
+        receiver.close()
     base = cpu["none"]
     print(f"\n{CONNECTIONS} connection tasks and {COMPUTING} computing ones, {args.seconds:g} s, "
           f"{args.rounds} interleaved rounds; process-tree CPU against the bare run, median (min–max); "
-          "spprof's sampler per tick and its own threads' share of the process's CPU, median:\n")
-    print("| profiler | process CPU × | sampler CPU per tick | spprof's threads / process CPU | tasks named |")
+          "spprof's sampler per tick; the profiler's own threads' share of the process's CPU, median:\n")
+    print("| profiler | process CPU × | sampler CPU per tick | profiler's threads / process CPU | tasks named |")
     print("|---|---|---|---|---|")
     rows = []
     for c in runnable:
@@ -236,12 +273,15 @@ def main():
         row = {"profiler": c.key, "cpu_ratio": s}
         tick = share = named = "n/a"
         if own[c.key]:
-            per_tick = sorted(sampler_us_per_tick(o) for o in own[c.key])
+            per_tick = sorted(sampler_us_per_tick(o) for o in own[c.key] if "ticks" in o)
             shares = sorted(own_share_pct(o) for o in own[c.key])
             row.update(sampler_us_per_tick=per_tick, own_share_pct=shares, stats=own[c.key])
-            tick = f"{per_tick[len(per_tick) // 2]:.1f} µs"
+            tick = f"{per_tick[len(per_tick) // 2]:.1f} µs" if per_tick else ""
             share = f"{shares[len(shares) // 2]:.2f} %"
-            named = "yes" if all(o["tasks_named"] for o in own[c.key]) else ("no: " + own[c.key][0]["tasks_off"])
+            if c.tool in AGENTS:
+                tick = named = ""
+            else:
+                named = "yes" if all(o["tasks_named"] for o in own[c.key]) else ("no: " + own[c.key][0]["tasks_off"])
         rows.append(row)
         ratio = "n/a" if not s else f"{s['median']:.3f}× ({s['min']:.3f}–{s['max']:.3f})"
         print(f"| {c.key} | {ratio} | {tick} | {share} | {named} |")

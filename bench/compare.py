@@ -430,7 +430,8 @@ def calibrate(timeout: float) -> dict:
 
 def tool_versions() -> Dict[str, str]:
     code = ("import json, importlib.metadata as m\nout = {}\n"
-            "for n in ('spprof','py-spy','pyinstrument','echion','austin-dist','scalene','yappi','austin-python'):\n"
+            "for n in ('spprof','py-spy','pyinstrument','echion','austin-dist','scalene','yappi','austin-python',"
+            "'pyroscope-io','ddtrace'):\n"
             "    try: out[n] = m.version(n)\n    except Exception: out[n] = None\nprint(json.dumps(out))")
     try:
         return json.loads(subprocess.run([ARGS_PY, "-c", code], capture_output=True, text=True, timeout=60).stdout)

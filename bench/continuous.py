@@ -55,16 +55,9 @@ RESULTS = os.path.join(HERE, "results")
 # upload), plus what importing and starting the profiler took before the workload began.
 FRAME = r"""
 import json, os, runpy, sys, time
-def threads_cpu():
-    total = 0
-    for tid in os.listdir("/proc/self/task"):
-        if int(tid) != os.getpid():
-            try:
-                with open(f"/proc/self/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-    return total / 1e9
+sys.path.insert(0, %(here)r)
+from _machine import other_threads_cpu_s as threads_cpu
+del sys.path[0]
 url = sys.argv[1]
 sys.argv = sys.argv[2:]
 t0 = time.process_time()
@@ -86,12 +79,11 @@ PROFILERS = {
                "spprof.stop_continuous()"),
     "pyroscope-io": ("import pyroscope; pyroscope.configure(application_name='bench', server_address=url, "
                      "sample_rate=100, upload_interval=10)", "pyroscope.shutdown()"),
-    # DD_PROFILING_OUTPUT_PPROF: written locally, no agent to upload to
     "ddtrace": ("import ddtrace.profiling.auto; from ddtrace.profiling import bootstrap",
                 "bootstrap.profiler.stop()"),
 }
 
-CONFIGS = {name: FRAME % {"start": start, "stop": stop} for name, (start, stop) in PROFILERS.items()}
+CONFIGS = {name: FRAME % {"start": start, "stop": stop, "here": HERE} for name, (start, stop) in PROFILERS.items()}
 # --baseline DIR: spprof as installed in DIR (`pip install --target DIR` of another commit), run
 # beside this one in the same interleaved rounds, so that a change is measured against the same noise
 CONFIGS["spprof-base"] = CONFIGS["spprof"]
@@ -106,6 +98,15 @@ def config_env(config: str) -> Dict[str, str]:
     return env
 
 
+def agent_env(config: str, tmp: str) -> Dict[str, str]:
+    """What an agent's process needs in its environment besides PROFILERS' start."""
+    if config == "ddtrace":
+        # DD_PROFILING_OUTPUT_PPROF: written locally, no agent to upload to
+        return {"DD_PROFILING_ENABLED": "1", "DD_PROFILING_OUTPUT_PPROF": os.path.join(tmp, "dd"),
+                "DD_TRACE_ENABLED": "0", "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "0"}
+    return {}
+
+
 def available(config: str) -> bool:
     module = {"spprof": "spprof", "spprof-base": "spprof", "pyroscope-io": "pyroscope", "ddtrace": "ddtrace"}.get(config)
     if module is None or (config == "spprof-base" and not BASELINE_DIR):
@@ -117,9 +118,7 @@ def available(config: str) -> bool:
 def run_one(config: str, workload: str, seconds: float, calibration: str, url: str, tmp: str) -> Dict[str, float]:
     argv = [WORKLOAD, workload, str(seconds), calibration]
     env = config_env(config)
-    if config == "ddtrace":
-        env.update(DD_PROFILING_ENABLED="1", DD_PROFILING_OUTPUT_PPROF=os.path.join(tmp, "dd"),
-                   DD_TRACE_ENABLED="0", DD_INSTRUMENTATION_TELEMETRY_ENABLED="0")
+    env.update(agent_env(config, tmp))
     cmd = [sys.executable, "-c", CONFIGS[config], url, *argv]
     t0 = time.monotonic()
     with tempfile.TemporaryFile() as err:
