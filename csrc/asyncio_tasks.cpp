@@ -54,23 +54,31 @@ bool AsyncioTasks::load_from_dict() {
 // The task's coroutine, the address of that coroutine's frame and the task's name object.
 bool AsyncioTasks::read_task(uint64_t task, Running& out) {
     if (!plausible(task) || !reader_.read(task, buf_.data(), L.task_copy)) return false;
-    const uint64_t type = load_u64(buf_.data() + L.ob_type);
-    if (!is_task_type(type)) return false;
-    const uint64_t coro = load_u64(buf_.data() + L.task_coro), name = load_u64(buf_.data() + L.task_name);
-    if (!plausible(coro) || !plausible(name)) return false;
+    if (!is_task_type(load_u64(buf_.data() + L.ob_type))) return false;
+    const uint64_t coro = load_u64(buf_.data() + L.task_coro);
     uint8_t c[kHeadBytes];
-    const size_t cn = std::max(L.ob_type, L.coro_frame_inline ? 0u : L.coro_frame) + 8;
-    if (cn > sizeof c || !reader_.read(coro, c, cn) || load_u64(c + L.ob_type) != L.coro_type) return false;
+    if (!plausible(coro) || coro_bytes() > sizeof c || !reader_.read(coro, c, coro_bytes())) return false;
+    return task_from(task, buf_.data(), c, out);
+}
+
+size_t AsyncioTasks::coro_bytes() const {
+    return std::max(L.ob_type, L.coro_frame_inline ? 0u : L.coro_frame) + 8;
+}
+
+// Task `task` from its copy `t` (its type checked by the caller) and its coroutine's `c`.
+bool AsyncioTasks::task_from(uint64_t task, const uint8_t* t, const uint8_t* c, Running& out) {
+    const uint64_t coro = load_u64(t + L.task_coro), name = load_u64(t + L.task_name);
+    if (!plausible(coro) || !plausible(name) || load_u64(c + L.ob_type) != L.coro_type) return false;
     const uint64_t frame = L.coro_frame_inline ? coro + L.coro_frame : load_u64(c + L.coro_frame);
     if (!plausible(frame)) return false;
     out.task = task;
     out.frame = frame;
     out.name = name;
     out.coro = coro;
-    out.type = type;
-    out.cb0 = L.fut_callback0 != 0 ? load_u64(buf_.data() + L.fut_callback0) : 0;
-    out.waiter = L.task_fut_waiter != 0 ? load_u64(buf_.data() + L.task_fut_waiter) : 0;
-    out.by = L.task_awaited_by != 0 ? load_u64(buf_.data() + L.task_awaited_by) : 0;
+    out.type = load_u64(t + L.ob_type);
+    out.cb0 = L.fut_callback0 != 0 ? load_u64(t + L.fut_callback0) : 0;
+    out.waiter = L.task_fut_waiter != 0 ? load_u64(t + L.task_fut_waiter) : 0;
+    out.by = L.task_awaited_by != 0 ? load_u64(t + L.task_awaited_by) : 0;
     return true;
 }
 
@@ -98,13 +106,49 @@ bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr, Running& ag
     return read_task(r.task, again) && again.coro == r.coro && again.name == r.name;
 }
 
+// The running task's name, then still_running(), in one system call when the name is short: a
+// process_vm_readv copies its ranges in turn, so the records are read after the name, as there.
+// 0 when the task could not be confirmed.
+size_t AsyncioTasks::name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again) {
+    uint8_t head[kTaskNameCopy], coro[kHeadBytes];
+    uint64_t keys = 0, now = 0;
+    struct iovec l[5], m[5];
+    size_t n = 0, want = 0;
+    const auto add = [&](void* to, uint64_t from, size_t len) {
+        l[n] = {to, len};
+        m[n++] = {reinterpret_cast<void*>(from), len};
+        want += len;
+    };
+    add(head, r.name, sizeof head);
+    if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
+        add(&now, ts_addr + L.ts_running_task, sizeof now);
+    } else {
+        add(&keys, L.current_tasks + L.dict_keys, sizeof keys);
+        add(&now, r.entry, sizeof now);
+    }
+    add(buf_.data(), r.task, L.task_copy);
+    add(coro, r.coro, std::min(coro_bytes(), sizeof coro));
+    size_t len = 0;
+    if (coro_bytes() <= sizeof coro && reader_.readv_prefix(l, m, n) == want &&
+        (len = copy_name(r.name, name, head, sizeof head, false)) > 0) {
+        const uint8_t* t = buf_.data();
+        const bool same = now == r.task && (L.tasks_model == SPPROF_TASKS_THREAD_STATE || keys == keys_) &&
+                          load_u64(t + L.ob_type) == r.type && load_u64(t + L.task_coro) == r.coro &&
+                          load_u64(t + L.task_name) == r.name;
+        return same && task_from(r.task, t, coro, again) ? len : 0;
+    }
+    // a long name, or a range that could not be read (the name's object near the end of its memory)
+    len = copy_name(r.name, name);
+    return len > 0 && still_running(r, ts_addr, again) ? len : 0;
+}
+
 // The name as UTF-8, at most kTaskNameBytes; 0 when it is not a str (or a default name's number).
 // `pre`: the first `pre_len` bytes of the name object, when already copied.
-size_t AsyncioTasks::copy_name(uint64_t name, char* out, const uint8_t* pre, size_t pre_len) {
+size_t AsyncioTasks::copy_name(uint64_t name, char* out, const uint8_t* pre, size_t pre_len, bool may_read) {
     uint8_t h[kHeadBytes];
     const uint8_t* head = pre;
     if (pre == nullptr || pre_len < L.str_compact_data) {
-        if (L.str_compact_data > sizeof h || !reader_.read(name, h, L.str_compact_data)) return 0;
+        if (!may_read || L.str_compact_data > sizeof h || !reader_.read(name, h, L.str_compact_data)) return 0;
         head = h;
         pre_len = 0;
     }
@@ -127,7 +171,7 @@ size_t AsyncioTasks::copy_name(uint64_t name, char* out, const uint8_t* pre, siz
     uint8_t copy[kTaskNameBytes * 4];
     const uint8_t* data = copy;
     if (s.data + take * s.kind <= pre_len) data = pre + s.data;
-    else if (!reader_.read(name + s.data, copy, take * s.kind)) return 0;
+    else if (!may_read || !reader_.read(name + s.data, copy, take * s.kind)) return 0;
     size_t len = 0;
     for (size_t i = 0; i < take; ++i) {
         const uint32_t cp = str_char(data, s.kind, i);
@@ -504,9 +548,9 @@ int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const 
         for (int at = 0; at < depth; ++at) {
             if (frames[at].frame != r.frame) continue;
             char name[kTaskNameBytes];
-            const size_t len = copy_name(r.name, name);
             Running again{};
-            if (len == 0 || !still_running(r, ts_addr, again)) {
+            const size_t len = name_confirmed(r, ts_addr, name, again);
+            if (len == 0) {
                 if (reload && load_from_dict()) return match(ts_addr, frames, depth, running_.data(), n_running_, false);
                 reject();
                 return depth;

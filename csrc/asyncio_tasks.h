@@ -104,8 +104,12 @@ private:
     bool load_from_dict();
     bool read_task(uint64_t task, Running& out);
     bool is_task_type(uint64_t type);
+    size_t coro_bytes() const;  // of a coroutine, read for its type and frame
+    bool task_from(uint64_t task, const uint8_t* t, const uint8_t* c, Running& out);
     bool still_running(const Running& r, uint64_t ts_addr, Running& again);
-    size_t copy_name(uint64_t name, char* out, const uint8_t* pre = nullptr, size_t pre_len = 0);
+    size_t name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again);
+    // `may_read`: false to give up (0) where `pre` does not hold the whole name
+    size_t copy_name(uint64_t name, char* out, const uint8_t* pre = nullptr, size_t pre_len = 0, bool may_read = true);
     int match(uint64_t ts_addr, FrameRecord* frames, int depth, const Running* candidates, size_t n, bool reload);
     int insert(FrameRecord* frames, int depth, int at, uint64_t task, const char* name, size_t len);
     int name_awaiting(uint64_t task, FrameRecord* frames, int depth, int head, AwaitChain* chain = nullptr);

@@ -46,6 +46,7 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     for (int attempt = 0; c == Capture::Torn && attempt <= kQuickRetries; ++attempt) {
         n = 0;
         truncated = false;
+        met_generator_ = false;
         c = walker_->walk(ts_addr, ts, n, truncated);
         Prefetch& slot = prefetch_[thread_slot(ts_addr)];
         if (slot.tstate == ts_addr) slot.outside = walker_->left_copy();

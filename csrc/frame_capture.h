@@ -40,6 +40,9 @@ public:
     // first, into `out`; sets `truncated` when older frames were left out.
     Capture capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated);
     uint64_t torn(int reason) const { return torn_[reason].load(std::memory_order_relaxed); }
+    // Whether the last capture met a generator's or coroutine's frame: a stack without one runs
+    // no asyncio task's coroutine, and its task needs no read.
+    bool met_generator() const { return met_generator_; }
     // Frames found elsewhere (a suspended task's coroutines, waiting_tasks.h), innermost first,
     // at most max_depth: their code objects read and checked as a walk's are. False when one fails.
     bool resolve(const Walked* frames, int n, FrameRecord* out);
@@ -93,6 +96,7 @@ private:
     uint64_t top_seen_[2] = {0, 0};
     uint64_t current_addr_ = 0, current_now_ = 0;
     bool check_top_ = true;
+    bool met_generator_ = false;
     // 3.14: the innermost code objects sampled, for a frame whose code was cleared as it returned.
     CodeRanges returned_;
     std::atomic<uint64_t> torn_[kTornReasons] = {};

@@ -344,7 +344,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         // The task is named before the stack is kept, so a reused stack keeps its task.
         const bool walked = c != Capture::Torn && c != Capture::Empty;
         const bool fresh_code = walked && new_code(frames, depth);
-        if (walked) depth = tasks_.name_running(t.tstate, frames, depth);
+        if (walked && capture_.met_generator()) depth = tasks_.name_running(t.tstate, frames, depth);
         if (opts_.wall) stacks_.record(i, t, c == Capture::Torn ? nullptr : frames, depth, truncated, t_ns);
         if (c == Capture::Empty) return;
         if (c == Capture::Torn) {

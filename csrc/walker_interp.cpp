@@ -233,6 +233,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         if (!shim) {
             if (n == cap_.max_depth_) { truncated = true; break; }
             cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr), f};
+            if (owner == L.owner_generator) cap_.met_generator_ = true;
             // A suspended generator's frame has no caller: it suspended after the frames below
             // it were copied. Those were running at the copy, and so was it: they are kept. An
             // innermost one may be a stale anchor: torn.
