@@ -92,26 +92,14 @@ bool AsyncioTasks::is_task_type(uint64_t type) {
     return false;
 }
 
-// After the name was copied: the record that said the task runs still says so, and the task
-// still has the coroutine and the name it had.
-bool AsyncioTasks::still_running(const Running& r, uint64_t ts_addr, Running& again) {
-    uint64_t now = 0;
-    if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
-        if (!reader_.read(ts_addr + L.ts_running_task, &now, sizeof now) || now != r.task) return false;
-    } else {
-        uint64_t keys = 0;
-        if (!reader_.read(L.current_tasks + L.dict_keys, &keys, sizeof keys) || keys != keys_) return false;
-        if (!reader_.read(r.entry, &now, sizeof now) || now != r.task) return false;
-    }
-    return read_task(r.task, again) && again.coro == r.coro && again.name == r.name;
-}
-
-// The running task's name, then still_running(), in one system call when the name is short: a
-// process_vm_readv copies its ranges in turn, so the records are read after the name, as there.
-// 0 when the task could not be confirmed.
+// The running task's name, then, read after it, the record that said the task runs (it still
+// says so) and the task (it still has the coroutine and the name it had). A short name and the
+// records are one system call: a process_vm_readv copies its ranges in turn. 0 when the task could
+// not be confirmed.
 size_t AsyncioTasks::name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again) {
     uint8_t head[kTaskNameCopy], coro[kHeadBytes];
     uint64_t keys = 0, now = 0;
+    if (coro_bytes() > sizeof coro) return 0;
     struct iovec l[5], m[5];
     size_t n = 0, want = 0;
     const auto add = [&](void* to, uint64_t from, size_t len) {
@@ -127,19 +115,19 @@ size_t AsyncioTasks::name_confirmed(const Running& r, uint64_t ts_addr, char* na
         add(&now, r.entry, sizeof now);
     }
     add(buf_.data(), r.task, L.task_copy);
-    add(coro, r.coro, std::min(coro_bytes(), sizeof coro));
+    add(coro, r.coro, coro_bytes());
     size_t len = 0;
-    if (coro_bytes() <= sizeof coro && reader_.readv_prefix(l, m, n) == want &&
-        (len = copy_name(r.name, name, head, sizeof head, false)) > 0) {
-        const uint8_t* t = buf_.data();
-        const bool same = now == r.task && (L.tasks_model == SPPROF_TASKS_THREAD_STATE || keys == keys_) &&
-                          load_u64(t + L.ob_type) == r.type && load_u64(t + L.task_coro) == r.coro &&
-                          load_u64(t + L.task_name) == r.name;
-        return same && task_from(r.task, t, coro, again) ? len : 0;
+    if (reader_.readv_prefix(l, m, n) == want) len = copy_name(r.name, name, head, sizeof head, false);
+    if (len == 0) {
+        // a long name, or one whose first bytes run past its memory: copied on its own, the records after it
+        len = copy_name(r.name, name);
+        if (len == 0 || reader_.readv_prefix(l + 1, m + 1, n - 1) != want - sizeof head) return 0;
     }
-    // a long name, or a range that could not be read (the name's object near the end of its memory)
-    len = copy_name(r.name, name);
-    return len > 0 && still_running(r, ts_addr, again) ? len : 0;
+    const uint8_t* t = buf_.data();
+    const bool same = now == r.task && (L.tasks_model == SPPROF_TASKS_THREAD_STATE || keys == keys_) &&
+                      load_u64(t + L.ob_type) == r.type && load_u64(t + L.task_coro) == r.coro &&
+                      load_u64(t + L.task_name) == r.name;
+    return same && task_from(r.task, t, coro, again) ? len : 0;
 }
 
 // The name as UTF-8, at most kTaskNameBytes; 0 when it is not a str (or a default name's number).

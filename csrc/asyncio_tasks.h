@@ -106,7 +106,6 @@ private:
     bool is_task_type(uint64_t type);
     size_t coro_bytes() const;  // of a coroutine, read for its type and frame
     bool task_from(uint64_t task, const uint8_t* t, const uint8_t* c, Running& out);
-    bool still_running(const Running& r, uint64_t ts_addr, Running& again);
     size_t name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again);
     // `may_read`: false to give up (0) where `pre` does not hold the whole name
     size_t copy_name(uint64_t name, char* out, const uint8_t* pre = nullptr, size_t pre_len = 0, bool may_read = true);

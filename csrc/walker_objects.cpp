@@ -95,8 +95,9 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
         }
         if (load_u64(fb + L.ob_type) != L.frame_type) return cap_.reject(kTornNotFrame);
         bool running = static_cast<signed char>(fb[L.fo_state]) == L.fo_running;
-        if (load_u64(fb + L.fo_gen) != 0) cap_.met_generator_ = true;
-        if (!running && load_u64(fb + L.fo_gen) != 0 && load_u64(fb + L.fo_back) == 0) {
+        const bool generator = load_u64(fb + L.fo_gen) != 0;
+        if (generator) cap_.met_generator_ = true;
+        if (!running && generator && load_u64(fb + L.fo_back) == 0) {
             // A generator or coroutine suspended since the thread's state was copied. It was
             // running then: it was the current frame, or its callee was (the innermost frame, which
             // may have returned since) or still is. A batch read takes tens of microseconds on a
