@@ -210,18 +210,17 @@ def main():
     if not os.path.exists(py):
         py = sys.executable
     compare.ARGS_PY = py
+    versions = compare.tool_versions()
     runnable = []
     for c in configs(compare):
         if args.only and c.key != "none" and c.key not in args.only and c.tool not in args.only:
             continue
         if c.tool == "echion" and not os.path.exists(compare._bin(py, "echion")):
             print(f"Skipped {c.key}: echion is not installed beside {py}")
-        elif c.tool in AGENTS and subprocess.run([py, "-c", f"import {c.tool.split('-')[0]}"],
-                                                 capture_output=True).returncode != 0:
+        elif c.tool in AGENTS and not versions.get(c.tool):
             print(f"Skipped {c.key}: not installed beside {py}")
         else:
             runnable.append(c)
-    versions = compare.tool_versions()
     print(f"Machine: nproc={nproc()}, CPU: {cpu_model()}, interpreter {py}")
     print(f"Command: {' '.join([os.path.relpath(sys.executable)] + sys.argv)}")
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in ("spprof", "echion", "pyinstrument", *AGENTS)))
@@ -279,7 +278,7 @@ def main():
             tick = f"{per_tick[len(per_tick) // 2]:.1f} µs" if per_tick else ""
             share = f"{shares[len(shares) // 2]:.2f} %"
             if c.tool in AGENTS:
-                tick = named = ""
+                named = ""
             else:
                 named = "yes" if all(o["tasks_named"] for o in own[c.key]) else ("no: " + own[c.key][0]["tasks_off"])
         rows.append(row)
