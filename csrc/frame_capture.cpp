@@ -27,9 +27,9 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     for (Prefetch& p : prefetch_) { p.codes.resize(kPrefetch); p.names.resize(kPrefetch); }
     pf_codes_.resize(kPrefetch * L.co_size);
     pf_names_.resize(kPrefetch * kNameProbe);
-    // a walker's batch: the read-ahead and up to 16 reads of its own
-    local_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 16);
-    remote_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + 16);
+    // a walker's batch: the read-ahead and reads of its own
+    local_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + kWalkerReads);
+    remote_.resize(static_cast<size_t>(max_depth) + 2 * kPrefetch + kWalkerReads);
     names_.resize(static_cast<size_t>(max_depth) * kNameProbe);  // for the code objects that need theirs
     walker_ = L.frame_model == SPPROF_FRAMES_OBJECTS ? make_object_walker(*this) : make_interpreter_walker(*this);
 }
@@ -39,7 +39,7 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     truncated = false;
     pf_ = nullptr;
     pf_ready_ = false;
-    // A walk through a generator's frame reads that frame after the consistent copy, and the
+    // A walk through a generator's frame may read that frame after the consistent copy, and the
     // generator may have suspended in between: such a walk is taken again at once, before the
     // thread moves further from where its state was copied.
     Capture c = Capture::Torn;

@@ -4,6 +4,8 @@
 // thread called or returned during the copy; the copy is still one consistent stack if either
 // frame is an ancestor of the other in it (the thread only went deeper, or only returned), and
 // torn otherwise. Requiring equality would drop nearly every sample taken inside a short call.
+// Generators' and coroutines' frames lie outside the chunk: those a thread keeps meeting are copied
+// between the two reads of the pointer too (see Outside).
 #include <algorithm>
 #include <vector>
 
@@ -23,7 +25,11 @@ constexpr int kSwitchingWalks = 32;   // walks of a thread that read every recor
 constexpr uint64_t kRecordSpan = 1 << 20;  // records nested on one C stack lie within this
 constexpr int kOutsideLinks = 4;      // frames outside the copy read to link a moved top to the walk's
 constexpr uint64_t kEntryNear = 4096;  // 3.12: a record's own entry frame lies this close to it
+constexpr size_t kOutsideKept = 12;   // frames outside the chunk (generators', coroutines') a batch reads
+constexpr size_t kOutsideKnown = 16;  // ... and remembered per thread
+constexpr uint8_t kOutsideAge = 8;    // walks after which a frame not met again is forgotten
 }  // namespace
+static_assert(2 * (kCframes + 1) + 6 + kOutsideKept <= kWalkerReads, "a batch's reads fit FrameCapture's");
 
 class InterpreterWalker final : public FrameWalker {
 public:
@@ -34,6 +40,9 @@ public:
         fresh_.resize(kChunkCopy);
         frame_.resize(L.if_size + 64);
         cframes_.resize(kChainSlots);
+        outside_seen_.resize(kChainSlots);
+        outside_copy_.resize(kOutsideKept * L.if_size);
+        again_.resize(kTopFirst + kChunkSlack);
     }
 
     Capture walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) override;
@@ -43,7 +52,12 @@ public:
 private:
     const uint8_t* frame_bytes(uint64_t addr);
     bool copy_older_chunk(uint64_t addr);
-    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false);
+    // How descends_to follows a frame outside the chunk's copy: not at all, in the batch's copies
+    // of such frames, or by reading its link now after reading the chunk's innermost part again.
+    enum class Outward { No, Copies, ReadAfresh };
+    bool descends_to(uint64_t from, uint64_t target, Outward outward = Outward::No);
+    size_t live_inner_record(const uint64_t* cand, const uint64_t* first, size_t m, size_t anchor);
+    const uint8_t* batch_copy(uint64_t addr) const;
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     size_t record_at_reads(const uint64_t* cand, const uint64_t* first, size_t m, size_t named, uint64_t mid) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
@@ -75,6 +89,32 @@ private:
     struct Cframes { uint64_t tstate = 0; uint64_t at[kCframes] = {}; int switching = 0; };
     std::vector<Cframes> cframes_;
     static void saw_cframe(Cframes& known, uint64_t cf);
+
+    // The frames outside the chunk (a generator's or coroutine's frame lives in its object) that a
+    // thread's walks met more than once lately: its next batch copies them between the two reads
+    // of the current frame, so they are read while the chunk's frames are and the checks that make
+    // the chunk's copy consistent cover them too. One read on its own after the batch shows where
+    // the generator is by then (another line, or suspended), not where it was. A frame met once
+    // (one of many tasks) is read on its own: copying it each time would cost more than it saves.
+    struct Outside {
+        uint64_t tstate = 0;
+        size_t n = 0;
+        uint64_t at[kOutsideKnown] = {};
+        uint8_t hits[kOutsideKnown] = {}, age[kOutsideKnown] = {};
+        void met(uint64_t addr);
+        void older();
+    };
+    std::vector<Outside> outside_seen_;
+    std::vector<uint8_t> outside_copy_;  // this batch's copies of them
+    uint64_t batch_at_[kOutsideKept] = {};
+    size_t batch_n_ = 0;
+    // The chunk's innermost part copied again after them: a chunk frame whose caller lies outside
+    // must have the same caller in both copies. The thread may have gone from one generator's call
+    // to another's at the same place in the chunk in between (a pipeline's stages, an event loop's
+    // tasks), and the frames outside were then copied from the other one's time.
+    std::vector<uint8_t> again_;
+    uint64_t again_lo_ = 0, again_hi_ = 0;
+    Outside* seen_ = nullptr;
 };
 
 Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& truncated) {
@@ -95,6 +135,16 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     uint64_t anchor = via_cframe ? cframe + L.cframe_current_frame : ts_addr + L.ts_frame;
     Cframes& known = cframes_[thread_slot(ts_addr)];
     if (known.tstate != ts_addr) known = Cframes{ts_addr, {}};
+    Outside& seen = outside_seen_[thread_slot(ts_addr)];
+    if (seen.tstate != ts_addr) seen = Outside{ts_addr};
+    seen.older();
+    seen_ = &seen;
+    size_t outside_n = 0;
+    uint64_t outside_at[kOutsideKept];
+    for (size_t i = 0; i < seen.n && outside_n < kOutsideKept; ++i)
+        if (seen.hits[i] >= 2) outside_at[outside_n++] = seen.at[i];
+    batch_n_ = 0;
+    again_lo_ = again_hi_ = 0;
 
     chunk_lo_ = chunk_hi_ = 0;
     older_lo_ = older_hi_ = older_next_ = 0;
@@ -102,7 +152,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // objects ahead with that frame, not with the chunk: a long batch would let the generator
     // suspend before its frame is read, and the walk be torn.
     const FrameCapture::Prefetch& slot = cap_.prefetch_[thread_slot(ts_addr)];
-    pf_later_ = slot.tstate == ts_addr && slot.outside;
+    pf_later_ = slot.tstate == ts_addr && slot.outside && outside_n == 0;
     ts_addr_ = ts_addr;
     outside_ = false;
     uint64_t f = 0;
@@ -143,14 +193,29 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             l[k] = {chunk_.data(), mid - lo};
             r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
         }
+        const size_t before_outside = 8 * (m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
+        for (size_t i = 0; i < outside_n; ++i) {
+            l[k] = {outside_copy_.data() + i * L.if_size, L.if_size};
+            r[k++] = {reinterpret_cast<void*>(outside_at[i]), L.if_size};
+        }
+        const size_t again = outside_n > 0 ? hi - mid : 0;
+        if (again > 0) {
+            l[k] = {again_.data(), again};
+            r[k++] = {reinterpret_cast<void*>(mid), again};
+        }
         for (size_t j = 0; j < m; ++j) { l[k] = {&last[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_after, 8}; r[k++] = {cf_addr, 8}; }
-        const size_t main_bytes = 8 * (2 * m + 3 * static_cast<size_t>(via_cframe)) + (hi - lo);
+        const size_t main_bytes = before_outside + outside_n * L.if_size + again + 8 * (m + static_cast<size_t>(via_cframe));
         size_t total = k + (pf_later_ ? 0 : cap_.add_prefetch(ts_addr, l + k, r + k));
         size_t copied = cap_.reader_.readv_prefix(l, r, total);
         cap_.prefetch_done(main_bytes, copied);
         if (copied < main_bytes) {
-            // A record remembered from a thread state since reused may lie in freed memory.
+            // A generator remembered from the last walk, or a record remembered from a thread
+            // state since reused, may lie in freed memory.
+            if (outside_n > 0 && copied >= before_outside && attempt < kAnchorRetries) {
+                seen.n = outside_n = 0;
+                continue;
+            }
             if (m == 1 || attempt == kAnchorRetries) break;
             known = Cframes{ts_addr, {}, 0};
             continue;
@@ -181,10 +246,22 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
                 if (cand[i] > cand[j] && cand[i] - cand[j] < kRecordSpan && (up == j || cand[i] < cand[up])) up = i;
             if (up != j && plausible(first[up])) j = up;
         }
-        f = first[j];
-        moved_to_ = last[j];
+        batch_n_ = outside_n;
+        std::copy(outside_at, outside_at + outside_n, batch_at_);
+        again_lo_ = again > 0 ? mid : 0;
+        again_hi_ = again > 0 ? hi : 0;
         chunk_lo_ = lo;
         chunk_hi_ = hi;
+        if (via_cframe && m > 1 && L.trampoline_code == 0) {  // 3.11
+            j = live_inner_record(cand, first, m, j);
+            // A generator's own frame current in a record the thread was not under all through
+            // the batch: its copy, taken after the records were read, may be of the generator's
+            // next activation (3.11 keeps its frame where it was), at another line.
+            if (first[j] != 0 && !within(first[j], L.if_size, lo, hi) && (cand[j] != cf_mid || cand[j] != cf_after))
+                return cap_.reject(kTornAnchor);
+        }
+        f = first[j];
+        moved_to_ = last[j];
         if (lo == chunk) older_next_ = load_u64(chunk_.data() + L.chunk_previous);
         break;
     }
@@ -225,6 +302,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         if (f == moved_to_) moved_to_ = 0;  // the thread returned to this ancestor: consistent
         int owner = static_cast<signed char>(fb[L.if_owner]);
         uint64_t prev = load_u64(fb + L.if_previous);
+        if (prev != 0 && !within(prev, L.if_size, chunk_lo_, chunk_hi_) && within(f, L.if_size, again_lo_, again_hi_) &&
+            load_u64(again_.data() + (f - again_lo_) + L.if_previous) != prev)
+            return cap_.reject(kTornTopMoved);
         if (first) { cap_.remember_top(f + L.if_code, f + L.if_previous, fb + L.if_code, fb + L.if_previous); first = false; }
         const uint64_t code = code_of(f, fb);
         // 3.12 writes an entry frame's code before its owner: one copied in between is a shim too
@@ -245,7 +325,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         f = prev;
     }
-    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, true)) return cap_.reject(kTornTopMoved);
+    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, Outward::ReadAfresh)) return cap_.reject(kTornTopMoved);
     return Capture::Ok;
 }
 
@@ -267,6 +347,8 @@ const uint8_t* InterpreterWalker::frame_bytes(uint64_t addr) {
     if (within(addr, L.if_size, older_lo_, older_hi_) || copy_older_chunk(addr))
         return older_.data() + (addr - older_lo_);
     outside_ = true;
+    seen_->met(addr);
+    if (const uint8_t* fb = batch_copy(addr)) return fb;
     if (pf_later_) {
         pf_later_ = false;
         struct iovec* l = cap_.local_.data();
@@ -317,20 +399,21 @@ uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
     return load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
 }
 
-// True when `from`'s callers in the chunk copy reach `target` within a few frames. With
-// `read_outside`, a frame outside the copy (a running coroutine's, or the entry record on the C
-// stack that resumed it) has its link read now: a thread that went from the event loop's code
-// into a task has the task's frames between the two, and without them a walk taken as it entered
-// a task is torn and taken again inside the task's work, which then gets the loop's share. (Only
-// to confirm the thread went deeper: a thread that returned through such frames has left them.)
-bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) {
+// True when `from`'s callers in the chunk copy reach `target` within a few frames. With Copies, a
+// frame outside it is followed in the batch's copy of it. With ReadAfresh, a frame outside the
+// copy (a running coroutine's, or the entry record on the C stack that resumed it) has its link
+// read now: a thread that went from the event loop's code into a task has the task's frames
+// between the two, and without them a walk taken as it entered a task is torn and taken again
+// inside the task's work, which then gets the loop's share. (Only to confirm the thread went
+// deeper: a thread that returned through such frames has left them.)
+bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, Outward outward) {
     int outside = 0;
     // The frames the thread pushed above `target` after the chunk was copied are not in the copy,
     // whose bytes there are those of calls that have returned: that part is read again. A target
     // in it that still runs the same code under the same caller was not left: the thread went
     // deeper, however far it has gone by now (into a task and out of it again, say).
     uint64_t fresh_lo = chunk_hi_;
-    if (read_outside && chunk_hi_ != 0) {
+    if (outward == Outward::ReadAfresh && chunk_hi_ != 0) {
         const bool in_chunk = within(target, L.if_size, chunk_lo_, chunk_hi_);
         fresh_lo = in_chunk ? target : std::max(chunk_lo_, chunk_hi_ - std::min(chunk_hi_, kTopFirst + kChunkSlack));
         if (!cap_.reader_.read(fresh_lo, fresh_.data(), chunk_hi_ - fresh_lo)) return false;
@@ -352,12 +435,46 @@ bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_ou
             from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
             continue;
         }
+        if (outward == Outward::Copies) {
+            const uint8_t* fb = batch_copy(from);
+            if (fb == nullptr) return false;
+            from = load_u64(fb + L.if_previous);
+            continue;
+        }
         uint64_t prev = 0;
-        if (!read_outside || ++outside > kOutsideLinks || !plausible(from) || !cap_.reader_.read(from + L.if_previous, &prev, sizeof prev))
+        if (outward == Outward::No || ++outside > kOutsideLinks || !plausible(from) ||
+            !cap_.reader_.read(from + L.if_previous, &prev, sizeof prev))
             return false;
         from = prev;
     }
     return false;
+}
+
+// The batch's copy of a frame outside the chunk, if it took one.
+const uint8_t* InterpreterWalker::batch_copy(uint64_t addr) const {
+    for (size_t i = 0; i < batch_n_; ++i)
+        if (batch_at_[i] == addr) return outside_copy_.data() + i * L.if_size;
+    return nullptr;
+}
+
+// 3.11: the record a walk starts from, when the thread switched records lately. Each generator or
+// coroutine resumed from C (a pipeline's stage, an event loop's task) gets a record at the same
+// C-stack address every time, and the record around it (the outer stage's, the loop's) names the
+// frame that resumed it as its current one all the while. So the record named first may be read
+// as that frame already: in the time the batch takes, the thread left the record's last
+// activation and entered its next one, and went on into the generator. An inner record whose
+// current frame's callers reach the anchor's current frame in the batch's copies was in use at the
+// reads: the innermost such one is the thread's. A record left holds its generator's frame, which
+// has no caller then. (Frames outside the copies are not read: a check that costs a read a walk.)
+size_t InterpreterWalker::live_inner_record(const uint64_t* cand, const uint64_t* first, size_t m, size_t anchor) {
+    size_t best = anchor;
+    for (size_t i = 0; i < m; ++i) {
+        const bool inner = cand[i] < cand[anchor] && cand[anchor] - cand[i] < kRecordSpan;
+        if (!inner || (best != anchor && cand[i] > cand[best]) || !plausible(first[i]) || first[i] == first[anchor])
+            continue;
+        if (descends_to(first[i], first[anchor], Outward::Copies)) best = i;
+    }
+    return best;
 }
 
 // 3.12: which of the two records named before and after the current frames were read was current
@@ -386,6 +503,34 @@ void InterpreterWalker::saw_cframe(Cframes& known, uint64_t cf) {
     while (i + 1 < kCframes && known.at[i] != cf) ++i;
     for (; i > 0; --i) known.at[i] = known.at[i - 1];
     known.at[0] = cf;
+}
+
+void InterpreterWalker::Outside::met(uint64_t addr) {
+    size_t i = 0;
+    while (i < n && at[i] != addr) ++i;
+    if (i == n) {
+        if (n < kOutsideKnown) {
+            ++n;
+        } else {  // the one met longest ago makes room
+            i = 0;
+            for (size_t j = 1; j < n; ++j) if (age[j] > age[i]) i = j;
+        }
+        at[i] = addr;
+        hits[i] = 0;
+    }
+    hits[i] = static_cast<uint8_t>(std::min(hits[i] + 1, 255));
+    age[i] = 0;
+}
+
+void InterpreterWalker::Outside::older() {
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (++age[i] > kOutsideAge) continue;
+        at[k] = at[i];
+        hits[k] = hits[i];
+        age[k++] = age[i];
+    }
+    n = k;
 }
 
 std::unique_ptr<FrameWalker> make_interpreter_walker(FrameCapture& capture) {

@@ -58,14 +58,28 @@ def test_generator_and_coroutine_time_is_all_in_the_profile(kind, interval_ms, m
             # in one of asyncio's sub-microsecond steps between two tasks tears, as the thread
             # leaves the step before the copy ends, and its retry lands in the work.
             pytest.xfail(f"leaf_work {leaf:.1f} % against {truth:.1f} %: retries favour long phases")
-        if sys.version_info[:2] == (3, 11) and abs(leaf - truth) > 5:
-            # Known, issue 13 open: on 3.11 some 4-10 % of walks of a next()-driven pipeline or an
-            # event loop end at the frame that resumed the generator or task: its C-stack record,
-            # made at the same address at every step, is read as its next activation has it.
+        if kind == "tasks" and sys.version_info[:2] == (3, 11) and abs(leaf - truth) > 5:
+            # Known, issue 13 open: on 3.11 some walks of an event loop end at the loop's frame
+            # that resumed the task: its C-stack record, made at the same address at every step,
+            # is read as its next activation has it. (A pipeline of generators no longer does: a
+            # generator's frame is copied with the stack, which tells the record in use.)
             pytest.xfail(f"leaf_work {leaf:.1f} % against {truth:.1f} % on 3.11: walks from the resuming record")
         assert abs(leaf - truth) <= 5, (leaf, truth, out)
 
     accuracy_run(kind, interval_ms, mode, check)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.9/3.10 read each frame object on its own (README, known limits)")
+@pytest.mark.parametrize("interval_ms", [1, 10])
+def test_a_pipelines_stacks_are_those_python_shows(interval_ms):
+    # A generator's frame lies outside the thread's stack chunk. Read on its own after the chunk's
+    # copy, it showed where the generator was by then: in one run on 3.11, 49 % of leaf_work's
+    # samples had a stack Python never shows there (the outer stage on its own line under the
+    # inner one, a stage that had suspended, one missing).
+    def check(out):
+        assert out["leaf_true_stack_s"] >= 0.9 * out["leaf_s"], out
+
+    accuracy_run("generators", interval_ms, "cpu", check)
 
 
 def test_the_loops_step_into_a_task_keeps_its_samples():
