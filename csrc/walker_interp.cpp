@@ -108,10 +108,12 @@ private:
     std::vector<uint8_t> outside_copy_;  // this batch's copies of them
     uint64_t batch_at_[kOutsideKept] = {};
     size_t batch_n_ = 0;
-    // The chunk's innermost part copied again after them: a chunk frame whose caller lies outside
-    // must have the same caller in both copies. The thread may have gone from one generator's call
-    // to another's at the same place in the chunk in between (a pipeline's stages, an event loop's
-    // tasks), and the frames outside were then copied from the other one's time.
+    // The chunk's innermost part copied again after them: a chunk frame whose caller is one of
+    // them must have the same caller in both copies. The thread may have gone from one generator's
+    // call to another's at the same place in the chunk in between (a pipeline's stages), and the
+    // frames outside were then copied from the other one's time. (A caller read on its own after
+    // the batch is not checked: it is not of the batch's time whatever the check says, and the
+    // walk taken again would land in the longer phase.)
     std::vector<uint8_t> again_;
     uint64_t again_lo_ = 0, again_hi_ = 0;
     Outside* seen_ = nullptr;
@@ -302,7 +304,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         if (f == moved_to_) moved_to_ = 0;  // the thread returned to this ancestor: consistent
         int owner = static_cast<signed char>(fb[L.if_owner]);
         uint64_t prev = load_u64(fb + L.if_previous);
-        if (prev != 0 && !within(prev, L.if_size, chunk_lo_, chunk_hi_) && within(f, L.if_size, again_lo_, again_hi_) &&
+        if (within(f, L.if_size, again_lo_, again_hi_) && batch_copy(prev) != nullptr &&
             load_u64(again_.data() + (f - again_lo_) + L.if_previous) != prev)
             return cap_.reject(kTornTopMoved);
         if (first) { cap_.remember_top(f + L.if_code, f + L.if_previous, fb + L.if_code, fb + L.if_previous); first = false; }
