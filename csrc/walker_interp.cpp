@@ -258,8 +258,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             j = live_inner_record(cand, first, m, j);
             // A generator's own frame current in a record the thread was not under all through
             // the batch: its copy, taken after the records were read, may be of the generator's
-            // next activation (3.11 keeps its frame where it was), at another line.
-            if (first[j] != 0 && !within(first[j], L.if_size, lo, hi) && (cand[j] != cf_mid || cand[j] != cf_after))
+            // next activation (3.11 keeps its frame where it was), at another line. (One read on
+            // its own after the batch is not of the batch's time either way; see again_.)
+            if (batch_copy(first[j]) != nullptr && (cand[j] != cf_mid || cand[j] != cf_after))
                 return cap_.reject(kTornAnchor);
         }
         f = first[j];
