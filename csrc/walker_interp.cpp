@@ -52,11 +52,7 @@ public:
 private:
     const uint8_t* frame_bytes(uint64_t addr);
     bool copy_older_chunk(uint64_t addr);
-    // How descends_to follows a frame outside the chunk's copy: not at all, in the batch's copies
-    // of such frames, or by reading its link now after reading the chunk's innermost part again.
-    enum class Outward { No, Copies, ReadAfresh };
-    bool descends_to(uint64_t from, uint64_t target, Outward outward = Outward::No);
-    size_t live_inner_record(const uint64_t* cand, const uint64_t* first, size_t m, size_t anchor);
+    bool descends_to(uint64_t from, uint64_t target, bool read_outside = false);
     const uint8_t* batch_copy(uint64_t addr) const;
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     size_t record_at_reads(const uint64_t* cand, const uint64_t* first, size_t m, size_t named, uint64_t mid) const;
@@ -255,7 +251,6 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         chunk_lo_ = lo;
         chunk_hi_ = hi;
         if (via_cframe && m > 1 && L.trampoline_code == 0) {  // 3.11
-            j = live_inner_record(cand, first, m, j);
             // A generator's own frame current in a record the thread was not under all through
             // the batch: its copy, taken after the records were read, may be of the generator's
             // next activation (3.11 keeps its frame where it was), at another line. (One read on
@@ -328,7 +323,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         f = prev;
     }
-    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, Outward::ReadAfresh)) return cap_.reject(kTornTopMoved);
+    if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, true)) return cap_.reject(kTornTopMoved);
     return Capture::Ok;
 }
 
@@ -402,21 +397,20 @@ uint64_t InterpreterWalker::code_of(uint64_t addr, const uint8_t* fb) const {
     return load_u64(fb + L.if_code) & ~L.if_code_tag_mask;
 }
 
-// True when `from`'s callers in the chunk copy reach `target` within a few frames. With Copies, a
-// frame outside it is followed in the batch's copy of it. With ReadAfresh, a frame outside the
-// copy (a running coroutine's, or the entry record on the C stack that resumed it) has its link
-// read now: a thread that went from the event loop's code into a task has the task's frames
-// between the two, and without them a walk taken as it entered a task is torn and taken again
-// inside the task's work, which then gets the loop's share. (Only to confirm the thread went
-// deeper: a thread that returned through such frames has left them.)
-bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, Outward outward) {
+// True when `from`'s callers in the chunk copy reach `target` within a few frames. With
+// `read_outside`, a frame outside the copy (a running coroutine's, or the entry record on the C
+// stack that resumed it) has its link read now: a thread that went from the event loop's code
+// into a task has the task's frames between the two, and without them a walk taken as it entered
+// a task is torn and taken again inside the task's work, which then gets the loop's share. (Only
+// to confirm the thread went deeper: a thread that returned through such frames has left them.)
+bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, bool read_outside) {
     int outside = 0;
     // The frames the thread pushed above `target` after the chunk was copied are not in the copy,
     // whose bytes there are those of calls that have returned: that part is read again. A target
     // in it that still runs the same code under the same caller was not left: the thread went
     // deeper, however far it has gone by now (into a task and out of it again, say).
     uint64_t fresh_lo = chunk_hi_;
-    if (outward == Outward::ReadAfresh && chunk_hi_ != 0) {
+    if (read_outside && chunk_hi_ != 0) {
         const bool in_chunk = within(target, L.if_size, chunk_lo_, chunk_hi_);
         fresh_lo = in_chunk ? target : std::max(chunk_lo_, chunk_hi_ - std::min(chunk_hi_, kTopFirst + kChunkSlack));
         if (!cap_.reader_.read(fresh_lo, fresh_.data(), chunk_hi_ - fresh_lo)) return false;
@@ -438,15 +432,8 @@ bool InterpreterWalker::descends_to(uint64_t from, uint64_t target, Outward outw
             from = load_u64(chunk_.data() + (from - chunk_lo_) + L.if_previous);
             continue;
         }
-        if (outward == Outward::Copies) {
-            const uint8_t* fb = batch_copy(from);
-            if (fb == nullptr) return false;
-            from = load_u64(fb + L.if_previous);
-            continue;
-        }
         uint64_t prev = 0;
-        if (outward == Outward::No || ++outside > kOutsideLinks || !plausible(from) ||
-            !cap_.reader_.read(from + L.if_previous, &prev, sizeof prev))
+        if (!read_outside || ++outside > kOutsideLinks || !plausible(from) || !cap_.reader_.read(from + L.if_previous, &prev, sizeof prev))
             return false;
         from = prev;
     }
@@ -458,26 +445,6 @@ const uint8_t* InterpreterWalker::batch_copy(uint64_t addr) const {
     for (size_t i = 0; i < batch_n_; ++i)
         if (batch_at_[i] == addr) return outside_copy_.data() + i * L.if_size;
     return nullptr;
-}
-
-// 3.11: the record a walk starts from, when the thread switched records lately. Each generator or
-// coroutine resumed from C (a pipeline's stage, an event loop's task) gets a record at the same
-// C-stack address every time, and the record around it (the outer stage's, the loop's) names the
-// frame that resumed it as its current one all the while. So the record named first may be read
-// as that frame already: in the time the batch takes, the thread left the record's last
-// activation and entered its next one, and went on into the generator. An inner record whose
-// current frame's callers reach the anchor's current frame in the batch's copies was in use at the
-// reads: the innermost such one is the thread's. A record left holds its generator's frame, which
-// has no caller then. (Frames outside the copies are not read: a check that costs a read a walk.)
-size_t InterpreterWalker::live_inner_record(const uint64_t* cand, const uint64_t* first, size_t m, size_t anchor) {
-    size_t best = anchor;
-    for (size_t i = 0; i < m; ++i) {
-        const bool inner = cand[i] < cand[anchor] && cand[anchor] - cand[i] < kRecordSpan;
-        if (!inner || (best != anchor && cand[i] > cand[best]) || !plausible(first[i]) || first[i] == first[anchor])
-            continue;
-        if (descends_to(first[i], first[anchor], Outward::Copies)) best = i;
-    }
-    return best;
 }
 
 // 3.12: which of the two records named before and after the current frames were read was current
