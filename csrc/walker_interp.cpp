@@ -102,8 +102,8 @@ private:
     };
     std::vector<Outside> outside_seen_;
     std::vector<uint8_t> outside_copy_;  // this batch's copies of them
-    uint64_t batch_at_[kOutsideKept] = {};
-    size_t batch_n_ = 0;
+    uint64_t batch_at_[kOutsideKept] = {};  // ... of the frames at these addresses
+    size_t batch_n_ = 0;                    // copies to use: 0 until the batch was taken
     // The chunk's innermost part copied again after them: a chunk frame whose caller is one of
     // them must have the same caller in both copies. The thread may have gone from one generator's
     // call to another's at the same place in the chunk in between (a pipeline's stages), and the
@@ -138,9 +138,8 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     seen.older();
     seen_ = &seen;
     size_t outside_n = 0;
-    uint64_t outside_at[kOutsideKept];
     for (size_t i = 0; i < seen.n && outside_n < kOutsideKept; ++i)
-        if (seen.hits[i] >= 2) outside_at[outside_n++] = seen.at[i];
+        if (seen.hits[i] >= 2) batch_at_[outside_n++] = seen.at[i];
     batch_n_ = 0;
     again_lo_ = again_hi_ = 0;
 
@@ -194,7 +193,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         const size_t before_outside = 8 * (m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
         for (size_t i = 0; i < outside_n; ++i) {
             l[k] = {outside_copy_.data() + i * L.if_size, L.if_size};
-            r[k++] = {reinterpret_cast<void*>(outside_at[i]), L.if_size};
+            r[k++] = {reinterpret_cast<void*>(batch_at_[i]), L.if_size};
         }
         const size_t again = outside_n > 0 ? hi - mid : 0;
         if (again > 0) {
@@ -245,7 +244,6 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             if (up != j && plausible(first[up])) j = up;
         }
         batch_n_ = outside_n;
-        std::copy(outside_at, outside_at + outside_n, batch_at_);
         again_lo_ = again > 0 ? mid : 0;
         again_hi_ = again > 0 ? hi : 0;
         chunk_lo_ = lo;
