@@ -279,6 +279,10 @@ void Collector::ingest_or_throw(const SampleHeader& h, const FrameRecord* frames
             i -= cells;
             continue;
         }
+        if (frames[i].instr_bytes == kUnknownRecord) {
+            stack_.push_back(symbols_->unknown_frame());
+            continue;
+        }
         uint32_t f = symbols_->frame_for(frames[i].code, frames[i].fingerprint, frames[i].instr_bytes);
         if (f != SymbolTable::kHidden) stack_.push_back(f);
     }

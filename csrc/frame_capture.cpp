@@ -1,6 +1,7 @@
 #include "frame_capture.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "code_identity.h"
 
@@ -14,6 +15,7 @@ const char* const kTornReasonNames[kTornReasons] = {
 namespace {
 constexpr int kQuickRetries = 2;    // torn walks taken again at once
 constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
+constexpr size_t kRefFrames = 128;  // outermost frames of a thread's last whole chain kept
 }  // namespace
 
 FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int max_depth)
@@ -24,6 +26,10 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     code_at_.resize(static_cast<size_t>(max_depth));
     name_at_.resize(static_cast<size_t>(max_depth));
     prefetch_.resize(kChainSlots);
+    ref_.resize(static_cast<size_t>(max_depth));
+    torn_top_.resize(static_cast<size_t>(max_depth));
+    last_chain_.resize(kChainSlots);
+    for (LastChain& c : last_chain_) c.at.resize(kRefFrames);
     for (Prefetch& p : prefetch_) { p.codes.resize(kPrefetch); p.names.resize(kPrefetch); }
     pf_codes_.resize(kPrefetch * L.co_size);
     pf_names_.resize(kPrefetch * kNameProbe);
@@ -47,21 +53,66 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
         n = 0;
         truncated = false;
         met_generator_ = false;
+        whole_ = false;
         c = walker_->walk(ts_addr, ts, n, truncated);
         Prefetch& slot = prefetch_[thread_slot(ts_addr)];
         if (slot.tstate == ts_addr) slot.outside = walker_->left_copy();
+        if (c == Capture::Torn) note_tear(ts_addr, n);
     }
     depth = 0;
     if (c != Capture::Ok) return c;
     if (n == 0) return Capture::Empty;
     // Checked before the code objects are read: those live on, the frames do not, and the
     // shorter the time the innermost frame is watched the less a call-heavy thread is walked again.
-    if (check_top_ && !top_unchanged()) return reject(kTornTopMoved);
-    c = resolve_codes(ts_addr, n, out);
-    if (c != Capture::Ok) return c;
-    if (!walker_->still_the_threads(n)) return reject(kTornOtherThread);
+    if (check_top_ && !top_unchanged()) c = reject(kTornTopMoved);
+    if (c == Capture::Ok) c = resolve_codes(ts_addr, n, out);
+    if (c == Capture::Ok && !walker_->still_the_threads(n)) c = reject(kTornOtherThread);
+    if (c != Capture::Ok) {
+        note_tear(ts_addr, n);
+        return c;
+    }
     depth = n;
+    remember_chain(ts_addr, n, truncated);
     return Capture::Ok;
+}
+
+// The first torn copy of the tick is the one read at the sample's time.
+void FrameCapture::note_tear(uint64_t ts_addr, int n) {
+    if (ref_n_ >= 0) return;
+    torn_n_ = n;
+    std::copy(walked_.begin(), walked_.begin() + n, torn_top_.begin());
+    if (whole_ && n > 0) {
+        ref_n_ = n;
+        std::reverse_copy(walked_.begin(), walked_.begin() + n, ref_.begin());
+        return;
+    }
+    const LastChain& last = last_chain_[thread_slot(ts_addr)];
+    ref_n_ = last.tstate == ts_addr ? last.n : 0;
+    std::copy(last.at.begin(), last.at.begin() + ref_n_, ref_.begin());
+}
+
+void FrameCapture::remember_chain(uint64_t ts_addr, int n, bool truncated) {
+    LastChain& last = last_chain_[thread_slot(ts_addr)];
+    last.tstate = ts_addr;
+    last.n = truncated ? 0 : std::min(n, static_cast<int>(kRefFrames));
+    for (int i = 0; i < last.n; ++i) last.at[static_cast<size_t>(i)] = walked_[static_cast<size_t>(n - 1 - i)];
+}
+
+int FrameCapture::settle_after_tear(FrameRecord* out, int depth, bool truncated) const {
+    if (ref_n_ < 0 || truncated) return -1;
+    auto same = [](const FrameRecord& r, const Walked& w) { return r.code == w.code && r.frame == w.frame; };
+    int outer = 0, inner = 0;
+    while (outer < depth && outer < ref_n_ && same(out[depth - 1 - outer], ref_[static_cast<size_t>(outer)])) ++outer;
+    while (inner < depth - outer && inner < torn_n_ && same(out[inner], torn_top_[static_cast<size_t>(inner)])) ++inner;
+    if (outer == depth && outer == ref_n_) return -1;           // the same chain
+    if (inner > 0 && inner + outer == depth) return -1;         // the same frames, both ends
+    // Nothing to hold it against (a thread's first walk, or one whose last ended at a suspended
+    // generator): "<unknown>" alone would say less than the stack found.
+    if (ref_n_ == 0 && inner == 0) return -1;
+    outer = std::min(outer, max_depth_ - 1 - inner);  // a whole chain of max_depth frames and the record
+    std::memmove(out + inner + 1, out + (depth - outer), static_cast<size_t>(outer) * sizeof(FrameRecord));  // may overlap
+    out[inner] = FrameRecord{0, 0, kUnknownRecord, 0};
+    return inner + 1 + outer;
 }
 
 // Appends reads of the code objects (and name strings) of this thread's last sample.

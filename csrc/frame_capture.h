@@ -40,6 +40,19 @@ public:
     // `ts` is a copy of the thread state at `ts_addr`. Writes up to max_depth frames, innermost
     // first, into `out`; sets `truncated` when older frames were left out.
     Capture capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* out, int& depth, bool& truncated);
+    // A walk torn and taken again lands later, where the thread stays longer: kept whole, it would
+    // charge the short phase the first copy was torn in to the long one after it. begin_walks()
+    // comes before a thread's first capture of a tick. After an Ok capture that followed a torn
+    // one, settle_after_tear() keeps of `out` the frames the torn copy agrees with: from the
+    // outermost, those its chain had too (or, where its walk stopped before the thread's first
+    // frame, the thread's last whole chain had), which the thread ran inside all along; from the
+    // innermost, those it had too (the same function at the same place in the stack: a walk's
+    // innermost frames are read first, its tear lies further out). A kUnknownRecord stands for the
+    // frames between, which the thread went through at one time or the other. Returns the new
+    // depth, or -1 when `out` stands whole (nothing torn, both agree, nothing to hold it against,
+    // or `out` is truncated).
+    void begin_walks() { ref_n_ = -1; }
+    int settle_after_tear(FrameRecord* out, int depth, bool truncated) const;
     uint64_t torn(int reason) const { return torn_[reason].load(std::memory_order_relaxed); }
     // Whether the last capture met a generator's or coroutine's frame: a stack without one runs
     // no asyncio task's coroutine, and its task needs no read.
@@ -58,6 +71,8 @@ private:
         torn_[why].fetch_add(1, std::memory_order_relaxed);
         return Capture::Torn;
     }
+    void note_tear(uint64_t ts_addr, int n);
+    void remember_chain(uint64_t ts_addr, int n, bool truncated);
 
     // `thread`: the frames are a thread's walk, whose code objects its next walk reads ahead.
     Capture resolve_codes(uint64_t ts_addr, int n, FrameRecord* out, bool thread = true);
@@ -98,6 +113,14 @@ private:
     uint64_t current_addr_ = 0, current_now_ = 0;
     bool check_top_ = true;
     bool met_generator_ = false;
+    bool whole_ = false;  // the walk reached the thread's first frame (set by the walkers)
+    // The first torn copy of this tick's walks of a thread: the chain it had, outermost first (or
+    // the thread's last whole chain), and the frames its walk met, innermost first.
+    std::vector<Walked> ref_, torn_top_;
+    int ref_n_ = -1, torn_n_ = 0;
+    // Each thread's last whole chain, outermost first, up to kRefFrames frames.
+    struct LastChain { uint64_t tstate = 0; int n = 0; std::vector<Walked> at; };
+    std::vector<LastChain> last_chain_;
     // 3.14: the innermost code objects sampled, for a frame whose code was cleared as it returned.
     CodeRanges returned_;
     std::atomic<uint64_t> torn_[kTornReasons] = {};

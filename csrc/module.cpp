@@ -148,6 +148,7 @@ Counters counters_of(const Engine& e) {
     add("torn_walks", c.torn.load() + c.torn_lists.load());
     add("walk_retries", c.retries.load());
     add("torn_charged", c.torn_charged.load());
+    add("cut_after_tear", c.cut_after_tear.load());
     add("missed_ticks", c.missed_ticks.load());
     add("ticks", c.ticks.load());
     add("threads_seen", c.threads_max.load());

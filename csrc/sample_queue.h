@@ -36,6 +36,10 @@ struct FrameRecord {
     uint64_t frame;         // the frame's address: which task runs it (asyncio_tasks.h)
 };
 
+// A record in a stack for the frames a walk could not tell (frame_capture.h, settle_after_tear):
+// "<unknown>" where it stands. No instruction offset is ever this.
+constexpr int64_t kUnknownRecord = INT64_MIN + 0x3f1;
+
 // kSampleUnknown: the walk was torn after every retry; its weight goes to "<unknown>", not nowhere.
 // kSampleNative: a thread Python does not know (csrc/native_threads.h); its one frame cell holds
 // the thread's name (16 bytes, NUL-terminated) instead of a frame.

@@ -187,6 +187,7 @@ bool Sampler::new_code(const FrameRecord* frames, int depth) {
             i -= static_cast<int>(std::min<uint64_t>(task_name_cells(f.fingerprint), i));
             continue;
         }
+        if (f.instr_bytes == kUnknownRecord) continue;
         SeenCode& s = seen_code_[((f.code >> 4) * 0x9E3779B97F4A7C15ull >> 52) & (kSeenCodes - 1)];
         if (s.code != f.code || s.fingerprint != f.fingerprint) {
             s.code = f.code;
@@ -254,14 +255,22 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
     // its tick's start and a thread. Weights stay the tick's; samples stay in time order.
     uint64_t seen_ns = t_ns;
     FrameRecord* frames = &cells_[1].frame;
-    // A running thread can move under the walk; fresher copies usually agree, and retrying
-    // keeps call-heavy code from being under-counted.
-    auto walk = [&](size_t i, FrameRecord* out, int& depth, bool& truncated) {
+    // A running thread can move under the walk; fresher copies usually agree. One taken again
+    // after a torn one keeps the frames the torn copy agrees with, "<unknown>" for the others
+    // (`cut`): what it found there is where the thread went after, which favours the longer phases.
+    auto walk = [&](size_t i, FrameRecord* out, int& depth, bool& truncated, bool& cut) {
         const ThreadSeen& t = threads_[i];
+        capture_.begin_walks();
         Capture c = capture_.capture(t.tstate, t.copy, out, depth, truncated);
         for (int retry = 0; c == Capture::Torn && retry < kRetries && threads_.refresh(i); ++retry) {
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             c = capture_.capture(t.tstate, t.copy, out, depth, truncated);
+        }
+        const int settled = c == Capture::Ok ? capture_.settle_after_tear(out, depth, truncated) : -1;
+        cut = settled >= 0;
+        if (cut) {
+            depth = settled;
+            counters_.cut_after_tear.fetch_add(1, std::memory_order_relaxed);
         }
         seen_ns = std::max(seen_ns, monotonic_ns());
         return c;
@@ -313,7 +322,7 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             last->handover = false;
         }
         int depth = 0;
-        bool truncated = false;
+        bool truncated = false, cut = false;
         Capture c = Capture::Empty;
         bool walked_first = false;
         bool running = opts_.wall || holds_gil;
@@ -321,9 +330,9 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
             // It waited for the GIL at its last sample without it, as a thread in a busy loop
             // does: walked first, it is known to wait again when its stack says so.
             if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
-            c = walk(i, frames, depth, truncated);
+            c = walk(i, frames, depth, truncated, cut);
             walked_first = true;
-            running = c == Capture::Ok && gil_waits_.at_handover(frames[0]);
+            running = c == Capture::Ok && !cut && gil_waits_.at_handover(frames[0]);
         }
         const bool waits_gil = running && !holds_gil && !opts_.wall;
         if (waits_gil) counters_.gil_waits.fetch_add(1, std::memory_order_relaxed);
@@ -339,13 +348,13 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         if (!walked_first) {
             // It was quiet and left uncopied, and now ran: its stack needs its state as it is now.
             if (!threads_.fresh(i) && !threads_.refresh(i)) return;  // likely gone
-            c = walk(i, frames, depth, truncated);
+            c = walk(i, frames, depth, truncated, cut);
         }
         // The task is named before the stack is kept, so a reused stack keeps its task.
         const bool walked = c != Capture::Torn && c != Capture::Empty;
         const bool fresh_code = walked && new_code(frames, depth);
         if (walked && capture_.met_generator()) depth = tasks_.name_running(t.tstate, frames, depth);
-        if (opts_.wall) stacks_.record(i, t, c == Capture::Torn ? nullptr : frames, depth, truncated, t_ns);
+        if (opts_.wall) stacks_.record(i, t, c == Capture::Torn || cut ? nullptr : frames, depth, truncated, t_ns);
         if (c == Capture::Empty) return;
         if (c == Capture::Torn) {
             // The thread ran, so its time is kept: it goes to "<unknown>", never to a stack that
@@ -358,12 +367,12 @@ void Sampler::tick(uint64_t t_ns, bool count_new) {
         if (last != nullptr) {
             last->tstate = t.tstate;
             last->tid = t.tid;
-            last->fresh = running;
+            last->fresh = running && !cut;
             // Only threads without the GIL are looked up: the holder's instructions are many,
             // a waiter's few, and each new one costs a read. The holder keeps its mark: a thread
             // in a busy loop holds the GIL at some ticks and waits for it at the others.
-            if (!holds_gil) last->handover = waits_gil || (running && gil_waits_.at_handover(frames[0]));
-            if (running) {
+            if (!holds_gil) last->handover = waits_gil || (last->fresh && gil_waits_.at_handover(frames[0]));
+            if (last->fresh) {
                 last->depth = depth;
                 last->truncated = truncated;
                 std::copy(frames, frames + depth, last->frames.begin());

@@ -49,6 +49,7 @@ struct SamplerCounters {
     std::atomic<uint64_t> torn{0};         // walks rejected after every retry
     std::atomic<uint64_t> torn_charged{0}; // ... whose weight went to <unknown>
     std::atomic<uint64_t> retries{0};
+    std::atomic<uint64_t> cut_after_tear{0};  // taken again after a torn walk: <unknown> for the frames the two did not agree on
     std::atomic<uint64_t> torn_lists{0};
     std::atomic<uint64_t> lists_cut{0};   // ticks whose thread list was longer than the bound
     std::atomic<uint64_t> unidentified{0};

@@ -321,6 +321,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         }
         f = prev;
     }
+    cap_.whole_ = !truncated;
     if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, true)) return cap_.reject(kTornTopMoved);
     return Capture::Ok;
 }

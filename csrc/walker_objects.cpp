@@ -126,6 +126,7 @@ Capture ObjectWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, bool& tr
     // Frames that all returned and lead to no running one are not a thread's stack of any time:
     // freed frames are linked through f_back on CPython's free list.
     if (returned && n > 1) return cap_.reject(kTornNotRunning);
+    cap_.whole_ = !truncated;
     // A walk that ended at a suspended generator keeps the callers the last one had for the next.
     if (truncated && n < last.n && last.tstate == ts_addr) return Capture::Ok;
     last.tstate = ts_addr;

@@ -83,11 +83,11 @@ def profile_four_workers(take_turns):
     by_thread = weight_by(profile, lambda s: s.thread_name if s.thread_name.startswith("w") else None)
     assert set(by_thread) == {"w1", "w2", "w3", "w4"}, by_thread
     # a worker thread's samples are in `worker`, or in the start-up and exit code of threading
-    # (and spprof's hook there, which learns the thread's name)
+    # (and spprof's hook there, which learns the thread's name), or where a walk could not tell
     startup = {threading.__file__, spprof._threads.__file__}
     for s in profile.samples:
         if s.thread_name.startswith("w") and not any(f.function_name == "worker" for f in s.frames):
-            assert all(f.filename in startup for f in s.frames), s.frames
+            assert all(f.filename in startup or f.function_name == "<unknown>" for f in s.frames), s.frames
     return shares(by_thread), shares(cpu)
 
 
