@@ -7,7 +7,7 @@ calling tiny_a twice and tiny_b once, identical bodies), greenlets (two greenlet
 each leaf_work). LOOPS, 800 unless given, sets leaf_work's length: 200 makes its ~15 us ~4 us.
 Prints one JSON line: the profile's total and leaf_work's weight in the main
 thread (generators: also that of its samples whose stack is one Python itself shows there), the
-weight of its samples in the loop's `Handle._run` (tasks), the thread's CPU and wall time over the
+weight of its samples in the loop's `Handle._run` (tasks) and with `<unknown>` in them, the thread's CPU and wall time over the
 profile, leaf_work's measured time, the counters.
 
 leaf_work's time is measured in the run itself: each call is timed with time.perf_counter_ns(),
@@ -151,7 +151,7 @@ def main():
     first = stage.__code__.co_firstlineno
     own = [("stage", first + 2), ("timed_leaf", None), ("leaf_work", None)]
     true_stacks = (own, [("stage", first + 1)] + own)
-    total = leaf = a = b = na = nb = waiting = step = leaf_true = 0
+    total = leaf = a = b = na = nb = waiting = step = leaf_true = unknown = 0
     for s in profile.samples:
         if s.thread_id != ident:
             continue
@@ -160,6 +160,8 @@ def main():
             continue
         total += s.weight_ns
         names = [f.function_name for f in s.frames]
+        if "<unknown>" in names:
+            unknown += s.weight_ns  # what a walk could not tell: alone, or inside the frames it could
         if "leaf_work" in names:
             leaf += s.weight_ns
             below = [(f.function_name, f.lineno) for f in s.frames[names.index("generators") + 1:]] if "generators" in names else []
@@ -176,7 +178,7 @@ def main():
             nb += 1
     print(json.dumps({
         "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "leaf_true_stack_s": leaf_true / 1e9, "cpu_s": cpu, "wall_s": wall,
-        "leaf_measured_s": leaf_measured, "spans_stretched": stretched, "step_s": step / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
+        "leaf_measured_s": leaf_measured, "spans_stretched": stretched, "step_s": step / 1e9, "unknown_s": unknown / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
         "counters": profile.counters,
     }))
 
