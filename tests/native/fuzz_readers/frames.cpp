@@ -282,7 +282,8 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
 
     WordChurn mut;
     mut.start();
-    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0, suspended = 0, left = 0;
+    uint64_t i = 0, live = 0, oracle = 0, worst_ns = 0, stale_cframes = 0, returned = 0, other_thread = 0, suspended = 0, left = 0,
+             settled = 0;
     uint64_t results[3] = {0, 0, 0};
     std::vector<uint8_t> ts_arg;
     for (; i < max_iter && (i & 15 || harness::now_ns() < deadline); ++i) {
@@ -352,10 +353,23 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
         int depth = -1;
         bool truncated = false;
         uint64_t t0 = harness::now_ns();
+        // A tick's walks of a thread span a few captures: the torn ones of this and the last
+        // iterations (other images, other memory) are what the next Ok one is held against.
+        if (i % 3 == 0) cap.begin_walks();
         Capture c = cap.capture(img->ts_addr, ts.get(), records.data(), depth, truncated);
         worst_ns = std::max(worst_ns, harness::now_ns() - t0);
         if (is_live) mut.park();
         check_capture(c, depth, truncated, records, max_depth, !is_live, "frames", i);
+        if (c == Capture::Ok) {
+            std::vector<FrameRecord> kept(records);
+            const int d = cap.settle_after_tear(kept.data(), depth, truncated);
+            CHECK(d == -1 || (d >= 1 && d <= max_depth && !truncated),
+                  fmt("frames #%llu: a walk of depth %d (max %d) settled to %d", (unsigned long long)i, depth, max_depth, d));
+            int unknown = 0;
+            for (int f = 0; f < d; ++f) unknown += kept[static_cast<size_t>(f)].instr_bytes == kUnknownRecord;
+            CHECK(d == -1 || unknown == 1, fmt("frames #%llu: %d unknown records in a settled walk", (unsigned long long)i, unknown));
+            settled += d > 0;
+        }
         results[static_cast<int>(c)]++;
         if (reused) {
             CHECK(c == Capture::Torn, fmt("frames #%llu: a copy naming another thread's frame walks to %d with depth %d",
@@ -424,6 +438,7 @@ void fuzz_frames(Rng& rng, uint64_t deadline, uint64_t max_iter, TargetStats& st
     st.notes["Torn"] = results[2];
     st.notes["walks with memory changing under them"] = live;
     st.notes["clean copies matching the real walk"] = oracle;
+    st.notes["walks kept in part after a tear"] = settled;
     st.notes["... of them through a stale cframe"] = stale_cframes;
     st.notes["copies naming another thread's frame, rejected"] = other_thread;
     st.notes["... named again after their innermost frame returned (3.14)"] = returned;
