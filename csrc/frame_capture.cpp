@@ -15,7 +15,7 @@ const char* const kTornReasonNames[kTornReasons] = {
 namespace {
 constexpr int kQuickRetries = 2;    // torn walks taken again at once
 constexpr size_t kPrefetch = 32;    // code objects of a thread's last sample read ahead
-constexpr size_t kRefFrames = 128;  // outermost frames of a thread's last whole chain kept
+constexpr size_t kRefFrames = 128;  // outermost frames of a thread's last whole chain kept (Prefetch)
 }  // namespace
 
 FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int max_depth)
@@ -28,9 +28,11 @@ FrameCapture::FrameCapture(const spprof_layout& layout, SafeReader& reader, int 
     prefetch_.resize(kChainSlots);
     ref_.resize(static_cast<size_t>(max_depth));
     torn_top_.resize(static_cast<size_t>(max_depth));
-    last_chain_.resize(kChainSlots);
-    for (LastChain& c : last_chain_) c.at.resize(kRefFrames);
-    for (Prefetch& p : prefetch_) { p.codes.resize(kPrefetch); p.names.resize(kPrefetch); }
+    for (Prefetch& p : prefetch_) {
+        p.codes.resize(kPrefetch);
+        p.names.resize(kPrefetch);
+        p.chain.resize(kRefFrames);
+    }
     pf_codes_.resize(kPrefetch * L.co_size);
     pf_names_.resize(kPrefetch * kNameProbe);
     // a walker's batch: the read-ahead and reads of its own
@@ -86,16 +88,15 @@ void FrameCapture::note_tear(uint64_t ts_addr, int n) {
         std::reverse_copy(walked_.begin(), walked_.begin() + n, ref_.begin());
         return;
     }
-    const LastChain& last = last_chain_[thread_slot(ts_addr)];
-    ref_n_ = last.tstate == ts_addr ? last.n : 0;
-    std::copy(last.at.begin(), last.at.begin() + ref_n_, ref_.begin());
+    const Prefetch& last = prefetch_[thread_slot(ts_addr)];
+    ref_n_ = last.tstate == ts_addr ? last.chain_n : 0;
+    std::copy(last.chain.begin(), last.chain.begin() + ref_n_, ref_.begin());
 }
 
 void FrameCapture::remember_chain(uint64_t ts_addr, int n, bool truncated) {
-    LastChain& last = last_chain_[thread_slot(ts_addr)];
-    last.tstate = ts_addr;
-    last.n = truncated ? 0 : std::min(n, static_cast<int>(kRefFrames));
-    for (int i = 0; i < last.n; ++i) last.at[static_cast<size_t>(i)] = walked_[static_cast<size_t>(n - 1 - i)];
+    Prefetch& last = prefetch_[thread_slot(ts_addr)];  // resolve_codes made it this thread's
+    last.chain_n = truncated ? 0 : std::min(n, static_cast<int>(kRefFrames));
+    std::reverse_copy(walked_.begin() + (n - last.chain_n), walked_.begin() + n, last.chain.begin());
 }
 
 int FrameCapture::settle_after_tear(FrameRecord* out, int depth, bool truncated) const {
@@ -121,7 +122,7 @@ size_t FrameCapture::add_prefetch(uint64_t ts_addr, struct iovec* l, struct iove
     pf_bytes_ = 0;
     if (pf_->tstate != ts_addr) {
         pf_->tstate = ts_addr;
-        pf_->n = 0;
+        pf_->n = pf_->chain_n = 0;
         pf_->outside = false;
     }
     size_t k = 0;

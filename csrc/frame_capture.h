@@ -99,8 +99,15 @@ private:
 
     // The code objects (and names) of each thread's last sample, read speculatively in the same
     // system call as its frames: a thread that runs the same functions needs no further read.
-    // `outside`: its last walk read a frame outside the walker's batched copy (3.11+).
-    struct Prefetch { uint64_t tstate = 0; int n = 0; bool outside = false; std::vector<uint64_t> codes, names; };
+    // `outside`: its last walk read a frame outside the walker's batched copy (3.11+). `chain`:
+    // its last whole chain, outermost first, which a torn walk that stopped short is held against.
+    struct Prefetch {
+        uint64_t tstate = 0;
+        int n = 0, chain_n = 0;
+        bool outside = false;
+        std::vector<uint64_t> codes, names;
+        std::vector<Walked> chain;
+    };
     std::vector<Prefetch> prefetch_;
     std::vector<uint8_t> pf_codes_, pf_names_;
     Prefetch* pf_ = nullptr;
@@ -115,12 +122,9 @@ private:
     bool met_generator_ = false;
     bool whole_ = false;  // the walk reached the thread's first frame (set by the walkers)
     // The first torn copy of this tick's walks of a thread: the chain it had, outermost first (or
-    // the thread's last whole chain), and the frames its walk met, innermost first.
+    // the thread's last whole chain, Prefetch::chain), and the frames its walk met, innermost first.
     std::vector<Walked> ref_, torn_top_;
     int ref_n_ = -1, torn_n_ = 0;
-    // Each thread's last whole chain, outermost first, up to kRefFrames frames.
-    struct LastChain { uint64_t tstate = 0; int n = 0; std::vector<Walked> at; };
-    std::vector<LastChain> last_chain_;
     // 3.14: the innermost code objects sampled, for a frame whose code was cleared as it returned.
     CodeRanges returned_;
     std::atomic<uint64_t> torn_[kTornReasons] = {};
