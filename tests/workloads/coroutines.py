@@ -1,14 +1,19 @@
 """Generator and coroutine frames under the sampler, against the thread's own clocks.
 
-Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS [LOOPS]   (MODE: cpu, wall, or off: no profile)
+Usage: coroutines.py KIND INTERVAL_MS MODE SECONDS [LOOPS [PLACEMENT]]   (MODE: cpu, wall, or off)
 KIND: tasks (one event loop of 50 tasks, ~15 us of leaf_work then `await asyncio.sleep(0)`),
 generators (a next()-driven pipeline of generators, each item ~15 us of leaf_work), tiny (a loop
 calling tiny_a twice and tiny_b once, identical bodies), greenlets (two greenlets switching after
 each leaf_work). LOOPS, 800 unless given, sets leaf_work's length: 200 makes its ~15 us ~4 us.
+PLACEMENT: free (where the scheduler puts the threads; the default), split (this thread on the
+first CPU it may use, spprof's two threads on the second: every copy is taken while the thread
+runs on) or same (all on the first: the sampler runs only while the thread is off its CPU, and
+every copy is of a stopped thread, the reference).
 Prints one JSON line: the profile's total and leaf_work's weight in the main
 thread (generators: also that of its samples whose stack is one Python itself shows there), the
-weight of its samples in the loop's `Handle._run` (tasks) and with `<unknown>` in them, the thread's CPU and wall time over the
-profile, leaf_work's measured time, the counters.
+weight of its samples in the loop's `Handle._run` (tasks) and with `<unknown>` in them, in tiny_a,
+tiny_b and the tiny loop's own lines (tiny), the thread's CPU and wall time over the profile,
+leaf_work's measured time, the CPUs the process may use, the counters.
 
 leaf_work's time is measured in the run itself: each call is timed with time.perf_counter_ns(),
 which the kernel's vDSO answers with no system call, so the clock reads neither move the thread
@@ -20,6 +25,7 @@ bench/RESULTS.md, "the tests' measured share".)
 """
 import asyncio
 import json
+import os
 import sys
 import threading
 import time
@@ -28,6 +34,8 @@ import spprof
 
 KIND, INTERVAL, MODE, SECONDS = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 LOOPS = int(sys.argv[5]) if len(sys.argv) > 5 else 800
+PLACEMENT = sys.argv[6] if len(sys.argv) > 6 else "free"
+CPUS = sorted(os.sched_getaffinity(0))
 spans = []  # each leaf_work call's wall time, ns
 clock = time.perf_counter_ns
 
@@ -134,6 +142,12 @@ def main():
     deadline = start + SECONDS
     if MODE != "off":
         spprof.start(interval_ms=INTERVAL, mode=MODE)
+    if PLACEMENT != "free" and len(CPUS) >= 2:
+        for t in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{t}/comm") as f:
+                if f.read().startswith("spprof"):
+                    os.sched_setaffinity(int(t), {CPUS[1] if PLACEMENT == "split" else CPUS[0]})
+        os.sched_setaffinity(threading.get_native_id(), {CPUS[0]})
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     run(deadline)
     cpu, wall, end = time.thread_time() - cpu0, time.perf_counter() - wall0, time.monotonic()
@@ -151,7 +165,7 @@ def main():
     first = stage.__code__.co_firstlineno
     own = [("stage", first + 2), ("timed_leaf", None), ("leaf_work", None)]
     true_stacks = (own, [("stage", first + 1)] + own)
-    total = leaf = a = b = na = nb = waiting = step = leaf_true = unknown = 0
+    total = leaf = a = b = na = nb = waiting = step = leaf_true = unknown = loop = 0
     for s in profile.samples:
         if s.thread_id != ident:
             continue
@@ -176,9 +190,12 @@ def main():
         if names and names[-1] == "tiny_b":
             b += s.weight_ns
             nb += 1
+        if names and names[-1] == "tiny":
+            loop += s.weight_ns
     print(json.dumps({
         "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "leaf_true_stack_s": leaf_true / 1e9, "cpu_s": cpu, "wall_s": wall,
         "leaf_measured_s": leaf_measured, "spans_stretched": stretched, "step_s": step / 1e9, "unknown_s": unknown / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
+        "tiny_loop_s": loop / 1e9, "cpus": len(CPUS),
         "counters": profile.counters,
     }))
 
