@@ -119,8 +119,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     moved_to_ = 0;
     // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
-    // copy may name one already left, whose stale slot holds an outer or dead frame. The cframe
-    // pointer is read first in the batch and again last. A thread that stays under one record
+    // copy may name one already left, whose stale slot holds an outer or dead frame. The record
+    // the copy named is the one expected, and the cframe pointer is read again in the batch (3.11:
+    // also first), after the current frames and last. A thread that stays under one record
     // reads that record's current frame between them, and the batch is taken again from the newer
     // cframe when it moved. One that switched lately reads the current frame of every record it was
     // seen under; the one named first is the anchor (3.12: or the one named again right after
@@ -177,7 +178,15 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         auto anchor_of = [&](size_t j) {
             return reinterpret_cast<void*>(via_cframe ? cand[j] + L.cframe_current_frame : anchor);
         };
-        if (via_cframe) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
+        // 3.12 reads nothing of the thread state just before the current frames. A read of its
+        // first cache line, which the thread writes at every call and return (the recursion
+        // counters beside the cframe pointer), moved the next read against the thread's calls:
+        // the caller of a loop's tiny calls got 18-22 % of the loop's time, where a copy of the
+        // thread stopped on the sampler's own CPU finds 3.9 % (bench/tiny_calls.py). A left
+        // record is told by its slot there (record_at_reads). 3.11's left record holds a frame
+        // like any other, so the record current just before the reads must be read then.
+        const bool record_first = via_cframe && L.trampoline_code == 0;
+        if (record_first) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
         for (size_t j = 0; j < m; ++j) { l[k] = {&first[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_mid, 8}; r[k++] = {cf_addr, 8}; }
         // The innermost frames first, right after the pointer to them: a frame copied later may
@@ -190,7 +199,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             l[k] = {chunk_.data(), mid - lo};
             r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
         }
-        const size_t before_outside = 8 * (m + 2 * static_cast<size_t>(via_cframe)) + (hi - lo);
+        const size_t before_outside = 8 * (m + static_cast<size_t>(via_cframe) + static_cast<size_t>(record_first)) + (hi - lo);
         for (size_t i = 0; i < outside_n; ++i) {
             l[k] = {outside_copy_.data() + i * L.if_size, L.if_size};
             r[k++] = {reinterpret_cast<void*>(batch_at_[i]), L.if_size};
@@ -446,10 +455,10 @@ const uint8_t* InterpreterWalker::batch_copy(uint64_t addr) const {
     return nullptr;
 }
 
-// 3.12: which of the two records named before and after the current frames were read was current
-// when they were: the read of the thread state's pointer and theirs lie a microsecond or more apart
-// (each range pins its page), time enough for a thread to go from the event loop into a task's
-// work or back. Of the two, the inner one (lower on the C stack) was current if its slot held a
+// 3.12: which of the two records named before (by the thread state's copy, taken earlier in the
+// tick) and after the current frames were read was current when they were: the two reads of the
+// thread state's pointer lie microseconds apart, time enough for a thread to go from the event
+// loop into a task's work or back. Of the two, the inner one (lower on the C stack) was current if its slot held a
 // frame: one not yet entered or already left holds a stale value, no pointer or its own entry
 // frame beside it on the C stack. Taking the record named first charges both of those crossings to
 // the loop's step, and a task's work loses their share. 3.11's left record holds a frame like any

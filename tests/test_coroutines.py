@@ -6,14 +6,14 @@ import pytest
 
 from conftest import run_workload
 
-def run(kind, interval_ms, mode):
+def run(kind, interval_ms, mode, placement="free", seconds=None):
     # enough samples for the bounds. A share near 90 % of n samples varies by 30/sqrt(n) points from
     # run to run: 1.5 at 10 ms over 4 s (400), which with 3.9's and 3.10's +1 of bias left ±5 only
     # some 2.6 of those (a run at 95.7 against 90.7 on 3.10); 8 s brings it to 1.1, as 2 s at 1 ms
     # gives 0.7. tiny: the ratio of two shares of 4 s at 1 ms varies by some 0.06 from run to run,
     # 8 s brings that to 0.045, so a bound of 0.2 is some 4 of those from 2.0.
-    seconds = 8.0 if kind == "tiny" or interval_ms >= 10 else 2.0
-    proc, out = run_workload("coroutines", kind, interval_ms, mode, seconds, timeout=120)
+    seconds = seconds or (8.0 if kind == "tiny" or interval_ms >= 10 else 2.0)
+    proc, out = run_workload("coroutines", kind, interval_ms, mode, seconds, 800, placement, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -27,11 +27,11 @@ def disturbed(out):
     return out["cpu_s"] < 0.8 * out["wall_s"] or c["missed_ticks"] > 0.05 * max(c["ticks"], 1)
 
 
-def accuracy_run(kind, interval_ms, mode, check):
+def accuracy_run(kind, interval_ms, mode, check, **how):
     """Up to three runs: a run on a disturbed machine says nothing of spprof. The bounds are the
     same whatever happened."""
     for attempt in range(3):
-        out = run(kind, interval_ms, mode)
+        out = run(kind, interval_ms, mode, **how)
         if not disturbed(out) or attempt == 2:
             break
     check(out)
@@ -102,6 +102,26 @@ def test_tiny_calls_are_shared_by_their_time():
         assert abs(ratio - 2.0) <= 0.2, out
 
     accuracy_run("tiny", 1, "cpu", check)
+
+
+@pytest.mark.xfail(sys.version_info[:2] == (3, 11), strict=False,
+                   reason="3.11 reads its record just before the current frame (README, known limits)")
+def test_a_loop_of_tiny_calls_keeps_its_own_share():
+    # The loop's own lines between its calls hold some 4-6 % of its time. A copy of the thread
+    # stopped (all threads on one CPU: the sampler runs while the thread is off it) is the
+    # reference; one taken while it runs on, on another CPU, must find about as much. Reading the
+    # thread state just before the current frame moved that read against the thread's calls: the
+    # loop got 18-24 % on 3.12 against 3.5-3.9 % with the threads on one CPU. 3.11, which reads it
+    # so (walker_interp.cpp), gives 0.9-2.3 % against 3.9 %. A share near 4 % of 8000 samples
+    # varies by 0.2 points from run to run, the difference of two by 0.3.
+    def check(out):
+        if out["cpus"] < 2:
+            pytest.skip("needs two CPUs")
+
+    ref = accuracy_run("tiny", 1, "cpu", check, placement="same", seconds=8.0)
+    apart = accuracy_run("tiny", 1, "cpu", check, placement="split", seconds=8.0)
+    share = [100 * o["tiny_loop_s"] / o["total_s"] for o in (ref, apart)]
+    assert abs(share[1] - share[0]) <= 3, (share, ref, apart)
 
 
 def test_greenlet_switches_keep_their_time():
