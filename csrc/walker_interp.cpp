@@ -120,8 +120,8 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // 3.11/3.12 keep the current frame in a _PyCFrame on the C stack of the innermost evaluation
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
     // copy may name one already left, whose stale slot holds an outer or dead frame. The record
-    // the copy named is the one expected, and the cframe pointer is read again in the batch (3.11:
-    // also first), after the current frames and last. A thread that stays under one record
+    // the copy named is the one expected, and the cframe pointer is read again in the batch, after
+    // the current frames and last (3.11, or a thread that switched lately: also first). A thread that stays under one record
     // reads that record's current frame between them, and the batch is taken again from the newer
     // cframe when it moved. One that switched lately reads the current frame of every record it was
     // seen under; the one named first is the anchor (3.12: or the one named again right after
@@ -178,14 +178,16 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         auto anchor_of = [&](size_t j) {
             return reinterpret_cast<void*>(via_cframe ? cand[j] + L.cframe_current_frame : anchor);
         };
-        // 3.12 reads nothing of the thread state just before the current frames. A read of its
-        // first cache line, which the thread writes at every call and return (the recursion
-        // counters beside the cframe pointer), moved the next read against the thread's calls:
-        // the caller of a loop's tiny calls got 18-22 % of the loop's time, where a copy of the
-        // thread stopped on the sampler's own CPU finds 3.9 % (bench/tiny_calls.py). A left
-        // record is told by its slot there (record_at_reads). 3.11's left record holds a frame
-        // like any other, so the record current just before the reads must be read then.
-        const bool record_first = via_cframe && L.trampoline_code == 0;
+        // 3.12 reads nothing of the thread state just before the current frame of a thread seen
+        // under one record lately. A read of its first cache line, which the thread writes at
+        // every call and return (the recursion counters beside the cframe pointer), moved the
+        // next read against the thread's calls: the caller of a loop's tiny calls got 18-24 % of
+        // the loop's time, where a copy of the thread stopped on the sampler's own CPU finds
+        // 3.5-3.9 % (bench/tiny_calls.py); the record read last must then be the copy's. A
+        // thread that switched lately may be under a record its copy did not name, and 3.11's
+        // left record holds a frame like any other: the record current just before the reads is
+        // read then.
+        const bool record_first = via_cframe && (L.trampoline_code == 0 || m > 1);
         if (record_first) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
         for (size_t j = 0; j < m; ++j) { l[k] = {&first[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_mid, 8}; r[k++] = {cf_addr, 8}; }
