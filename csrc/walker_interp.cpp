@@ -121,12 +121,12 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
     // copy may name one already left, whose stale slot holds an outer or dead frame. The record
     // the copy named is the one expected, and the cframe pointer is read again in the batch, after
-    // the current frames and last (3.11, or a thread that switched lately: also first). A thread that stays under one record
-    // reads that record's current frame between them, and the batch is taken again from the newer
-    // cframe when it moved. One that switched lately reads the current frame of every record it was
-    // seen under; the one named first is the anchor (3.12: or the one named again right after
-    // those reads, see record_at_reads), and the batch is taken again only for a record never
-    // seen before.
+    // the current frames and last (3.11, or a thread that switched lately: also first). A thread
+    // that stays under one record reads that record's current frame between them, and the batch
+    // is taken again from the newer cframe when it moved. One that switched lately reads the
+    // current frame of every record it was seen under; the one named first is the anchor (3.12:
+    // or the one named again right after those reads, see record_at_reads), and the batch is
+    // taken again only for a record never seen before.
     const bool via_cframe = via_cframe_;
     uint64_t cframe = via_cframe ? load_u64(ts + L.ts_frame) : 0;
     if (via_cframe && cframe == 0) return Capture::Empty;
@@ -201,7 +201,8 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             l[k] = {chunk_.data(), mid - lo};
             r[k++] = {reinterpret_cast<void*>(lo), mid - lo};
         }
-        const size_t before_outside = 8 * (m + static_cast<size_t>(via_cframe) + static_cast<size_t>(record_first)) + (hi - lo);
+        const size_t pointers = m + static_cast<size_t>(via_cframe) + (record_first ? 1 : 0);
+        const size_t before_outside = 8 * pointers + (hi - lo);
         for (size_t i = 0; i < outside_n; ++i) {
             l[k] = {outside_copy_.data() + i * L.if_size, L.if_size};
             r[k++] = {reinterpret_cast<void*>(batch_at_[i]), L.if_size};
@@ -457,10 +458,10 @@ const uint8_t* InterpreterWalker::batch_copy(uint64_t addr) const {
     return nullptr;
 }
 
-// 3.12: which of the two records named before (by the thread state's copy, taken earlier in the
-// tick) and after the current frames were read was current when they were: the two reads of the
-// thread state's pointer lie microseconds apart, time enough for a thread to go from the event
-// loop into a task's work or back. Of the two, the inner one (lower on the C stack) was current if its slot held a
+// 3.12: which of the two records named before and after the current frames were read was current
+// when they were: the read of the thread state's pointer and theirs lie a microsecond or more apart
+// (each range pins its page), time enough for a thread to go from the event loop into a task's
+// work or back. Of the two, the inner one (lower on the C stack) was current if its slot held a
 // frame: one not yet entered or already left holds a stale value, no pointer or its own entry
 // frame beside it on the C stack. Taking the record named first charges both of those crossings to
 // the loop's step, and a task's work loses their share. 3.11's left record holds a frame like any
