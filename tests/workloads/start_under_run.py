@@ -3,7 +3,6 @@ argv[1]: the output_path of its own start(); argv[2] "late": its last stop() com
 `spprof run --duration` ended the profile."""
 import json
 import sys
-import time
 
 import spprof
 
@@ -17,8 +16,10 @@ own_work()
 profile = spprof.stop()
 spprof.start()
 if sys.argv[2:] == ["late"]:
-    while spprof.stats() is not None:  # until `spprof run --duration` has saved
-        time.sleep(0.01)
+    # Working until `spprof run --duration` has saved: its profile holds own_work however late a
+    # busy machine let the program reach this line.
+    while spprof.stats() is not None:
+        own_work()
 again = spprof.stop()
 print(json.dumps({"samples": len(profile.samples), "again": len(again.samples), "active": spprof.is_active()}),
       flush=True)
