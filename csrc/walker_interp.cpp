@@ -121,9 +121,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // loop, and every generator or coroutine resumed from C starts a new one: the thread state's
     // copy may name one already left, whose stale slot holds an outer or dead frame. The record
     // the copy named is the one expected, and the cframe pointer is read again in the batch, after
-    // the current frames and last (3.11, or a thread that switched lately: also first). A thread
-    // that stays under one record reads that record's current frame between them, and the batch
-    // is taken again from the newer cframe when it moved. One that switched lately reads the
+    // the current frames and last (a thread that switched lately: also first). A thread that stays
+    // under one record reads that record's current frame before them, and the batch is taken
+    // again from the newer cframe when it moved. One that switched lately reads the
     // current frame of every record it was seen under; the one named first is the anchor (3.12:
     // or the one named again right after those reads, see record_at_reads), and the batch is
     // taken again only for a record never seen before.
@@ -178,16 +178,15 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
         auto anchor_of = [&](size_t j) {
             return reinterpret_cast<void*>(via_cframe ? cand[j] + L.cframe_current_frame : anchor);
         };
-        // 3.12 reads nothing of the thread state just before the current frame of a thread seen
+        // Nothing of the thread state is read just before the current frame of a thread seen
         // under one record lately. A read of its first cache line, which the thread writes at
         // every call and return (the recursion counters beside the cframe pointer), moved the
         // next read against the thread's calls: the caller of a loop's tiny calls got 18-24 % of
-        // the loop's time, where a copy of the thread stopped on the sampler's own CPU finds
-        // 3.5-3.9 % (bench/tiny_calls.py); the record read last must then be the copy's. A
-        // thread that switched lately may be under a record its copy did not name, and 3.11's
-        // left record holds a frame like any other: the record current just before the reads is
-        // read then.
-        const bool record_first = via_cframe && (L.trampoline_code == 0 || m > 1);
+        // the loop's time on 3.12 and 0.9-2.6 % on 3.11, where a copy of the thread stopped on the
+        // sampler's own CPU finds 3.5-3.9 % (bench/tiny_calls.py); the records read right after
+        // and last must then be the copy's. A thread that switched lately may be under a record
+        // its copy did not name: the record current just before the reads is read then.
+        const bool record_first = via_cframe && m > 1;
         if (record_first) { l[k] = {&cf_before, 8}; r[k++] = {cf_addr, 8}; }
         for (size_t j = 0; j < m; ++j) { l[k] = {&first[j], 8}; r[k++] = {anchor_of(j), 8}; }
         if (via_cframe) { l[k] = {&cf_mid, 8}; r[k++] = {cf_addr, 8}; }
@@ -236,8 +235,9 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             if (plausible(cf_mid)) saw_cframe(known, cf_mid);
             if (plausible(cf_before)) saw_cframe(known, cf_before);
             known.switching = switched ? kSwitchingWalks : std::max(known.switching - 1, 0);
-            // One record read: it must have stayed current through the batch.
-            const uint64_t named = m == 1 && cf_after != cf_before ? 0 : cf_before;
+            // One record read: it must have been current right after its frame was read and at the
+            // end of the batch.
+            const uint64_t named = m == 1 && (cf_mid != cf_before || cf_after != cf_before) ? 0 : cf_before;
             while (j < m && cand[j] != named) ++j;
             if (j == m) {
                 if (attempt == kAnchorRetries) return cap_.reject(kTornAnchor);
