@@ -56,6 +56,7 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
         truncated = false;
         met_generator_ = false;
         whole_ = false;
+        blind_ = false;
         c = walker_->walk(ts_addr, ts, n, truncated);
         Prefetch& slot = prefetch_[thread_slot(ts_addr)];
         if (slot.tstate == ts_addr) slot.outside = walker_->left_copy();
@@ -78,9 +79,16 @@ Capture FrameCapture::capture(uint64_t ts_addr, const uint8_t* ts, FrameRecord* 
     return Capture::Ok;
 }
 
-// The first torn copy of the tick is the one read at the sample's time.
+// The first torn copy of the tick is the one read at the sample's time, if it can tell where the
+// thread was then. One whose first frame came through a record the thread was leaving, or whose
+// frames hold something that is no code object (a frame slot reused before it was copied), cannot:
+// cut against it, a walk taken again lost what the thread ran, and as the thread leaves a record
+// or a slot at the end of a call, that was mostly the long work the call did (3.11, a pipeline of
+// generators at 10 ms: leaf_work 2-3 points under its share, single runs to 6.5; bench/RESULTS.md).
 void FrameCapture::note_tear(uint64_t ts_addr, int n) {
-    if (ref_n_ >= 0) return;
+    if (ref_n_ >= 0 || blind_) return;
+    for (int i = 0; i < n; ++i)
+        if (!plausible(walked_[static_cast<size_t>(i)].code)) return;
     torn_n_ = n;
     std::copy(walked_.begin(), walked_.begin() + n, torn_top_.begin());
     if (whole_ && n > 0) {

@@ -121,6 +121,9 @@ private:
     bool check_top_ = true;
     bool met_generator_ = false;
     bool whole_ = false;  // the walk reached the thread's first frame (set by the walkers)
+    // The walk's first frame was read through a record the thread left while it was read: set by
+    // the walkers, it makes the torn copy say nothing of where the thread was (note_tear).
+    bool blind_ = false;
     // The first torn copy of this tick's walks of a thread: the chain it had, outermost first (or
     // the thread's last whole chain, Prefetch::chain), and the frames its walk met, innermost first.
     std::vector<Walked> ref_, torn_top_;

@@ -265,8 +265,13 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             // the batch: its copy, taken after the records were read, may be of the generator's
             // next activation (3.11 keeps its frame where it was), at another line. (One read on
             // its own after the batch is not of the batch's time either way; see again_.)
-            if (batch_copy(first[j]) != nullptr && (cand[j] != cf_mid || cand[j] != cf_after))
+            // A record left before the read right after its current frame's: that frame may be of
+            // a later moment than the one the record was current at, and the torn copy tells
+            // nothing of where the thread was (note_tear).
+            if (batch_copy(first[j]) != nullptr && (cand[j] != cf_mid || cand[j] != cf_after)) {
+                cap_.blind_ = cand[j] != cf_mid;
                 return cap_.reject(kTornAnchor);
+            }
         }
         f = first[j];
         moved_to_ = last[j];
