@@ -71,9 +71,13 @@ def test_a_pipelines_stacks_are_those_python_shows(interval_ms):
     # A generator's frame lies outside the thread's stack chunk. Read on its own after the chunk's
     # copy, it showed where the generator was by then: in one run on 3.11 at 10 ms, only 49 % of
     # leaf_work's samples had a stack Python shows there (the others: the outer stage on its own
-    # line under the inner one, a stage that had suspended, one missing).
+    # line under the inner one, a stage that had suspended, one missing). A walk cut after a tear
+    # says `<unknown>` for the frames it could not tell, which is no wrong stack: of the others,
+    # those the profile gives whole, nine in ten must be a stack Python shows. (3.14 cuts 4-12 %
+    # of a pipeline's walks at 10 ms, bench/RESULTS.md: against all of leaf_work's samples the
+    # bound failed three runs in ten.)
     def check(out):
-        assert out["leaf_true_stack_s"] >= 0.9 * out["leaf_s"], out
+        assert out["leaf_true_stack_s"] >= 0.9 * (out["leaf_s"] - out["leaf_unknown_s"]), out
 
     accuracy_run("generators", interval_ms, "cpu", check)
 

@@ -10,7 +10,8 @@ first CPU it may use, spprof's two threads on the second: every copy is taken wh
 runs on) or same (all on the first: the sampler runs only while the thread is off its CPU, and
 every copy is of a stopped thread, the reference).
 Prints one JSON line: the profile's total and leaf_work's weight in the main
-thread (generators: also that of its samples whose stack is one Python itself shows there), the
+thread (generators: also that of its samples whose stack is one Python itself shows there; and of
+those with `<unknown>` in them), the
 weight of its samples in the loop's `Handle._run` (tasks) and with `<unknown>` in them, in tiny_a,
 tiny_b and the tiny loop's own lines (tiny), the thread's CPU and wall time over the profile,
 leaf_work's measured time, the CPUs the process may use, the counters.
@@ -165,7 +166,7 @@ def main():
     first = stage.__code__.co_firstlineno
     own = [("stage", first + 2), ("timed_leaf", None), ("leaf_work", None)]
     true_stacks = (own, [("stage", first + 1)] + own)
-    total = leaf = a = b = na = nb = waiting = step = leaf_true = unknown = loop = 0
+    total = leaf = a = b = na = nb = waiting = step = leaf_true = leaf_unknown = unknown = loop = 0
     for s in profile.samples:
         if s.thread_id != ident:
             continue
@@ -178,6 +179,8 @@ def main():
             unknown += s.weight_ns  # what a walk could not tell: alone, or inside the frames it could
         if "leaf_work" in names:
             leaf += s.weight_ns
+            if "<unknown>" in names:
+                leaf_unknown += s.weight_ns
             below = [(f.function_name, f.lineno) for f in s.frames[names.index("generators") + 1:]] if "generators" in names else []
             if any(len(below) == len(t) and all(n == m and (line is None or line == l) for (n, l), (m, line) in zip(below, t))
                    for t in true_stacks):
@@ -193,7 +196,7 @@ def main():
         if names and names[-1] == "tiny":
             loop += s.weight_ns
     print(json.dumps({
-        "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "leaf_true_stack_s": leaf_true / 1e9, "cpu_s": cpu, "wall_s": wall,
+        "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "leaf_true_stack_s": leaf_true / 1e9, "leaf_unknown_s": leaf_unknown / 1e9, "cpu_s": cpu, "wall_s": wall,
         "leaf_measured_s": leaf_measured, "spans_stretched": stretched, "step_s": step / 1e9, "unknown_s": unknown / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
         "tiny_loop_s": loop / 1e9, "cpus": len(CPUS),
         "counters": profile.counters,
