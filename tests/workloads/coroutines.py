@@ -9,12 +9,12 @@ PLACEMENT: free (where the scheduler puts the threads; the default), split (this
 first CPU it may use, spprof's two threads on the second: every copy is taken while the thread
 runs on) or same (all on the first: the sampler runs only while the thread is off its CPU, and
 every copy is of a stopped thread, the reference).
-Prints one JSON line: the profile's total and leaf_work's weight in the main
-thread (generators: also that of its samples whose stack is one Python itself shows there; and of
-those with `<unknown>` in them), the
-weight of its samples in the loop's `Handle._run` (tasks) and with `<unknown>` in them, in tiny_a,
-tiny_b and the tiny loop's own lines (tiny), the thread's CPU and wall time over the profile,
-leaf_work's measured time, the CPUs the process may use, the counters.
+Prints one JSON line: the profile's total and leaf_work's weight in the main thread, with the
+part of it in samples that have `<unknown>` in them (generators: also the part whose stack is one
+Python itself shows there), the weight of its samples in the loop's `Handle._run` (tasks) and
+with `<unknown>` in them, in tiny_a, tiny_b and the tiny loop's own lines (tiny), the thread's CPU
+and wall time over the profile, leaf_work's measured time, the CPUs the process may use, the
+counters.
 
 leaf_work's time is measured in the run itself: each call is timed with time.perf_counter_ns(),
 which the kernel's vDSO answers with no system call, so the clock reads neither move the thread
