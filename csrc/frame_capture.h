@@ -46,7 +46,7 @@ public:
     // one, settle_after_tear() keeps of `out` the frames the torn copy agrees with: from the
     // outermost, those its chain had too (or, where its walk stopped before the thread's first
     // frame, the thread's last whole chain had), which the thread ran inside all along; from the
-    // innermost, those it had too (the same function at the same place in the stack: a walk's
+    // innermost, those it had too (the same function at the same depth from that end: a walk's
     // innermost frames are read first, its tear lies further out). A kUnknownRecord stands for the
     // frames between, which the thread went through at one time or the other. Returns the new
     // depth, or -1 when `out` stands whole (nothing torn, both agree, nothing to hold it against,

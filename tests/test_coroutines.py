@@ -58,6 +58,11 @@ def test_generator_and_coroutine_time_is_all_in_the_profile(kind, interval_ms, m
         # share cut is the chance that a pipeline switches within a walk: 1.6-6 % on 3.11-3.13 at
         # 10 ms, 4.3-12.3 % on 3.14 (19 runs, bench/RESULTS.md), 10.6 % on 3.11 under ASan and UBSan.
         assert c["cut_after_tear"] <= 0.2 * walks, c
+        if kind == "tasks":
+            # A walk torn in one task and taken again in the next runs the same functions: kept
+            # whole. Held frame by frame against the torn copy, the task's own coroutine frame was
+            # `<unknown>` in 17-32 % of leaf_work's samples on 3.10.
+            assert out["leaf_unknown_s"] <= 0.1 * out["leaf_s"], out
         leaf = 100 * out["leaf_s"] / out["total_s"]
         truth = 100 * out["leaf_measured_s"] / out["cpu_s"]
         assert abs(leaf - truth) <= 5, (leaf, truth, out)
