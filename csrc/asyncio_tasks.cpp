@@ -21,7 +21,7 @@ constexpr size_t kGroupValues = 16;  // of a TaskGroup's attribute values (it ha
 AsyncioTasks::AsyncioTasks(const spprof_layout& layout, SafeReader& reader)
     : L(layout), reader_(reader), running_(kMaxRunning),
       buf_(std::max<size_t>({kMaxEntries * std::max<uint32_t>(layout.dk_entry_size, 1), layout.task_copy, kHeadBytes})),
-      held_(kTaskParents * (layout.task_copy + kTaskNameCopy)) {}
+      held_(kTaskParents * (layout.task_copy + kTaskNameCopy)), owners_(kOwners) {}
 
 // 3.9-3.13: the values of _asyncio._current_tasks, read once per tick. The dict changes at every
 // task step: what a torn copy yields is checked like anything else (types, the frame on the
@@ -96,7 +96,7 @@ bool AsyncioTasks::is_task_type(uint64_t type) {
 // says so) and the task (it still has the coroutine and the name it had). A short name and the
 // records are one system call: a process_vm_readv copies its ranges in turn. 0 when the task could
 // not be confirmed.
-size_t AsyncioTasks::name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again) {
+size_t AsyncioTasks::name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again, bool running) {
     uint8_t head[kTaskNameCopy], coro[kHeadBytes];
     uint64_t keys = 0, now = 0;
     if (coro_bytes() > sizeof coro) return 0;
@@ -108,7 +108,10 @@ size_t AsyncioTasks::name_confirmed(const Running& r, uint64_t ts_addr, char* na
         want += len;
     };
     add(head, r.name, sizeof head);
-    if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
+    if (!running) {
+        now = r.task;
+        keys = keys_;
+    } else if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
         add(&now, ts_addr + L.ts_running_task, sizeof now);
     } else {
         add(&keys, L.current_tasks + L.dict_keys, sizeof keys);
@@ -515,7 +518,7 @@ int AsyncioTasks::name_running(uint64_t ts_addr, FrameRecord* frames, int depth)
     if (L.tasks_model == SPPROF_TASKS_THREAD_STATE) {
         uint64_t task = 0;
         if (!reader_.read(ts_addr + L.ts_running_task, &task, sizeof task)) { reject(); return depth; }
-        if (task == 0) return depth;
+        if (task == 0) return name_owner(ts_addr, frames, depth);
         if (!read_task(task, own)) { reject(); return depth; }
         candidates = &own;
         n = 1;
@@ -540,13 +543,38 @@ int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const 
             const size_t len = name_confirmed(r, ts_addr, name, again);
             if (len == 0) {
                 if (reload && load_from_dict()) return match(ts_addr, frames, depth, running_.data(), n_running_, false);
-                reject();
-                return depth;
+                // The record moved on while the name was copied (3.14 at 15 us steps: one sample
+                // in six); the walk still ran this task's coroutine.
+                owner_slot(r.frame) = {r.frame, r.task};
+                return name_owner(ts_addr, frames, depth);
             }
             named_.fetch_add(1, std::memory_order_relaxed);
+            owner_slot(r.frame) = {r.frame, r.task};
             const int named = insert(frames, depth, at, r.task, name, len);
             return name_awaiters(again, frames, named, at + named - depth);
         }
+    }
+    return name_owner(ts_addr, frames, depth);
+}
+
+int AsyncioTasks::name_owner(uint64_t ts_addr, FrameRecord* frames, int depth) {
+    for (int at = 0; at < depth; ++at) {
+        const Owner o = owner_slot(frames[at].frame);
+        if (o.frame == 0 || o.frame != frames[at].frame) continue;
+        // The walk saw this coroutine's frame run on the thread: the task that holds the coroutine
+        // runs there, whatever its loop's record says by now.
+        Running r{};
+        char name[kTaskNameBytes];
+        Running again{};
+        size_t len = 0;
+        if (!read_task(o.task, r) || r.frame != o.frame || (len = name_confirmed(r, ts_addr, name, again, false)) == 0) {
+            owner_slot(o.frame) = {};
+            reject();
+            return depth;
+        }
+        named_.fetch_add(1, std::memory_order_relaxed);
+        const int named = insert(frames, depth, at, r.task, name, len);
+        return name_awaiters(again, frames, named, at + named - depth);
     }
     return depth;
 }
