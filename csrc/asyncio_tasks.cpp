@@ -19,9 +19,9 @@ constexpr size_t kGroupValues = 16;  // of a TaskGroup's attribute values (it ha
 }  // namespace
 
 AsyncioTasks::AsyncioTasks(const spprof_layout& layout, SafeReader& reader)
-    : L(layout), reader_(reader), running_(kMaxRunning),
+    : owners_(kOwners), L(layout), reader_(reader), running_(kMaxRunning),
       buf_(std::max<size_t>({kMaxEntries * std::max<uint32_t>(layout.dk_entry_size, 1), layout.task_copy, kHeadBytes})),
-      held_(kTaskParents * (layout.task_copy + kTaskNameCopy)), owners_(kOwners) {}
+      held_(kTaskParents * (layout.task_copy + kTaskNameCopy)) {}
 
 // 3.9-3.13: the values of _asyncio._current_tasks, read once per tick. The dict changes at every
 // task step: what a torn copy yields is checked like anything else (types, the frame on the
