@@ -1,5 +1,6 @@
-// Beats at absolute deadlines (start + k·interval, with a random jitter of ±5% so that periodic
-// work is not aliased) on the thread that calls run(), with a Boost.Asio io_context.
+// Beats at absolute deadlines (start + k·interval + a phase that walks by up to ±interval/2 a
+// beat, so that periodic work is not aliased) on the thread that calls run(), with a Boost.Asio
+// io_context.
 //
 // Two steady_timers take turns: while one beat runs, the other is already armed for the next, so
 // re-arming the first (for the beat after) is never the earliest deadline and the reactor
@@ -79,6 +80,7 @@ private:
     clock::time_point origin_;
     uint64_t armed_[2] = {0, 0};  // the beat each timer is armed for
     uint64_t jitter_ = 0;
+    int64_t phase_ns_ = 0;  // the last armed beat's offset from its k·interval
     // Asio's descriptors and what it registered for the timerfd in its epoll; -1 when unknown
     int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
     uint32_t timer_events_ = 0;

@@ -1,5 +1,6 @@
-"""The sampler's ticks: absolute deadlines, and ticks missed while the machine was busy skipped
-and counted, never fired back to back."""
+"""The sampler's ticks: absolute deadlines whose phase walks, so that work repeating at the
+sampling rate is not aliased, and ticks missed while the machine was busy skipped and counted,
+never fired back to back."""
 import json
 import os
 import signal
@@ -7,6 +8,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+import spprof
 from conftest import WORKLOADS
 
 INTERVAL_NS = 10_000_000
@@ -34,3 +38,36 @@ def test_ticks_missed_while_the_process_was_stopped_are_counted_not_fired():
     assert close <= 2, [b - a for a, b in zip(ticks, ticks[1:])]
     expected = result["duration_s"] * 1e9 / INTERVAL_NS
     assert 0.85 * expected <= len(ticks) + result["missed"] <= 1.1 * expected, (len(ticks), result["missed"], expected)
+
+
+def first_half(until):
+    while time.monotonic() < until:
+        pass
+
+
+def second_half(until):
+    while time.monotonic() < until:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["cpu", "wall"])
+def test_work_repeating_at_the_sampling_interval_is_split_by_its_time(mode):
+    # A loop paced by the clock at the sampling interval, half its period in each function. On a
+    # fixed grid of ticks (+-5 % jitter) 96-99 % of the samples fell in the first half.
+    period = 0.001
+    spprof.start(interval_ms=period * 1000, mode=mode)
+    tick = time.monotonic()
+    end = tick + 2.0
+    while tick < end:
+        first_half(tick + period / 2)
+        second_half(tick + period)
+        tick += period
+    profile = spprof.stop()
+    weight = {"first_half": 0, "second_half": 0}
+    for s in profile.samples:
+        for f in s.frames:
+            if f.function_name.split(".")[-1] in weight:
+                weight[f.function_name.split(".")[-1]] += s.weight_ns
+    total = sum(weight.values())
+    assert total > 0
+    assert abs(weight["first_half"] / total - 0.5) <= 0.1, weight
