@@ -263,7 +263,7 @@ PARSERS = {"speedscope": parse_speedscope, "pyspy_raw": parse_pyspy_raw, "austin
            "pstats": PStatsProfile}
 # The workloads' functions that run their work themselves (no Python callee), for self-time reports.
 LEAVES = {"seventy", "thirty", "worker1", "worker2", "worker3", "worker4", "in_builtin", "in_python",
-          "cpu_part", "sleep_part", "cpu_worker", "idle_waiter"}
+          "cpu_part", "sleep_part", "cpu_worker", "idle_waiter", "first_half", "second_half"}
 
 
 def inclusive(data, names: List[str]) -> Tuple[Dict[str, float], Dict[str, int]]:
@@ -347,6 +347,13 @@ def metrics(workload: str, cfg: Config, data, truth: dict, interval_ms: Optional
             m["share_pct"] = {"cpu_worker": 100 * w["cpu_worker"] / tot}
             m["truth_pct"] = 100.0 if cfg.clock == "cpu" else 5.0
             m["error_pts"] = abs(m["share_pct"]["cpu_worker"] - m["truth_pct"])
+    elif workload == "h":
+        w, _ = inclusive(data, ["first_half", "second_half"])
+        tot = w["first_half"] + w["second_half"]
+        if tot > 0:
+            m["share_pct"] = {"first_half": 100 * w["first_half"] / tot}
+            m["truth_pct"] = 50.0  # each spins on the clock for half of every millisecond
+            m["error_pts"] = abs(m["share_pct"]["first_half"] - 50.0)
     return m
 
 
@@ -557,7 +564,7 @@ def accuracy_cell(row: dict) -> str:
 def markdown(rows: List[dict], workloads: List[str], configs: List[Config]) -> str:
     by = {(r["workload"], r["tool"], r["config"]): r for r in rows}
     names = {"a": "a 70/30", "b": "b 4 thr", "c": "c tiny", "d": "d deep", "e": "e builtin", "f": "f sleep",
-             "g": "g 100 thr"}
+             "g": "g 100 thr", "h": "h paced"}
     out = ["### Overhead: wall-time ratio / process-CPU ratio to no profiler (medians)", "",
            "| profiler | config | " + " | ".join(names[w] for w in workloads) + " |",
            "|---|---|" + "---|" * len(workloads)]
@@ -608,7 +615,8 @@ def markdown(rows: List[dict], workloads: List[str], configs: List[Config]) -> s
     heads = {"a": "a: points off 70/30", "b": "b: max points off 10/20/30/40 (shares)",
              "d": "d: samples reaching the leaf", "e": "e: points off (builtin share vs truth)",
              "f": "f: points off (CPU-part share vs truth for the clock)",
-             "g": "g: points off (busy share vs truth for the clock)"}
+             "g": "g: points off (busy share vs truth for the clock)",
+             "h": "h: points off 50/50 (first half's share)"}
     out += ["", "### Accuracy (medians)", "",
             "| profiler | config | clock | " + " | ".join(heads[w] for w in acc_w)
             + (" | a: samples / expected |" if "a" in workloads else " |"),

@@ -30,6 +30,7 @@ WORKLOADS = {
     "e": "long builtin holding the GIL",
     "f": "half CPU, half sleep",
     "g": "100 threads, 5 busy",
+    "h": "paced by the clock at 1 ms, half in each of two functions",
 }
 
 TRUTH: dict = {}
@@ -256,6 +257,30 @@ def work_g(seconds: float, cal: dict) -> None:
         q.put(None)
     for t in idle:
         t.join()
+
+
+# ------------------------------------------- (h) paced by the clock at 1 ms
+# Work that repeats every millisecond by the clock (a control loop, a tick handler): a sampler on
+# a fixed grid of a whole number of milliseconds sees the same phase at every sample.
+
+def first_half(until: float) -> None:
+    while time.perf_counter() < until:
+        pass
+
+
+def second_half(until: float) -> None:
+    while time.perf_counter() < until:
+        pass
+
+
+def work_h(seconds: float, cal: dict) -> None:
+    period = 0.001
+    tick = time.perf_counter()
+    end = tick + seconds
+    while tick < end:
+        first_half(tick + period / 2)
+        second_half(tick + period)
+        tick += period
 
 
 # ----------------------------------------------------------------- calibration
