@@ -23,7 +23,7 @@
 namespace spprof {
 
 constexpr size_t kChainSlots = 64;  // threads whose last chain and code objects are remembered
-constexpr size_t kWalkerReads = 32;  // reads a walker adds to one batch besides the read-ahead
+constexpr size_t kWalkerReads = 40;  // reads a walker adds to one batch besides the read-ahead
 // The slot of what is remembered of a thread, by its thread state's address (whose low bits are
 // mostly alike: malloc aligns it). Two threads may share a slot: users check the owner.
 inline size_t thread_slot(uint64_t ts_addr) { return static_cast<size_t>((ts_addr >> 6) % kChainSlots); }

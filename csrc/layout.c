@@ -244,6 +244,9 @@ static void fill_frames(struct spprof_layout *l)
     l->if_instr = OFF(_PyInterpreterFrame, prev_instr);
 #if PY_VERSION_HEX >= 0x030C0000
     l->owner_cstack = FRAME_OWNED_BY_CSTACK;
+#else
+    l->cframe_previous = OFF(_PyCFrame, previous);
+    l->if_is_entry = OFF(_PyInterpreterFrame, is_entry);
 #endif
 #else
     l->frame_model = SPPROF_FRAMES_OBJECTS;
@@ -931,6 +934,7 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"ts_datastack_top", l->ts_datastack_top, W8, "thread state", l->ts_size},
         {"ts_datastack_limit", l->ts_datastack_limit, W8, "thread state", l->ts_size},
         {"cframe_current_frame", l->cframe_current_frame, W8, "cframe", l->cframe_size},
+        {"cframe_previous", l->cframe_previous, W8, "cframe", l->cframe_size},
         {"chunk_previous", l->chunk_previous, W8, "stack chunk header", l->chunk_header},
         {"ob_type", l->ob_type, W8, "frame object copy", l->fo_copy},
         {"fo_back", l->fo_back, W8, "frame object copy", l->fo_copy},
@@ -946,6 +950,7 @@ int spprof_layout_check(const struct spprof_layout *l, char *err, size_t errlen)
         {"if_previous", l->if_previous, W8, "interpreter frame", l->if_size},
         {"if_instr", l->if_instr, W8, "interpreter frame", l->if_size},
         {"if_owner", l->if_owner, W1, "interpreter frame", l->if_size},
+        {"if_is_entry", l->if_is_entry, W1, "interpreter frame", l->if_size},
         {"ob_type", l->ob_type, W8, "code object header", l->co_size},
         {"ob_size", l->ob_size, W8, "code object header", l->co_size},
         {"co_firstlineno", l->co_firstlineno, W4, "code object header", l->co_size},

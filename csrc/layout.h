@@ -50,6 +50,7 @@ struct spprof_layout {
     uint32_t ts_frame;          /* frame (objects), cframe (cframe) or current_frame (current) */
     uint32_t ts_datastack_chunk, ts_datastack_top, ts_datastack_limit;
     uint32_t cframe_size, cframe_current_frame;
+    uint32_t cframe_previous;   /* 3.11: the record around; 0 elsewhere */
     uint32_t chunk_header;      /* offset of a stack chunk's data */
     uint32_t chunk_previous;    /* offset of its link to the older chunk */
 
@@ -65,6 +66,7 @@ struct spprof_layout {
 
     /* _PyInterpreterFrame (3.11+) */
     uint32_t if_size, if_code, if_previous, if_instr, if_owner;
+    uint32_t if_is_entry;       /* 3.11: set on a record's first frame; 0 elsewhere */
     uint64_t if_code_tag_mask;  /* 3.14 tags f_executable as a _PyStackRef */
     int if_code_cleared;        /* 3.14: a returning frame's f_executable is cleared once the frame is
                                    no longer current, and its instr_ptr is left as it was */
