@@ -73,6 +73,13 @@ public:
     // task could not be verified.
     int name_running(uint64_t ts_addr, FrameRecord* frames, int depth);
 
+    // A task of the thread's loop read suspended, with its coroutine's frame (wall mode's reads):
+    // kept by that frame for the walks that meet it running, where no task is kept there yet.
+    void saw_suspended(uint64_t frame, uint64_t task) {
+        Owner& o = owner_slot(frame);
+        if (o.frame == 0) o = {frame, task};
+    }
+
     uint64_t named() const { return named_.load(std::memory_order_relaxed); }
     uint64_t parents_named() const { return parents_named_.load(std::memory_order_relaxed); }
     uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
@@ -112,7 +119,8 @@ private:
     // `running`: the record that said the task runs must still say so; false for a task found by
     // its coroutine's frame in the walk (owners_), which needs only to still hold that coroutine.
     size_t name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again, bool running = true);
-    // The tasks named or seen running lately, by their coroutine's frame. The running task's
+    // The tasks named or seen running lately (in wall mode: or read suspended, into free slots),
+    // by their coroutine's frame. The running task's
     // record is read after the walk, and an event loop of short steps has gone on to another task
     // by then (50 tasks of 15 us steps: 84-86 % of the work's samples named on 3.9/3.10, 18-32 %
     // on 3.14): a walk that met a coroutine's frame no record names now is named by the task that

@@ -313,6 +313,7 @@ void WaitingTasks::read_level(size_t* which, size_t m, bool with_names) {
             continue;
         }
         if (p.n == 0 && !v.suspended && !v.created) continue;  // it runs, or it has finished
+        if (p.n == 0) tasks_.saw_suspended(v.frame, p.task);
         if (p.n > 0 && !v.suspended) {
             p.ok = false;
             reject();  // an awaited coroutine that is not suspended: the task moved under the reads

@@ -10,8 +10,9 @@ first CPU it may use, spprof's two threads on the second: every copy is taken wh
 runs on) or same (all on the first: the sampler runs only while the thread is off its CPU, and
 every copy is of a stopped thread, the reference).
 Prints one JSON line: the profile's total and leaf_work's weight in the main thread, with the
-part of it in samples that have `<unknown>` in them, that name an asyncio task, and that begin
-with `<truncated>` (generators: also the part whose stack is one Python itself shows there), the weight of its samples in the loop's `Handle._run` (tasks) and
+part of it in samples that have `<unknown>` in them, that name an asyncio task (also: of those
+without `<unknown>` in the profile's first second, all and named), and that begin
+with `<truncated>` (also: after the thread's first 400 samples, all and those; generators: also the part whose stack is one Python itself shows there), the weight of its samples in the loop's `Handle._run` (tasks) and
 with `<unknown>` in them, in tiny_a, tiny_b and the tiny loop's own lines (tiny), the thread's CPU
 and wall time over the profile, leaf_work's measured time, the CPUs the process may use, the
 counters.
@@ -172,6 +173,12 @@ def main():
     own = [("stage", first + 2), ("timed_leaf", None), ("leaf_work", None)]
     true_stacks = (own, [("stage", first + 1)] + own)
     total = leaf = a = b = na = nb = waiting = step = leaf_true = leaf_unknown = leaf_named = leaf_cut = unknown = loop = 0
+    early = early_named = 0  # leaf_work's weight in the profile's first second, and the part that names a task
+    first_ns = min((s.timestamp_ns for s in profile.samples), default=0)
+    # after the thread's first 400 samples: time for whole walks to have met each of 50 tasks
+    own = sorted(s.timestamp_ns for s in profile.samples if s.thread_id == ident)
+    learnt_ns = own[400] if len(own) > 400 else float("inf")
+    later = later_cut = 0  # leaf_work's weight after those, and the part that begins with `<truncated>`
     for s in profile.samples:
         if s.thread_id != ident:
             continue
@@ -186,10 +193,17 @@ def main():
             leaf += s.weight_ns
             if "<unknown>" in names:
                 leaf_unknown += s.weight_ns
-            if any(f.filename == "<asyncio task>" for f in s.frames):
+            named = any(f.filename == "<asyncio task>" for f in s.frames)
+            if named:
                 leaf_named += s.weight_ns
+            if s.timestamp_ns - first_ns < 1e9 and "<unknown>" not in names:
+                early += s.weight_ns
+                early_named += s.weight_ns if named else 0
             if names[0] == "<truncated>":
                 leaf_cut += s.weight_ns
+            if s.timestamp_ns > learnt_ns:
+                later += s.weight_ns
+                later_cut += s.weight_ns if names[0] == "<truncated>" else 0
             below = [(f.function_name, f.lineno) for f in s.frames[names.index("generators") + 1:]] if "generators" in names else []
             if any(len(below) == len(t) and all(n == m and (line is None or line == l) for (n, l), (m, line) in zip(below, t))
                    for t in true_stacks):
@@ -205,7 +219,7 @@ def main():
         if names and names[-1] == "tiny":
             loop += s.weight_ns
     print(json.dumps({
-        "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "leaf_true_stack_s": leaf_true / 1e9, "leaf_unknown_s": leaf_unknown / 1e9, "leaf_named_s": leaf_named / 1e9, "leaf_truncated_s": leaf_cut / 1e9, "cpu_s": cpu, "wall_s": wall,
+        "total_s": total / 1e9, "waiting_s": waiting / 1e9, "leaf_s": leaf / 1e9, "leaf_true_stack_s": leaf_true / 1e9, "leaf_unknown_s": leaf_unknown / 1e9, "leaf_named_s": leaf_named / 1e9, "leaf_first_second_s": early / 1e9, "leaf_named_first_second_s": early_named / 1e9, "leaf_truncated_s": leaf_cut / 1e9, "leaf_late_s": later / 1e9, "leaf_truncated_late_s": later_cut / 1e9, "cpu_s": cpu, "wall_s": wall,
         "leaf_measured_s": leaf_measured, "spans_stretched": stretched, "step_s": step / 1e9, "unknown_s": unknown / 1e9, "tiny_a_s": a / 1e9, "tiny_b_s": b / 1e9, "tiny_a_n": na, "tiny_b_n": nb,
         "tiny_loop_s": loop / 1e9, "cpus": len(CPUS),
         "counters": profile.counters,
