@@ -126,7 +126,11 @@ def test_a_suspended_tasks_parent_renamed_meanwhile_is_named_anew_above_it():
             above[parent] = above.get(parent, 0) + w
     total = sum(above.values())
     assert total > 0, out["chains"]
-    assert set(above) <= {"old-parent", "new-parent"}, above
+    # A child read between its create_task() and the gather that takes it in is awaited by no
+    # task yet, and its first read carries its time since the start (3.9 beside another suite:
+    # 0.6 % of the children's weight): true, and small.
+    assert set(above) - {""} <= {"old-parent", "new-parent"}, above
+    assert above.get("", 0) <= 0.05 * total, above
     # renamed halfway: each name above the children for about half the run
     for name in ("old-parent", "new-parent"):
         assert above.get(name, 0) >= 0.3 * total, (above, out["counters"])
