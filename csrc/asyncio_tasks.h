@@ -120,11 +120,10 @@ private:
     // its coroutine's frame in the walk (owners_), which needs only to still hold that coroutine.
     size_t name_confirmed(const Running& r, uint64_t ts_addr, char* name, Running& again, bool running = true);
     // The tasks named or seen running lately (in wall mode: or read suspended, into free slots),
-    // by their coroutine's frame. The running task's
-    // record is read after the walk, and an event loop of short steps has gone on to another task
-    // by then (50 tasks of 15 us steps: 84-86 % of the work's samples named on 3.9/3.10, 18-32 %
-    // on 3.14): a walk that met a coroutine's frame no record names now is named by the task that
-    // held that coroutine.
+    // by their coroutine's frame. The running task's record is read after the walk, and an event
+    // loop of short steps has gone on to another task by then (50 tasks of 15 us steps: 84-86 % of
+    // the work's samples named on 3.9/3.10, 18-32 % on 3.14): a walk that met a coroutine's frame
+    // no record names now is named by the task that held that coroutine.
     struct Owner { uint64_t frame = 0, task = 0; };
     static constexpr size_t kOwners = 1024;
     std::vector<Owner> owners_;

@@ -32,6 +32,15 @@ constexpr size_t kEntered = 4096;     // 3.12+: generators' frames remembered as
 }  // namespace
 static_assert(3 * (kCframes + 1) + 6 + kOutsideKept <= kWalkerReads, "a batch's reads fit FrameCapture's");
 
+// Puts `v` first in `at`, newest first: in place of the entry `same` as it, else of the oldest.
+template <class T, size_t N, class Same>
+static void to_front(T (&at)[N], const T& v, Same same) {
+    size_t i = 0;
+    while (i + 1 < N && !same(at[i], v)) ++i;
+    for (; i > 0; --i) at[i] = at[i - 1];
+    at[0] = v;
+}
+
 class InterpreterWalker final : public FrameWalker {
 public:
     explicit InterpreterWalker(FrameCapture& cap)
@@ -64,7 +73,10 @@ private:
     bool frames_intact(uint64_t from, uint64_t ancestor) const;
     size_t record_at_reads(const uint64_t* cand, const uint64_t* first, size_t m, size_t named, uint64_t mid) const;
     uint64_t code_of(uint64_t addr, const uint8_t* fb) const;
-    void saw_entry(uint64_t gen, uint64_t gen_code, uint64_t above, uint64_t below);
+    // A generator entered from C: its frame and code, the frame walked before it, and the caller
+    // of the entry frame under it.
+    struct Entry { uint64_t gen = 0, code = 0, above = 0, below = 0; };
+    void saw_entry(const Entry& e);
     uint64_t entered_below(uint64_t gen, uint64_t gen_code, uint64_t above) const;
 
     FrameCapture& cap_;
@@ -366,8 +378,8 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
     // A record left just as its current frame was read may hold a stale pointer into a loop of
     // frames: met again, it is torn at once, not read frame by frame up to max_hops.
     uint64_t mark = 0;
-    uint64_t gen = 0, gen_code = 0, gen_above = 0;  // a running generator just walked, and its callee
-    uint64_t learnt = 0, learnt_code = 0, learnt_above = 0, learnt_below = 0;  // ... entered from C
+    bool after_gen = false;  // the frame walked last is a running generator's, with one walked before it
+    Entry learnt;            // the first one entered from C, met through its entry frame
     for (int hops = 0; f != 0; ++hops) {
         if (!plausible(f) || hops > cap_.max_hops_ || f == mark) return cap_.reject(kTornPointer);
         if ((hops & (hops + 1)) == 0) mark = f;  // Brent: the mark moves on after 1, 2, 4, 8 ... hops
@@ -388,12 +400,7 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
             if (n == cap_.max_depth_) { truncated = true; break; }
             cap_.walked_[static_cast<size_t>(n++)] = {code, load_u64(fb + L.if_instr), f};
             if (owner == L.owner_generator) cap_.met_generator_ = true;
-            gen = 0;
-            if (entry_links_ && owner == L.owner_generator && prev != 0 && n >= 2) {
-                gen = f;
-                gen_code = code;
-                gen_above = cap_.walked_[static_cast<size_t>(n - 2)].frame;
-            }
+            after_gen = entry_links_ && owner == L.owner_generator && prev != 0 && n >= 2;
             // A suspended generator's frame has no caller: it suspended after the frames below
             // it were copied. Those were running at the copy, and so was it: they are kept. An
             // innermost one may be a stale anchor: torn.
@@ -413,40 +420,35 @@ Capture InterpreterWalker::walk(uint64_t ts_addr, const uint8_t* ts, int& n, boo
                 truncated = true;
                 break;
             }
-        } else if (gen != 0) {
-            if (learnt == 0) {
-                learnt = gen;
-                learnt_code = gen_code;
-                learnt_above = gen_above;
-                learnt_below = prev;
-            }
-            gen = 0;
+        } else if (after_gen) {
+            const Walked& g = cap_.walked_[static_cast<size_t>(n - 1)];
+            if (learnt.gen == 0) learnt = {g.frame, g.code, cap_.walked_[static_cast<size_t>(n - 2)].frame, prev};
+            after_gen = false;
         }
         if (record_links_ && fb[L.if_is_entry] != 0) ++left;
         f = prev;
     }
     cap_.whole_ = !truncated;
     if (moved_to_ != 0 && !descends_to(moved_to_, first_frame, true)) return cap_.reject(kTornTopMoved);
-    if (learnt != 0 && !truncated) saw_entry(learnt, learnt_code, learnt_above, learnt_below);
+    if (learnt.gen != 0 && !truncated) saw_entry(learnt);
     return Capture::Ok;
 }
 
-// A whole walk met the generator at `gen` running, called from C: from the entry frame under it,
-// whose caller is `below`, with `above` the frame walked before it. Remembered only when both
-// frames lie in the chunk copy, where the walk's frames are of one moment, `below` under `above`.
-void InterpreterWalker::saw_entry(uint64_t gen, uint64_t gen_code, uint64_t above, uint64_t below) {
+// A whole walk met the generator `e.gen` running, called from C. Remembered only when both
+// `e.above` and `e.below` lie in the chunk copy, where the walk's frames are of one moment, the
+// second under the first.
+void InterpreterWalker::saw_entry(const Entry& e) {
+    const uint64_t above = e.above, below = e.below;
     if (below >= above || !within(above, L.if_size, chunk_lo_, chunk_hi_) || !within(below, L.if_size, chunk_lo_, chunk_hi_))
         return;
     const uint8_t* fb = chunk_.data() + (below - chunk_lo_);
     const uint64_t code = code_of(below, fb);
     if (!plausible(code) || static_cast<signed char>(fb[L.if_owner]) != L.owner_thread) return;
-    entered_[mix64(0, gen) % kEntered] = {gen, gen_code};
+    entered_[mix64(0, e.gen) % kEntered] = {e.gen, e.code};
     EntryBelow& t = entry_below_[thread_slot(ts_addr_)];
     if (t.tstate != ts_addr_) t = EntryBelow{ts_addr_, {}};
-    size_t i = 0;
-    while (i + 1 < kCframes && t.at[i].above != above) ++i;
-    for (; i > 0; --i) t.at[i] = t.at[i - 1];
-    t.at[0] = {above, below, code, load_u64(fb + L.if_previous)};
+    to_front(t.at, Below{above, below, code, load_u64(fb + L.if_previous)},
+             [](const Below& a, const Below& b) { return a.above == b.above; });
 }
 
 // The frame that called the suspended generator at `gen` when `above` was walked just before it,
@@ -609,10 +611,7 @@ size_t InterpreterWalker::record_at_reads(const uint64_t* cand, const uint64_t* 
 
 // Puts `cf` first among the records remembered, the oldest one dropped when it is new.
 void InterpreterWalker::saw_cframe(Cframes& known, uint64_t cf) {
-    size_t i = 0;
-    while (i + 1 < kCframes && known.at[i] != cf) ++i;
-    for (; i > 0; --i) known.at[i] = known.at[i - 1];
-    known.at[0] = cf;
+    to_front(known.at, cf, [](uint64_t a, uint64_t b) { return a == b; });
 }
 
 void InterpreterWalker::Outside::met(uint64_t addr) {

@@ -176,8 +176,8 @@ def main():
     early = early_named = 0  # leaf_work's weight in the profile's first second, and the part that names a task
     first_ns = min((s.timestamp_ns for s in profile.samples), default=0)
     # after the thread's first 400 samples: time for whole walks to have met each of 50 tasks
-    own = sorted(s.timestamp_ns for s in profile.samples if s.thread_id == ident)
-    learnt_ns = own[400] if len(own) > 400 else float("inf")
+    times = sorted(s.timestamp_ns for s in profile.samples if s.thread_id == ident)
+    learnt_ns = times[400] if len(times) > 400 else float("inf")
     later = later_cut = 0  # leaf_work's weight after those, and the part that begins with `<truncated>`
     for s in profile.samples:
         if s.thread_id != ident:
